@@ -1,0 +1,76 @@
+"""Projects: choose, create, delete; re-create the demo."""
+
+import pandas as pd
+import streamlit as st
+
+import ui
+from distill_core import projects
+
+ctx = ui.context()
+st.title("Projects")
+st.caption(
+    "A project is one study: a corpus, its codebook versions, LLM labels, human codes and models. "
+    "Start with the demo project to click through the whole workflow."
+)
+
+with ctx.store.session() as s:
+    user = ctx.user(s)
+    rows = []
+    for p in projects.list_projects(s, user):
+        corpus = projects.get_corpus(s, p.id)
+        latest = projects.latest_codebook(s, p.id)
+        rows.append(
+            {
+                "id": p.id,
+                "Project": p.name,
+                "Texts": corpus.row_count if corpus else 0,
+                "Codebook": f"v{latest.version}" if latest else "—",
+                "Created": p.created_at,
+                "Description": p.description,
+            }
+        )
+
+if rows:
+    table = pd.DataFrame(rows)
+    st.dataframe(table.drop(columns="id"), hide_index=True, width="stretch")
+    if ctx.project_name:
+        st.success(f"Current project: **{ctx.project_name}** — choose another in the sidebar.")
+        st.page_link(ui.PAGES["Data"][0], label="Next: the data", icon=":material/arrow_forward:")
+else:
+    st.info("No project yet. Create one below, or re-create the demo project.")
+
+st.subheader("New project")
+with st.form("new_project", clear_on_submit=True):
+    name = st.text_input("Name", placeholder="e.g. Hate speech in news comments, 2024")
+    description = st.text_area("Description (optional)", height=80)
+    if st.form_submit_button("Create project", type="primary"):
+        try:
+            with ctx.store.session() as s:
+                new = projects.create_project(s, ctx.user(s), name, description)
+                st.session_state["project_id"] = new.id
+            st.rerun()
+        except projects.ProjectError as exc:
+            st.error(str(exc))
+
+with st.expander("Demo project"):
+    st.write(
+        "The demo holds 360 short news sentences written for Distill and a policy-topic codebook. "
+        "Re-creating it deletes the demo project with everything done in it and starts afresh."
+    )
+    if st.button("Re-create the demo project", key="recreate_demo"):
+        with ctx.store.session() as s:
+            demo = projects.ensure_demo_project(s, ctx.user(s), recreate=True)
+            st.session_state["project_id"] = demo.id
+        st.rerun()
+
+if ctx.project_id is not None:
+    with st.expander(f"Delete “{ctx.project_name}”"):
+        st.warning(
+            "This deletes the project and everything in it, for every member. It cannot be undone."
+        )
+        typed = st.text_input("Type the project's name to confirm", key="delete_confirm")
+        if st.button("Delete project", disabled=typed.strip() != ctx.project_name):
+            with ctx.store.session() as s:
+                projects.delete_project(s, ctx.user(s), ctx.project_id)
+            st.session_state.pop("project_id", None)
+            st.rerun()
