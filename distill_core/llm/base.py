@@ -1,0 +1,149 @@
+"""The teacher interface: an endpoint's settings, one answer's record, and the ``Teacher`` base.
+
+A teacher labels one text with a codebook and returns an ``Answer``; it never raises for a
+failed request (the failure becomes ``status="error"`` with one sentence). Everything here is
+free of network and of the API key: ``Endpoint`` hides the key from ``repr`` and from
+``public_dict()``, and ``Answer.request`` holds only what was sent in the body.
+"""
+
+from __future__ import annotations
+
+import os
+from abc import ABC, abstractmethod
+from collections import Counter
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field, fields
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any, Literal
+
+if TYPE_CHECKING:
+    from distill_core.codebook import Codebook
+
+Status = Literal["ok", "invalid", "error"]
+
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+DEFAULT_MODEL = "gpt-4o-mini"
+
+
+def utcnow() -> datetime:
+    """The current time as an aware UTC datetime (what every record stores)."""
+    return datetime.now(UTC)
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    """Where and how to ask: any OpenAI-compatible chat-completions server.
+
+    ``api_key`` is excluded from ``repr`` and from ``public_dict()`` (the form stored in
+    records); ``None`` falls back to ``OPENAI_API_KEY`` at request time, or to a placeholder for
+    local servers that need no key. ``timeout_s`` bounds one request (connect + answer).
+    """
+
+    base_url: str = DEFAULT_BASE_URL
+    model: str = DEFAULT_MODEL
+    api_key: str | None = field(default=None, repr=False, compare=False)
+    temperature: float = 0.0
+    max_tokens: int = 50
+    seed: int | None = None
+    timeout_s: float = 60.0
+
+    def public_dict(self) -> dict[str, Any]:
+        """Every setting except the key, for records, logs and the methods appendix."""
+        return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
+
+    def resolved_key(self) -> str:
+        """The key to send: the given one, else ``OPENAI_API_KEY``, else a placeholder."""
+        return self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Endpoint:
+        """An endpoint from ``OPENAI_BASE_URL``, ``OPENAI_MODEL`` and ``OPENAI_API_KEY``."""
+        env = os.environ if env is None else env
+        values: dict[str, Any] = {
+            "base_url": env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
+            "model": env.get("OPENAI_MODEL") or DEFAULT_MODEL,
+            "api_key": env.get("OPENAI_API_KEY") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class Answer:
+    """One labelling request's outcome, as stored by the caller.
+
+    ``status``: ``ok`` (``label`` is a codebook label), ``invalid`` (the answer was no label even
+    when asked again; ``raw`` keeps it), ``error`` (no usable answer; ``error`` is one sentence).
+    Tokens are summed over every attempt that got an answer; ``attempts`` counts HTTP requests.
+    ``request`` is the body sent (messages and parameters), never the key.
+    """
+
+    label: str | None
+    status: Status
+    raw: str | None = None
+    confidence: float | None = None
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    attempts: int = 0
+    structured: bool = False
+    error: str | None = None
+    started_at: datetime = field(default_factory=utcnow)
+    finished_at: datetime = field(default_factory=utcnow)
+    request: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        return self.status == "ok"
+
+
+class Teacher(ABC):
+    """Something that labels texts with a codebook: an LLM endpoint or the local baseline.
+
+    ``ask`` never raises for a failed request; it returns an ``Answer`` with status ``error``.
+    """
+
+    #: Short identifier stored with every run ("openai", "local").
+    name: str = "teacher"
+    #: What a user sees in the app.
+    display_name: str = "Teacher"
+
+    @abstractmethod
+    async def ask(self, codebook: Codebook, text: str, *, repeat_index: int = 0) -> Answer:
+        """Label one text; ``repeat_index`` numbers repeated asks of the same text (0, 1, ...)."""
+
+    @abstractmethod
+    def params(self) -> dict[str, Any]:
+        """The model and parameters that define this teacher's answers (never the key)."""
+
+    def set_concurrency(self, concurrency: int) -> None:  # noqa: B027 - optional hook
+        """Size internal pools for ``concurrency`` requests in flight (called before a run)."""
+
+    async def aclose(self) -> None:  # noqa: B027 - optional hook
+        """Release connections; the teacher may be used again afterwards (it reopens them)."""
+
+    async def __aenter__(self) -> Teacher:
+        return self
+
+    async def __aexit__(self, *exc_info: object) -> None:
+        await self.aclose()
+
+
+def aggregate(answers: Sequence[Answer]) -> tuple[str | None, float | None, Status]:
+    """Combine K repeated answers for one text into ``(modal label, consistency, status)``.
+
+    The modal label is the most frequent label among ``ok`` answers; a tie goes to the label
+    that occurred first. Consistency = (answers equal to the modal label) / (ok + invalid
+    answers): an invalid answer counts as disagreeing, an ``error`` is no answer at all and is
+    left out. Status is ``ok`` when any answer was a label, else ``invalid`` when any answer
+    came back, else ``error`` (then label and consistency are ``None``).
+    """
+    labels = [a.label for a in answers if a.status == "ok" and a.label is not None]
+    answered = sum(1 for a in answers if a.status in ("ok", "invalid"))
+    if labels:
+        counts = Counter(labels)
+        top = max(counts.values())
+        modal = next(label for label in labels if counts[label] == top)  # first occurrence
+        return modal, top / answered, "ok"
+    if answered:
+        return None, 0.0, "invalid"
+    return None, None, "error"
