@@ -119,6 +119,8 @@ def main() -> None:
     finally:
         proc.terminate()
         proc.wait(timeout=10)
+        if proc.stdout is not None:
+            proc.stdout.close()
     child = resource.getrusage(resource.RUSAGE_CHILDREN)
     client_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     server_cpu = child.ru_utime + child.ru_stime

@@ -141,7 +141,7 @@ class LocalTeacher(Teacher):
         self.batch_size = batch_size
         self.embedder = MiniLMEmbedder(model_path, batch_size=batch_size)
         self._label_cache: dict[str, Any] = {}
-        self._pending: list[tuple[Codebook, str, asyncio.Future[Answer], Any]] = []
+        self._pending: list[tuple[Codebook, str, asyncio.Future[Answer]]] = []
         self._flushing = False
         self._flush_task: asyncio.Task[None] | None = None
 
@@ -184,7 +184,7 @@ class LocalTeacher(Teacher):
     async def ask(self, codebook: Codebook, text: str, *, repeat_index: int = 0) -> Answer:
         loop = asyncio.get_running_loop()
         future: asyncio.Future[Answer] = loop.create_future()
-        self._pending.append((codebook, text, future, loop))
+        self._pending.append((codebook, text, future))
         if not self._flushing:
             self._flushing = True
             self._flush_task = loop.create_task(self._flush())
@@ -199,7 +199,7 @@ class LocalTeacher(Teacher):
                     self._pending[self.batch_size :],
                 )
                 by_codebook: dict[int, list[int]] = {}
-                for i, (cb, _, _, _) in enumerate(batch):
+                for i, (cb, _, _) in enumerate(batch):
                     by_codebook.setdefault(id(cb), []).append(i)
                 for idx in by_codebook.values():
                     cb = batch[idx[0]][0]

@@ -427,11 +427,13 @@ class OpenAITeacher(Teacher):
         return f"{self.endpoint.model} at {self.endpoint.base_url}"
 
     def params(self) -> dict[str, Any]:
-        return {
-            **self.endpoint.public_dict(),
-            "structured": self.use_structured,
-            "logprobs": self.use_logprobs,
-        }
+        """Base URL, model, temperature, max tokens and seed: what decides the answers.
+
+        Stable for the teacher's life (callers key caches on it): the timeout is left out, and
+        so are the features a server may turn off mid-run (each ``Answer`` records whether it
+        was structured).
+        """
+        return {k: v for k, v in self.endpoint.public_dict().items() if k != "timeout_s"}
 
     def set_concurrency(self, concurrency: int) -> None:
         concurrency = max(1, int(concurrency))

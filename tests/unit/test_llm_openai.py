@@ -127,6 +127,13 @@ def test_rejected_response_format_falls_back_to_plain_prompt_for_the_rest_of_the
     assert first.structured is False and "response_format" not in first.request
     assert first.raw == "economy"  # the bare name
     assert teacher.use_structured is False
+    assert teacher.params() == {  # stable: a fallback does not change what keys a cache
+        "base_url": server.base_url,
+        "model": "loopback",
+        "temperature": 0.0,
+        "max_tokens": 50,
+        "seed": None,
+    }
     # The first text needed the rejected request and a plain one; the second only a plain one.
     assert server.stats()["per_text"] == {"Raise the tax on fuel": 2, "Send the army home": 1}
     assert "Answer with the label name only" in second.request["messages"][0]["content"]
@@ -473,3 +480,4 @@ def test_loopback_server_runs_as_a_process_with_stats_and_config(codebook):
     finally:
         proc.terminate()
         proc.wait(timeout=5)
+        proc.stdout.close()
