@@ -39,6 +39,38 @@ def _parser() -> argparse.ArgumentParser:
     ingest.add_argument("--id-column", help="column holding unique ids (generated when absent)")
     ingest.add_argument("--json", action="store_true", help="print the summary as JSON")
     ingest.set_defaults(run=cmd_ingest)
+
+    label = sub.add_parser(
+        "label",
+        help="label a corpus file with an LLM (or the offline baseline) and a codebook",
+        description="Label every text of INPUT with a teacher and the codebook. OUTPUT holds the "
+        "input's columns plus llm_label, llm_confidence, llm_consistency and llm_status "
+        "(ok/invalid/error). Answers are kept in --workdir: a rerun sends no request and a "
+        "killed run resumes. The API key comes from OPENAI_API_KEY.",
+    )
+    label.add_argument(
+        "input", help="the corpus file (CSV, TSV, Excel, Parquet, JSON Lines, Stata)"
+    )
+    label.add_argument("--codebook", required=True, help="codebook JSON file")
+    label.add_argument("--output", required=True, help="CSV file to write")
+    label.add_argument("--text-column", default="text")
+    label.add_argument(
+        "--id-column", default="id", help="ids are generated when the column is absent"
+    )
+    label.add_argument("--provider", choices=("openai", "local"), default="openai")
+    label.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
+    label.add_argument("--model", help="model name (default: OPENAI_MODEL or gpt-4o-mini)")
+    label.add_argument("--concurrency", type=int, default=16)
+    label.add_argument(
+        "--repeats", type=int, default=1, help="answers per text (modal label, consistency)"
+    )
+    label.add_argument("--temperature", type=float, default=None)
+    label.add_argument("--max-tokens", type=int, default=None)
+    label.add_argument("--seed", type=int, default=None)
+    label.add_argument(
+        "--workdir", default="distill_work", help="where answers are kept (default: ./distill_work)"
+    )
+    label.set_defaults(run=cmd_label)
     return parser
 
 
@@ -54,9 +86,129 @@ def cmd_ingest(args: argparse.Namespace) -> int:
         print(f"{table.filename} ({table.file_format})")
         for line in report.summary_lines():
             print(f"  {line}")
-    for warning in table.warnings:
-        print(f"warning: {warning}", file=sys.stderr)
     return 0
+
+
+def cmd_label(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from distill_core import labeling
+    from distill_core.codebook import Codebook
+    from distill_core.corpus import prepare_corpus, read_path
+    from distill_core.llm import Endpoint, make_teacher
+    from distill_core.store import Store
+
+    if args.repeats < 1 or args.concurrency < 1:
+        raise UserError("--repeats and --concurrency must be at least 1.")
+    codebook = Codebook.from_json(Path(args.codebook).read_bytes())
+    table = read_path(args.input)
+    id_column = args.id_column if args.id_column in table.frame.columns else None
+    prepared = prepare_corpus(table, args.text_column, id_column)
+    endpoint = None
+    if args.provider == "openai":
+        temperature = args.temperature
+        if temperature is None:
+            temperature = 1.0 if args.repeats > 1 else 0.0
+        endpoint = Endpoint.from_env(
+            base_url=args.base_url,
+            model=args.model,
+            temperature=temperature,
+            max_tokens=args.max_tokens,
+            seed=args.seed,
+        )
+    teacher = make_teacher(args.provider, endpoint)
+    workdir = Path(args.workdir)
+    store = Store(f"sqlite:///{workdir.resolve() / 'distill.db'}")
+    store.migrate()
+    items = list(zip(prepared.ids, prepared.texts, strict=True))
+    with store.session() as s:
+        run_id = labeling.create_run(
+            s,
+            teacher=teacher,
+            codebook=codebook,
+            n_texts=len(items),
+            scope="file",
+            repeats=args.repeats,
+        ).id
+    bar = _ProgressBar("Labelling")
+    outcome = labeling.label_texts(
+        store,
+        run_id,
+        teacher,
+        items,
+        repeats=args.repeats,
+        concurrency=args.concurrency,
+        on_progress=lambda p: bar.update(p.done, p.total),
+    )
+    bar.close()
+    if outcome.stopped == "failing":
+        raise UserError(f"Every request failed, so nothing was written: {outcome.first_error}")
+    with store.session() as s:
+        results = {r.doc_id: r for r in labeling.run_results(s, run_id)}
+    frame = table.frame.copy()
+    if id_column is None:
+        frame.insert(0, "id", prepared.ids)
+    ids = prepared.ids
+    frame["llm_label"] = [results[i].label if i in results else None for i in ids]
+    frame["llm_confidence"] = [results[i].confidence if i in results else None for i in ids]
+    frame["llm_consistency"] = [results[i].consistency if i in results else None for i in ids]
+    frame["llm_status"] = [results[i].status if i in results else "error" for i in ids]
+    _write_csv_atomically(frame, Path(args.output))
+    p, c = outcome.progress, outcome.counts
+    print(
+        f"{len(items):,} texts ({outcome.n_distinct:,} distinct non-empty): {c.get('ok', 0):,} ok, "
+        f"{c.get('invalid', 0):,} invalid, {c.get('error', 0):,} error. {p.requested:,} requests "
+        f"sent, {p.cached:,} answers from {workdir}; {p.prompt_tokens:,} prompt and "
+        f"{p.completion_tokens:,} completion tokens. Wrote {args.output}.",
+        file=sys.stderr,
+    )
+    if outcome.first_error and c.get("error", 0):
+        print(f"first error: {outcome.first_error}", file=sys.stderr)
+    return 0
+
+
+class _ProgressBar:
+    """A one-line progress bar on stderr (redrawn in place when stderr is a terminal)."""
+
+    def __init__(self, title: str) -> None:
+        self.title, self.last = title, -1.0
+        self.tty = sys.stderr.isatty()
+
+    def update(self, done: int, total: int) -> None:
+        share = done / total if total else 1.0
+        if not self.tty and share - self.last < 0.1 and share < 1.0:
+            return
+        self.last = share
+        filled = int(share * 30)
+        line = (
+            f"{self.title} [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} ({share:.0%})"
+        )
+        print(
+            ("\r" + line) if self.tty else line,
+            end="" if self.tty else "\n",
+            file=sys.stderr,
+            flush=True,
+        )
+
+    def close(self) -> None:
+        if self.tty:
+            print(file=sys.stderr)
+
+
+def _write_csv_atomically(frame, path) -> None:
+    """Write to a temporary file beside ``path`` and rename: never a half-written output."""
+    import os
+    import tempfile
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
+            frame.to_csv(fh, index=False)
+        os.replace(tmp, path)
+    except BaseException:
+        os.unlink(tmp)
+        raise
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:

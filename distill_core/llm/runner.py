@@ -12,7 +12,7 @@ import asyncio
 import inspect
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
 from distill_core.codebook import Codebook
@@ -59,8 +59,12 @@ async def run_items(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_answer: OnAnswer | None = None,
     should_stop: Callable[[], bool] | None = None,
+    skip: Collection[tuple[str, int]] = (),
 ) -> RunStats:
     """Ask ``teacher`` about every ``(key, text)`` item ``repeats`` times.
+
+    ``skip`` holds ``(key, repeat_index)`` pairs answered before (a resumed run asks only the
+    rest).
 
     Jobs go item by item (all repeats of an item before the next item), so a stopped run leaves
     whole items. ``on_answer(key, repeat_index, answer)`` (sync or async) runs for every answer
@@ -70,7 +74,10 @@ async def run_items(
     started = time.perf_counter()
     stats = RunStats()
     jobs: deque[tuple[str, str, int]] = deque(
-        (key, text, r) for key, text in items for r in range(max(1, int(repeats)))
+        (key, text, r)
+        for key, text in items
+        for r in range(max(1, int(repeats)))
+        if (key, r) not in skip
     )
     concurrency = max(1, int(concurrency))
     teacher.set_concurrency(concurrency)
@@ -118,6 +125,7 @@ def run_items_sync(
     concurrency: int = DEFAULT_CONCURRENCY,
     on_answer: OnAnswer | None = None,
     should_stop: Callable[[], bool] | None = None,
+    skip: Collection[tuple[str, int]] = (),
 ) -> RunStats:
     """``run_items`` for callers without an event loop; closes the teacher's connections after."""
 
@@ -131,6 +139,7 @@ def run_items_sync(
                 concurrency=concurrency,
                 on_answer=on_answer,
                 should_stop=should_stop,
+                skip=skip,
             )
         finally:
             await teacher.aclose()

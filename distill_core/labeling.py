@@ -1,0 +1,416 @@
+"""A label run: the texts of a corpus (or a sample) labelled by a teacher with one codebook.
+
+Nothing is paid twice and nothing is lost:
+
+* identical texts are asked once (answers are keyed by the SHA-256 of the text);
+* every answer is written to ``llm_responses`` before it counts towards progress; answers are
+  keyed by ``run_key`` = hash(teacher model and parameters, codebook fingerprint), the text's
+  hash and the repeat index, so re-running the same labelling sends no request and a run
+  killed half-way asks only for what is missing;
+* with K repeats the run's label is the modal answer and consistency the share of answers that
+  agree with it (Pangakis et al. 2023), see ``distill_core.llm.base.aggregate``.
+
+The API key never reaches this module's records: teachers report ``params()`` without it.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+from collections import defaultdict
+from collections.abc import Callable, Iterator, Sequence
+from dataclasses import asdict, dataclass, field
+
+from sqlalchemy import delete, insert, select
+from sqlalchemy.orm import Session
+
+from distill_core.codebook import Codebook
+from distill_core.llm.base import Answer, Teacher, aggregate
+from distill_core.llm.runner import DEFAULT_CONCURRENCY, run_items_sync
+from distill_core.store import Store
+from distill_core.store.models import LabelRun, LabelRunItem, LLMResponse, utcnow
+
+#: Statuses a label can have in a run's results and in exported files.
+STATUSES = ("ok", "invalid", "error")
+#: Answers that count as done (an ``error`` is asked again on the next run).
+_FINAL = ("ok", "invalid")
+#: Answers are written in batches of at most this many, or every ``_FLUSH_SECONDS``.
+_FLUSH_ROWS = 64
+_FLUSH_SECONDS = 0.25
+_CHUNK = 500
+#: A run whose first this-many answers all failed stops: the endpoint is down or refuses us.
+FAIL_FAST_ERRORS = 8
+
+
+def text_hash(text: str) -> str:
+    """SHA-256 of the text: identical texts share answers."""
+    return hashlib.sha256(text.encode("utf-8")).hexdigest()
+
+
+def run_key(teacher_params: dict, codebook: Codebook) -> str:
+    """What makes two answers interchangeable: the same teacher settings and the same codebook."""
+    payload = json.dumps(
+        {"teacher": teacher_params, "codebook": codebook.fingerprint()},
+        sort_keys=True,
+        default=str,
+    )
+    return hashlib.sha256(payload.encode("utf-8")).hexdigest()
+
+
+@dataclass
+class Progress:
+    """How far a run is: ``done`` of ``total`` (text, repeat) answers, and what it cost."""
+
+    done: int = 0
+    total: int = 0
+    cached: int = 0
+    requested: int = 0
+    ok: int = 0
+    invalid: int = 0
+    errors: int = 0
+    prompt_tokens: int = 0
+    completion_tokens: int = 0
+    cost_usd: float = 0.0
+
+
+@dataclass
+class LabelOutcome:
+    """The end of a run: counts per status, what was asked and paid, and why it stopped early."""
+
+    run_id: int
+    n_texts: int
+    n_distinct: int
+    progress: Progress
+    stopped: str | None = None  # "cancelled", "budget", "failing" or None when complete
+    first_error: str | None = None
+    counts: dict[str, int] = field(default_factory=dict)
+
+    def to_dict(self) -> dict:
+        return asdict(self)
+
+
+def create_run(
+    session: Session,
+    *,
+    teacher: Teacher,
+    codebook: Codebook,
+    n_texts: int,
+    project_id: int | None = None,
+    corpus_id: int | None = None,
+    codebook_version_id: int | None = None,
+    scope: str = "all",
+    repeats: int = 1,
+    job_id: int | None = None,
+    user_id: int | None = None,
+) -> LabelRun:
+    """Record a label run (before it starts, so a killed run can be found and resumed)."""
+    params = dict(teacher.params(), repeats=repeats)
+    run = LabelRun(
+        project_id=project_id,
+        corpus_id=corpus_id,
+        codebook_version_id=codebook_version_id,
+        codebook=codebook.to_dict(),
+        teacher=teacher.name,
+        model=str(params.get("model", teacher.name)),
+        params=params,
+        run_key=run_key(teacher.params(), codebook),
+        scope=scope,
+        n_texts=n_texts,
+        job_id=job_id,
+        created_by=user_id,
+    )
+    session.add(run)
+    session.flush()
+    return run
+
+
+def label_texts(
+    store: Store,
+    run_id: int,
+    teacher: Teacher,
+    items: Sequence[tuple[str, str]],
+    *,
+    repeats: int = 1,
+    concurrency: int = DEFAULT_CONCURRENCY,
+    cost_of: Callable[[int, int], float] | None = None,
+    budget_usd: float | None = None,
+    should_cancel: Callable[[], bool] | None = None,
+    on_progress: Callable[[Progress], None] | None = None,
+) -> LabelOutcome:
+    """Label ``items`` (document id, text) for the run ``run_id``; resume where answers exist.
+
+    ``cost_of(prompt_tokens, completion_tokens)`` prices new answers; the run stops cleanly
+    (no new requests, answers in flight are stored) when their cost reaches ``budget_usd`` or
+    ``should_cancel()`` turns true. ``on_progress`` is called after every stored batch.
+    """
+    with store.session() as s:
+        run = s.get(LabelRun, run_id)
+        key, codebook = run.run_key, Codebook.from_dict(run.codebook)
+    repeats = max(1, int(repeats))
+    hashes = [text_hash(t) for _, t in items]
+    distinct: dict[str, str] = {}
+    for (_, t), h in zip(items, hashes, strict=True):
+        if t.strip() and h not in distinct:
+            distinct[h] = t
+
+    with store.session() as s:
+        cached = _stored(s, key, list(distinct), final_only=True)
+    progress = Progress(total=len(distinct) * repeats, cached=len(cached), done=len(cached))
+    pending = [
+        (h, t) for h, t in distinct.items() if any((h, r) not in cached for r in range(repeats))
+    ]
+
+    buffer: list[dict] = []
+    last_flush = [time.monotonic()]
+    stop_reason: list[str] = []
+    first_error: list[str] = []
+
+    def flush() -> None:
+        if not buffer:
+            return
+        with store.session() as s:
+            _upsert(s, buffer)
+        for row in buffer:
+            progress.done += 1 if row["status"] in _FINAL else 0
+        buffer.clear()
+        last_flush[0] = time.monotonic()
+        if on_progress is not None:
+            on_progress(progress)
+
+    def on_answer(h: str, r: int, answer: Answer) -> None:
+        progress.requested += 1
+        progress.prompt_tokens += answer.prompt_tokens
+        progress.completion_tokens += answer.completion_tokens
+        if cost_of is not None:
+            progress.cost_usd += cost_of(answer.prompt_tokens, answer.completion_tokens)
+        if answer.status == "ok":
+            progress.ok += 1
+        elif answer.status == "invalid":
+            progress.invalid += 1
+        else:
+            progress.errors += 1
+            first_error[:] = first_error or [answer.error or "The request failed."]
+        buffer.append(_response_row(key, h, r, teacher, answer))
+        if len(buffer) >= _FLUSH_ROWS or time.monotonic() - last_flush[0] >= _FLUSH_SECONDS:
+            flush()
+
+    def should_stop() -> bool:
+        if stop_reason:
+            return True
+        if progress.errors >= FAIL_FAST_ERRORS and progress.ok + progress.invalid == 0:
+            stop_reason.append("failing")
+        elif budget_usd is not None and progress.cost_usd >= budget_usd:
+            stop_reason.append("budget")
+        elif should_cancel is not None and should_cancel():
+            stop_reason.append("cancelled")
+        return bool(stop_reason)
+
+    if on_progress is not None:
+        on_progress(progress)
+    if pending:
+        try:
+            run_items_sync(
+                teacher,
+                codebook,
+                pending,
+                repeats=repeats,
+                concurrency=concurrency,
+                on_answer=on_answer,
+                should_stop=should_stop,
+                skip=cached,
+            )
+        finally:
+            flush()
+    counts = summarise_run(store, run_id, items, hashes=hashes, repeats=repeats)
+    return LabelOutcome(
+        run_id=run_id,
+        n_texts=len(items),
+        n_distinct=len(distinct),
+        progress=progress,
+        stopped=stop_reason[0] if stop_reason else None,
+        first_error=first_error[0] if first_error else None,
+        counts=counts,
+    )
+
+
+def summarise_run(
+    store: Store,
+    run_id: int,
+    items: Sequence[tuple[str, str]],
+    *,
+    hashes: Sequence[str] | None = None,
+    repeats: int = 1,
+) -> dict[str, int]:
+    """Write the run's per-document results from the stored answers; counts per status.
+
+    A document never asked (a stopped run) gets no result row; one with only some of its
+    repeats answered is aggregated over those.
+    """
+    hashes = list(hashes) if hashes is not None else [text_hash(t) for _, t in items]
+    with store.session() as s:
+        run = s.get(LabelRun, run_id)
+        answers = _answers_by_hash(s, run.run_key, sorted(set(hashes)))
+        s.execute(delete(LabelRunItem).where(LabelRunItem.run_id == run_id))
+        rows, counts = [], dict.fromkeys(STATUSES, 0)
+        for (doc_id, text), h in zip(items, hashes, strict=True):
+            if not text.strip():
+                row = {
+                    "label": None,
+                    "confidence": None,
+                    "consistency": None,
+                    "status": "error",
+                    "answers": 0,
+                }
+            else:
+                got = {r: a for r, a in answers.get(h, {}).items() if r < repeats}
+                if not got:
+                    continue  # never asked: the run stopped before this text
+                row = _item_from_answers([got[r] for r in sorted(got)])
+            counts[row["status"]] += 1
+            rows.append({"run_id": run_id, "doc_id": doc_id, "text_hash": h, **row})
+        for start in range(0, len(rows), 5000):
+            s.execute(insert(LabelRunItem), rows[start : start + 5000])
+    return counts
+
+
+def _item_from_answers(answers: list[Answer]) -> dict:
+    label, consistency, status = aggregate(answers)
+    confs = [a.confidence for a in answers if a.label == label and a.confidence is not None]
+    return {
+        "label": label,
+        "confidence": sum(confs) / len(confs) if confs else None,
+        "consistency": consistency,
+        "status": status,
+        "answers": len(answers),
+    }
+
+
+def run_results(session: Session, run_id: int) -> list[LabelRunItem]:
+    """The run's per-document results."""
+    return list(session.scalars(select(LabelRunItem).where(LabelRunItem.run_id == run_id)))
+
+
+def audit_log(session: Session, run_id: int) -> Iterator[dict]:
+    """Every stored answer behind a run, one JSON-ready dict each (no API key anywhere).
+
+    Each record names the documents it answered for (identical texts share one answer).
+    """
+    run = session.get(LabelRun, run_id)
+    docs: dict[str, list[str]] = defaultdict(list)
+    for doc_id, h in session.execute(
+        select(LabelRunItem.doc_id, LabelRunItem.text_hash).where(LabelRunItem.run_id == run_id)
+    ):
+        docs[h].append(doc_id)
+    hashes = sorted(docs)
+    for start in range(0, len(hashes), _CHUNK):
+        stmt = (
+            select(LLMResponse)
+            .where(
+                LLMResponse.run_key == run.run_key,
+                LLMResponse.text_hash.in_(hashes[start : start + _CHUNK]),
+            )
+            .order_by(LLMResponse.text_hash, LLMResponse.repeat_index)
+        )
+        for r in session.scalars(stmt):
+            yield {
+                "run_id": run_id,
+                "doc_ids": docs[r.text_hash],
+                "text_sha256": r.text_hash,
+                "repeat_index": r.repeat_index,
+                "teacher": r.teacher,
+                "model": r.model,
+                "request": r.request,
+                "raw": r.raw,
+                "label": r.label,
+                "status": r.status,
+                "confidence": r.confidence,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "attempts": r.attempts,
+                "structured": r.structured,
+                "error": r.error,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+
+
+def write_audit_log(session: Session, run_id: int, fh) -> int:
+    """Write the run's audit log as JSON Lines to ``fh``; returns the number of records."""
+    n = 0
+    for record in audit_log(session, run_id):
+        fh.write(json.dumps(record, ensure_ascii=False, default=str) + "\n")
+        n += 1
+    return n
+
+
+# ---------------------------------------------------------------- internals
+
+
+def _response_row(key: str, h: str, r: int, teacher: Teacher, answer: Answer) -> dict:
+    return {
+        "run_key": key,
+        "text_hash": h,
+        "repeat_index": r,
+        "teacher": teacher.name,
+        "model": str(teacher.params().get("model", teacher.name)),
+        "request": answer.request,
+        "raw": answer.raw,
+        "label": answer.label,
+        "status": answer.status,
+        "confidence": answer.confidence,
+        "prompt_tokens": answer.prompt_tokens,
+        "completion_tokens": answer.completion_tokens,
+        "attempts": answer.attempts,
+        "structured": answer.structured,
+        "error": answer.error,
+        "started_at": answer.started_at or utcnow(),
+        "finished_at": answer.finished_at or utcnow(),
+    }
+
+
+def _upsert(session: Session, rows: list[dict]) -> None:
+    """Insert answers; an answer for the same key replaces an earlier failed one."""
+    dialect = session.get_bind().dialect.name
+    if dialect == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert as dialect_insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert as dialect_insert
+    stmt = dialect_insert(LLMResponse)
+    stmt = stmt.on_conflict_do_update(
+        index_elements=["run_key", "text_hash", "repeat_index"],
+        set_={
+            c: stmt.excluded[c]
+            for c in rows[0]
+            if c not in ("run_key", "text_hash", "repeat_index")
+        },
+    )
+    session.execute(stmt, rows)
+
+
+def _stored(
+    session: Session, key: str, hashes: list[str], *, final_only: bool
+) -> set[tuple[str, int]]:
+    """(text hash, repeat) pairs already answered for ``key``."""
+    found: set[tuple[str, int]] = set()
+    for start in range(0, len(hashes), _CHUNK):
+        stmt = select(LLMResponse.text_hash, LLMResponse.repeat_index).where(
+            LLMResponse.run_key == key, LLMResponse.text_hash.in_(hashes[start : start + _CHUNK])
+        )
+        if final_only:
+            stmt = stmt.where(LLMResponse.status.in_(_FINAL))
+        found.update(session.execute(stmt).tuples())
+    return found
+
+
+def _answers_by_hash(session: Session, key: str, hashes: list[str]) -> dict[str, dict[int, Answer]]:
+    out: dict[str, dict[int, Answer]] = defaultdict(dict)
+    for start in range(0, len(hashes), _CHUNK):
+        stmt = select(LLMResponse).where(
+            LLMResponse.run_key == key, LLMResponse.text_hash.in_(hashes[start : start + _CHUNK])
+        )
+        for r in session.scalars(stmt):
+            out[r.text_hash][r.repeat_index] = Answer(
+                label=r.label, status=r.status, raw=r.raw, confidence=r.confidence
+            )
+    return out
