@@ -21,7 +21,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 from typing import Any
@@ -189,18 +189,18 @@ def _load_runners() -> None:
 # ---------------------------------------------------------------- the queue
 
 
-def make_huey(settings: Settings | None = None):
+def make_huey(settings: Settings | None = None, name: str = "distill"):
     """The huey queue for these settings, with the one task every job goes through."""
     settings = settings or Settings.from_env()
     if settings.redis_url:
         from huey import RedisHuey
 
-        huey = RedisHuey("distill", url=settings.redis_url)
+        huey = RedisHuey(name, url=settings.redis_url)
     else:
         from huey import SqliteHuey
 
         settings.home.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey("distill", filename=str(settings.home / "jobs.db"))
+        huey = SqliteHuey(name, filename=str(settings.home / "jobs.db"))
     url = settings.database_url
 
     @huey.task(name="distill.run_job")
@@ -302,6 +302,7 @@ class Supervisor:
     """Starts the local worker process when none is alive (SQLite queue only)."""
 
     settings: Settings
+    _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
 
     @property
     def pidfile(self) -> Path:
@@ -316,12 +317,14 @@ class Supervisor:
         return not self.settings.redis_url
 
     def alive(self) -> bool:
+        """A worker process runs (not a zombie) and its key socket exists."""
+        if self._proc is not None:
+            self._proc.poll()  # reaps our own dead child, so its pid stops looking alive
         try:
             pid = int(self.pidfile.read_text().strip())
-            os.kill(pid, 0)
         except (OSError, ValueError):
             return False
-        return socket_path(self.settings).exists()
+        return _pid_running(pid) and socket_path(self.settings).exists()
 
     def ensure(self, wait_s: float = 20.0) -> bool:
         """Start the worker if it is not running; True once it is ready."""
@@ -334,7 +337,7 @@ class Supervisor:
         env["DISTILL_HOME"] = str(self.settings.home)
         env["DISTILL_DATABASE_URL"] = self.settings.database_url
         log = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child process
-        subprocess.Popen(
+        self._proc = subprocess.Popen(
             [sys.executable, "-m", "distill_core.worker"],
             env=env,
             stdout=log,
@@ -358,6 +361,19 @@ class Supervisor:
             os.kill(pid, signal.SIGTERM)
         except (OSError, ValueError):
             pass
+
+
+def _pid_running(pid: int) -> bool:
+    """Whether ``pid`` is a live process (a zombie, dead but not yet reaped, is not)."""
+    try:
+        os.kill(pid, 0)
+    except OSError:
+        return False
+    try:
+        with open(f"/proc/{pid}/stat") as fh:
+            return fh.read().rsplit(")", 1)[1].split()[0] != "Z"
+    except OSError:
+        return True  # no /proc: trust kill(0)
 
 
 def submit(

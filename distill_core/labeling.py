@@ -35,9 +35,10 @@ from distill_core.store.models import LabelRun, LabelRunItem, LLMResponse, utcno
 STATUSES = ("ok", "invalid", "error")
 #: Answers that count as done (an ``error`` is asked again on the next run).
 _FINAL = ("ok", "invalid")
-#: Answers are written in batches of at most this many, or every ``_FLUSH_SECONDS``.
-_FLUSH_ROWS = 64
-_FLUSH_SECONDS = 0.25
+#: A writer thread stores answers as they arrive, in batches of at most this many.
+_WRITE_BATCH = 256
+#: Progress is reported at most this often (seconds), and once at the end.
+_PROGRESS_EVERY = 0.3
 _CHUNK = 500
 #: A run whose first this-many answers all failed stops: the endpoint is down or refuses us.
 FAIL_FAST_ERRORS = 8
@@ -161,22 +162,9 @@ def label_texts(
         (h, t) for h, t in distinct.items() if any((h, r) not in cached for r in range(repeats))
     ]
 
-    buffer: list[dict] = []
-    last_flush = [time.monotonic()]
+    writer = _AnswerWriter(store, progress, on_progress)
     stop_reason: list[str] = []
     first_error: list[str] = []
-
-    def flush() -> None:
-        if not buffer:
-            return
-        with store.session() as s:
-            _upsert(s, buffer)
-        for row in buffer:
-            progress.done += 1 if row["status"] in _FINAL else 0
-        buffer.clear()
-        last_flush[0] = time.monotonic()
-        if on_progress is not None:
-            on_progress(progress)
 
     def on_answer(h: str, r: int, answer: Answer) -> None:
         progress.requested += 1
@@ -191,9 +179,7 @@ def label_texts(
         else:
             progress.errors += 1
             first_error[:] = first_error or [answer.error or "The request failed."]
-        buffer.append(_response_row(key, h, r, teacher, answer))
-        if len(buffer) >= _FLUSH_ROWS or time.monotonic() - last_flush[0] >= _FLUSH_SECONDS:
-            flush()
+        writer.put(_response_row(key, h, r, teacher, answer))
 
     def should_stop() -> bool:
         if stop_reason:
@@ -209,6 +195,7 @@ def label_texts(
     if on_progress is not None:
         on_progress(progress)
     if pending:
+        writer.start()
         try:
             run_items_sync(
                 teacher,
@@ -221,7 +208,7 @@ def label_texts(
                 skip=cached,
             )
         finally:
-            flush()
+            writer.close()
     counts = summarise_run(store, run_id, items, hashes=hashes, repeats=repeats)
     return LabelOutcome(
         run_id=run_id,
@@ -345,6 +332,70 @@ def write_audit_log(session: Session, run_id: int, fh) -> int:
 
 
 # ---------------------------------------------------------------- internals
+
+
+class _AnswerWriter:
+    """Stores answers from the event loop in a thread, each within milliseconds of arriving.
+
+    An answer counts towards ``progress.done`` only once its row is committed. Batches form by
+    themselves under load (everything waiting is written in one transaction), so the event loop
+    never waits for the database and a killed run loses at most the answers of one commit.
+    """
+
+    def __init__(self, store: Store, progress: Progress, on_progress) -> None:
+        import queue
+        import threading
+
+        self.store, self.progress, self.on_progress = store, progress, on_progress
+        self.queue: queue.Queue = queue.Queue()
+        self.thread = threading.Thread(target=self._loop, name="distill-answers", daemon=True)
+        self.error: BaseException | None = None
+        self.last_report = 0.0
+
+    def start(self) -> None:
+        self.thread.start()
+
+    def put(self, row: dict) -> None:
+        if self.error is not None:
+            raise RuntimeError("Answers could not be stored; the run stops.") from self.error
+        self.queue.put(row)
+
+    def close(self) -> None:
+        if self.thread.is_alive():
+            self.queue.put(None)
+            self.thread.join()
+        if self.on_progress is not None:
+            self.on_progress(self.progress)
+        if self.error is not None:
+            raise self.error
+
+    def _loop(self) -> None:
+        import queue
+
+        done = False
+        while not done:
+            rows = [self.queue.get()]
+            while len(rows) < _WRITE_BATCH:
+                try:
+                    rows.append(self.queue.get_nowait())
+                except queue.Empty:
+                    break
+            if rows[-1] is None:
+                rows.pop()
+                done = True
+            if not rows or self.error is not None:
+                continue
+            try:
+                with self.store.session() as s:
+                    _upsert(s, rows)
+            except BaseException as exc:  # surfaced in put() and close()
+                self.error = exc
+                continue
+            self.progress.done += sum(1 for row in rows if row["status"] in _FINAL)
+            now = time.monotonic()
+            if self.on_progress is not None and now - self.last_report >= _PROGRESS_EVERY:
+                self.last_report = now
+                self.on_progress(self.progress)
 
 
 def _response_row(key: str, h: str, r: int, teacher: Teacher, answer: Answer) -> dict:
