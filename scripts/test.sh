@@ -8,7 +8,10 @@ PYTHON=${PYTHON:-python3.11}
 if [ ! -x .venv/bin/python ]; then
   "$PYTHON" -m venv .venv
 fi
-.venv/bin/python -m pip install --quiet --disable-pip-version-check -r requirements-dev.txt
+if ! .venv/bin/python -m pip install --disable-pip-version-check -r requirements-dev.txt >.venv/pip-install.log 2>&1; then
+  cat .venv/pip-install.log >&2
+  exit 1
+fi
 
 # Browser tests drive Debian's Chromium (Playwright cannot download browsers here).
 if [ ! -x /usr/bin/chromium ]; then
