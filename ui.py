@@ -3,6 +3,7 @@
 
 from __future__ import annotations
 
+import os
 from dataclasses import dataclass
 from datetime import datetime
 
@@ -15,14 +16,14 @@ from distill_core.store import Store
 
 #: The workflow's pages: (step name, script, icon). The step names are projects.STEPS.
 PAGES = {
-    "Projects": ("pages/projects.py", ":material/folder_open:"),
-    "Data": ("pages/data.py", ":material/table:"),
-    "Codebook": ("pages/codebook.py", ":material/menu_book:"),
-    "LLM labels": ("pages/llm_labels.py", ":material/smart_toy:"),
-    "Validate": ("pages/validate.py", ":material/fact_check:"),
-    "Fine-tune": ("pages/finetune.py", ":material/model_training:"),
-    "Results": ("pages/results.py", ":material/bar_chart:"),
-    "Export": ("pages/export.py", ":material/download:"),
+    "Projects": ("app_pages/projects.py", ":material/folder_open:"),
+    "Data": ("app_pages/data.py", ":material/table:"),
+    "Codebook": ("app_pages/codebook.py", ":material/menu_book:"),
+    "LLM labels": ("app_pages/llm_labels.py", ":material/smart_toy:"),
+    "Validate": ("app_pages/validate.py", ":material/fact_check:"),
+    "Fine-tune": ("app_pages/finetune.py", ":material/model_training:"),
+    "Results": ("app_pages/results.py", ":material/bar_chart:"),
+    "Export": ("app_pages/export.py", ":material/download:"),
 }
 
 
@@ -93,7 +94,7 @@ def navigation(ctx: Context):
                 script,
                 title=step,
                 icon=":material/check_circle:" if done else icon,
-                url_path=script.removeprefix("pages/").removesuffix(".py"),
+                url_path=script.removeprefix("app_pages/").removesuffix(".py"),
                 default=step == "Projects",
             )
         )
@@ -170,3 +171,107 @@ def documents(ctx: Context, corpus: projects.Corpus) -> pd.DataFrame:
 def project_corpus(ctx: Context) -> projects.Corpus | None:
     with ctx.store.session() as s:
         return projects.get_corpus(s, ctx.project_id) if ctx.project_id else None
+
+
+@st.cache_resource
+def _job_queue(url: str, home: str, redis_url: str | None):
+    from distill_core import jobs
+
+    settings = Settings.from_env()
+    return jobs.make_huey(settings), jobs.Supervisor(settings)
+
+
+def job_queue():
+    """(huey queue, supervisor of the local worker) for this install; one per process."""
+    settings = Settings.from_env()
+    return _job_queue(settings.database_url, str(settings.home), settings.redis_url)
+
+
+def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
+    """Make sure a worker runs, then queue the job (the key goes to the worker in memory)."""
+    from distill_core import jobs
+
+    huey, supervisor = job_queue()
+    if not supervisor.ensure():
+        raise RuntimeError(f"The background worker did not start; see {supervisor.logfile}.")
+    jobs.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
+
+
+def job_panel(ctx: Context, kind: str) -> None:
+    """Progress of the project's latest job of ``kind``, live while it runs, with Cancel."""
+    from distill_core import jobs
+
+    def latest():
+        with ctx.store.session() as s:
+            jobs.mark_stale(s)
+            found = jobs.latest_jobs(s, ctx.project_id, kind, limit=1)
+        return found[0] if found else None
+
+    first = latest()
+    if first is None:
+        return
+
+    @st.fragment(run_every=1.0 if first.status in jobs.ACTIVE else None)
+    def panel() -> None:
+        job = latest()
+        active = job.status in jobs.ACTIVE
+        box = st.container(border=True)
+        box.markdown(f"**Job {job.id}** ({job.status}): {job.message}")
+        share = job.done / job.total if job.total else 0.0
+        box.progress(min(1.0, share), text=f"{job.done:,} of {job.total:,} done")
+        cols = box.columns(4)
+        cols[0].metric("Errors", f"{job.errors:,}")
+        cols[1].metric("Prompt tokens", f"{job.prompt_tokens:,}")
+        cols[2].metric("Completion tokens", f"{job.completion_tokens:,}")
+        cols[3].metric("Cost", f"${job.cost_usd:,.4f}")
+        if active:
+            if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
+                with ctx.store.session() as s:
+                    jobs.request_cancel(s, job.id)
+                st.rerun(scope="fragment")
+            if job.cancel_requested:
+                box.caption("Cancelling: answers already received are kept.")
+        elif first.status in jobs.ACTIVE:
+            st.rerun()  # the job just ended: refresh the whole page to show its results
+
+    panel()
+
+
+def secret(name: str) -> str | None:
+    """A value from the environment or from ``.streamlit/secrets.toml`` (never stored)."""
+    if os.environ.get(name):
+        return os.environ[name]
+    try:
+        value = st.secrets.get(name)
+    except Exception:  # no secrets file: that is fine
+        return None
+    return str(value) if value else None
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting tokens…")
+def _estimate(_codebook, fingerprint: str, texts: tuple[str, ...], model: str, repeats: int, price):
+    from distill_core.llm.cost import estimate
+
+    return estimate(_codebook, texts, model, repeats, {model: price})
+
+
+def cost_estimate(codebook, texts, model: str, repeats: int, price):
+    """Offline token and cost estimate for labelling ``texts`` (cached per input)."""
+    return _estimate(codebook, codebook.fingerprint(), tuple(texts), model, repeats, price)
+
+
+def audit_jsonl(ctx: Context, run_id: int):
+    """A function building the run's audit log as JSON Lines, for a download button's data
+    (called only when the user clicks)."""
+
+    def build() -> bytes:
+        import io
+
+        from distill_core.labeling import write_audit_log
+
+        buffer = io.StringIO()
+        with ctx.store.session() as s:
+            write_audit_log(s, run_id, buffer)
+        return buffer.getvalue().encode("utf-8")
+
+    return build

@@ -465,3 +465,52 @@ def _answers_by_hash(session: Session, key: str, hashes: list[str]) -> dict[str,
                 label=r.label, status=r.status, raw=r.raw, confidence=r.confidence
             )
     return out
+
+
+def project_runs(
+    session: Session, project_id: int, *, with_results: bool = False
+) -> list[LabelRun]:
+    """The project's label runs, newest first (only those with results, if asked)."""
+    stmt = select(LabelRun).where(LabelRun.project_id == project_id).order_by(LabelRun.id.desc())
+    if with_results:
+        has_items = select(LabelRunItem.run_id).where(LabelRunItem.run_id == LabelRun.id).exists()
+        stmt = stmt.where(has_items)
+    return list(session.scalars(stmt))
+
+
+def results_frame(session: Session, run_id: int):
+    """A run's per-document results with each document's text, as a pandas frame."""
+    import pandas as pd
+
+    from distill_core.store.models import Document
+
+    run = session.get(LabelRun, run_id)
+    stmt = (
+        select(
+            LabelRunItem.doc_id,
+            Document.text,
+            LabelRunItem.label,
+            LabelRunItem.confidence,
+            LabelRunItem.consistency,
+            LabelRunItem.status,
+        )
+        .join(
+            Document,
+            (Document.doc_id == LabelRunItem.doc_id) & (Document.corpus_id == run.corpus_id),
+        )
+        .where(LabelRunItem.run_id == run_id)
+        .order_by(Document.position)
+    )
+    columns = ["doc_id", "text", "label", "confidence", "consistency", "status"]
+    return pd.DataFrame(session.execute(stmt).all(), columns=columns)
+
+
+def random_subset(doc_ids: Sequence[str], n: int, seed: int = 0) -> list[str]:
+    """``n`` of the ids drawn uniformly without replacement, reproducible with ``seed``,
+    in their original order."""
+    import random
+
+    if n >= len(doc_ids):
+        return list(doc_ids)
+    chosen = set(random.Random(seed).sample(range(len(doc_ids)), n))
+    return [d for i, d in enumerate(doc_ids) if i in chosen]

@@ -21,6 +21,8 @@ from distill_core.store.models import (
     CodebookVersion,
     Corpus,
     Document,
+    LabelRun,
+    LabelRunItem,
     Membership,
     Project,
     User,
@@ -274,6 +276,16 @@ def steps_done(session: Session, project_id: int) -> dict[str, bool]:
     done["Projects"] = True
     done["Data"] = has_corpus
     done["Codebook"] = bool(n_codebooks)
+    done["LLM labels"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(LabelRunItem)
+            .join(LabelRun, LabelRun.id == LabelRunItem.run_id)
+            .where(LabelRun.project_id == project_id)
+            .limit(1)
+        )
+        > 0
+    )
     return done
 
 

@@ -59,3 +59,10 @@ def test_bundled_model_is_found_offline() -> None:
     assert (path / "config.json").is_file() and (path / "model.safetensors").is_file()
     assert resolve_model(None) == str(path) == resolve_model("all-MiniLM-L6-v2")
     assert resolve_model("roberta-base") == "roberta-base"
+
+
+def test_no_pages_folder_beside_the_entry_script() -> None:
+    """Streamlit runs a `pages/` folder beside app.py in its legacy mode and never runs app.py
+    (no st.navigation, no sidebar, no page config): the pages live in app_pages/."""
+    assert not (REPO / "pages").exists()
+    assert (REPO / "app_pages").is_dir()
