@@ -63,16 +63,50 @@ def server_stats(base_url: str) -> dict:
         return json.loads(resp.read())
 
 
+def label_stored(base_url: str, n: int, concurrency: int, transport: str, workdir: str):
+    """The app's and CLI's path: labeling.label_texts, every answer stored in SQLite."""
+    from distill_core import labeling
+    from distill_core.store import Store
+
+    store = Store(f"sqlite:///{workdir}/distill.db")
+    store.migrate()
+    teacher = OpenAITeacher(
+        Endpoint(base_url=base_url, model="loopback", api_key="bench-key", timeout_s=30),
+        concurrency=concurrency,
+        transport=transport,
+    )
+    with store.session() as s:
+        run_id = labeling.create_run(s, teacher=teacher, codebook=CODEBOOK, n_texts=n).id
+    items = bench_items(n)
+    started = time.perf_counter()
+    outcome = labeling.label_texts(store, run_id, teacher, items, concurrency=concurrency)
+    elapsed = time.perf_counter() - started
+    return type(
+        "Stats",
+        (),
+        {
+            "ok": outcome.counts["ok"],
+            "invalid": outcome.counts["invalid"],
+            "errors": outcome.counts["error"],
+            "elapsed": elapsed,
+        },
+    )
+
+
+def bench_items(n: int) -> list[tuple[str, str]]:
+    return [
+        (str(i), f"Benchmark text number {i}: a bill about item {i * 7919 % 1000}.")
+        for i in range(n)
+    ]
+
+
 async def label_all(base_url: str, n: int, concurrency: int, transport: str):
     teacher = OpenAITeacher(
         Endpoint(base_url=base_url, model="loopback", api_key="bench-key", timeout_s=30),
         concurrency=concurrency,
         transport=transport,
     )
-    items = [
-        (str(i), f"Benchmark text number {i}: a bill about item {i * 7919 % 1000}.")
-        for i in range(n)
-    ]
+    items = bench_items(n)
     received = 0
 
     def on_answer(key: str, repeat: int, answer) -> None:
@@ -96,7 +130,17 @@ def main() -> None:
     p.add_argument("--concurrency", type=int, default=32)
     p.add_argument("--transport", choices=["auto", "aiohttp", "httpx"], default="auto")
     p.add_argument("--profile", action="store_true", help="print a cProfile of the client side")
+    p.add_argument(
+        "--path",
+        choices=["stored", "runner"],
+        default="stored",
+        help="stored: the app's path (labeling.label_texts, answers written to SQLite, then a "
+        "rerun that must send nothing); runner: the concurrent client alone",
+    )
     args = p.parse_args()
+    import tempfile
+
+    workdir = tempfile.mkdtemp(prefix="distill-bench-")
 
     proc, url = start_server(args.latency)
     try:
@@ -111,11 +155,17 @@ def main() -> None:
             stats = asyncio.run(label_all(url, args.n, args.concurrency, args.transport))
             prof.disable()
             pstats.Stats(prof).sort_stats("cumulative").print_stats(40)
+        elif args.path == "stored":
+            stats = label_stored(url, args.n, args.concurrency, args.transport, workdir)
         else:
             stats = asyncio.run(label_all(url, args.n, args.concurrency, args.transport))
         wall = time.perf_counter() - t0
         cpu1 = resource.getrusage(resource.RUSAGE_SELF)
         server = server_stats(url)
+        rerun_requests = None
+        if args.path == "stored":
+            label_stored(url, args.n, args.concurrency, args.transport, workdir)
+            rerun_requests = server_stats(url)["requests"] - server["requests"]
     finally:
         proc.terminate()
         proc.wait(timeout=10)
@@ -125,16 +175,18 @@ def main() -> None:
     client_cpu = (cpu1.ru_utime + cpu1.ru_stime) - (cpu0.ru_utime + cpu0.ru_stime)
     server_cpu = child.ru_utime + child.ru_stime
 
-    achieved = args.n / wall
+    run_time = getattr(stats, "elapsed", wall)
+    achieved = args.n / run_time
     ideal = args.concurrency / args.latency if args.latency > 0 else float("inf")
     transport = args.transport
     if transport == "auto":
         transport = "aiohttp" if aiohttp_usable() else "httpx"
+    print(f"path                  {args.path}")
     print(f"texts                 {args.n}")
     print(f"client HTTP transport {transport}")
     print(f"latency / concurrency {args.latency * 1000:.0f} ms / {args.concurrency}")
     print(f"answers ok/invalid/error {stats.ok}/{stats.invalid}/{stats.errors}")
-    print(f"wall time             {wall:.2f} s")
+    print(f"wall time             {wall:.2f} s (the run itself: {run_time:.2f} s)")
     print(f"achieved              {achieved:.1f} labels/s")
     print(f"ideal C/L             {ideal:.1f} labels/s")
     print(f"ratio                 {achieved / ideal:.3f}")
@@ -143,6 +195,8 @@ def main() -> None:
         f"({server['requests']} requests, {server['distinct_texts']} distinct texts)"
     )
     print(f"server max in flight  {server['max_in_flight']}")
+    if rerun_requests is not None:
+        print(f"rerun of the same run {rerun_requests} requests sent")
     print(
         f"CPU per request       client {client_cpu / args.n * 1000:.2f} ms, "
         f"server {server_cpu / args.n * 1000:.2f} ms (this machine: {os.cpu_count()} cores)"

@@ -30,6 +30,9 @@ def bundled_model_path() -> Path:
 
 def resolve_model(name_or_path: str | None) -> str:
     """Map the default name (or nothing) to the bundled folder; pass any other id or path on."""
-    if not name_or_path or name_or_path in (DEFAULT_MODEL_NAME, f"sentence-transformers/{DEFAULT_MODEL_NAME}"):
+    if not name_or_path or name_or_path in (
+        DEFAULT_MODEL_NAME,
+        f"sentence-transformers/{DEFAULT_MODEL_NAME}",
+    ):
         return str(bundled_model_path())
     return name_or_path

@@ -529,8 +529,10 @@ class OpenAITeacher(Teacher):
                     # The client's own POST (auth, base URL, error types, timeout) with our
                     # plain JSON body and a plain dict back: chat.completions.create would
                     # re-walk the body through its TypedDicts and build pydantic models, which
-                    # costs more CPU per request than everything else here together.
-                    data = await client.post(_CHAT_PATH, body=body, cast_to=object)
+                    # costs more CPU per request than everything else here together. The body
+                    # goes as ready JSON bytes, so the client does not deep-copy the messages.
+                    payload = json.dumps(body, ensure_ascii=False).encode("utf-8")
+                    data = await client.post(_CHAT_PATH, content=payload, cast_to=object)
                 content, tokens, prompt, completion = _read_completion(data)
                 return _Completion(
                     content, tokens, prompt, completion, attempts, "response_format" in body, body
