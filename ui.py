@@ -275,3 +275,97 @@ def audit_jsonl(ctx: Context, run_id: int):
         return buffer.getvalue().encode("utf-8")
 
     return build
+
+
+def llm_labels_for(ctx: Context, runs, doc_ids: set[str]) -> dict[str, str]:
+    """The LLM's labels for these documents from the newest run that labelled any of them."""
+    from distill_core import labeling
+
+    with ctx.store.session() as s:
+        for run in runs:
+            found = {
+                r.doc_id: r.label
+                for r in labeling.run_results(s, run.id)
+                if r.doc_id in doc_ids and r.label is not None
+            }
+            if found:
+                return found
+    return {}
+
+
+def show_agreement(result, *, title: str, class_ci: dict | None = None) -> None:
+    """Headline agreement figures with 95% intervals, per-class F1 and the confusion matrix."""
+    from distill_core.charts import confusion_heatmap, per_class_bars
+
+    heads = [
+        ("Accuracy", "accuracy"),
+        ("Macro F1", "macro_f1"),
+        ("Cohen's κ", "cohen_kappa"),
+        ("Krippendorff's α", "krippendorff_alpha"),
+    ]
+    if result.binary_f1 is not None:
+        heads.append((f"F1 of '{result.positive_label}'", "binary_f1"))
+    cols = st.columns(len(heads))
+    for col, (name, key) in zip(cols, heads, strict=True):
+        value = getattr(result, key)
+        low, high = result.ci.get(key, (float("nan"), float("nan")))
+        col.metric(
+            name,
+            f"{value:.3f}",
+            help=f"95% bootstrap interval {low:.3f}–{high:.3f}; n = {result.n}",
+        )
+        col.caption(f"95% CI {low:.2f}–{high:.2f}")
+    classes = list(result.per_class)
+    f1 = [result.per_class[c].f1 for c in classes]
+    lows = [class_ci[c][0] for c in classes] if class_ci else None
+    highs = [class_ci[c][1] for c in classes] if class_ci else None
+    left, right = st.columns(2)
+    left.plotly_chart(
+        per_class_bars(classes, f1, lows, highs, title=f"F1 per class, {title}", n=result.n),
+        width="stretch",
+    )
+    right.plotly_chart(
+        confusion_heatmap(result.labels, result.confusion, title=f"Confusion, {title}"),
+        width="stretch",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "label": c,
+                    "precision": m.precision,
+                    "recall": m.recall,
+                    "F1": m.f1,
+                    "support": m.support,
+                }
+                for c, m in result.per_class.items()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def show_intercoder(result) -> None:
+    """Agreement between pairs of human coders, and Krippendorff's alpha across all of them."""
+    st.metric(
+        "Krippendorff's α (all coders)",
+        f"{result.krippendorff_alpha:.3f}",
+        help=f"{len(result.coders)} coders, {result.n_items} texts coded by at least two",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "coder A": p.coder_a,
+                    "coder B": p.coder_b,
+                    "texts both coded": p.n,
+                    "agreement": p.percent_agreement,
+                    "Cohen's κ": p.cohen_kappa,
+                }
+                for p in result.pairs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )

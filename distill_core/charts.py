@@ -39,3 +39,74 @@ def label_distribution(
         height=360,
     )
     return fig
+
+
+def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], *, title: str):
+    """Counts of human label (rows) by predicted label (columns); the diagonal is agreement."""
+    import plotly.graph_objects as go
+
+    n = sum(sum(row) for row in matrix)
+    fig = go.Figure(
+        go.Heatmap(
+            z=matrix,
+            x=list(labels),
+            y=list(labels),
+            colorscale="Blues",
+            text=[[str(v) for v in row] for row in matrix],
+            texttemplate="%{text}",
+            hovertemplate="human %{y}<br>predicted %{x}<br>%{z} texts<extra></extra>",
+            showscale=False,
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{title} (n = {n:,})",
+        xaxis_title="predicted",
+        yaxis_title="human",
+        yaxis_autorange="reversed",
+        height=120 + 40 * len(labels),
+        margin=dict(t=60, b=40, l=40, r=20),
+    )
+    return fig
+
+
+def per_class_bars(
+    names: Sequence[str],
+    values: Sequence[float],
+    lows: Sequence[float] | None = None,
+    highs: Sequence[float] | None = None,
+    *,
+    title: str,
+    n: int,
+    axis: str = "F1",
+):
+    """One bar per class with its 95% interval as error bars (when given)."""
+    import plotly.graph_objects as go
+
+    error = None
+    if lows is not None and highs is not None:
+        error = dict(
+            type="data",
+            symmetric=False,
+            array=[h - v for v, h in zip(values, highs, strict=True)],
+            arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)],
+            color="#333",
+        )
+    fig = go.Figure(
+        go.Bar(
+            x=list(names),
+            y=list(values),
+            error_y=error,
+            marker_color="#2f6f8f",
+            text=[f"{v:.2f}" for v in values],
+            textposition="inside",
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{title} (n = {n:,})",
+        yaxis=dict(title=axis, range=[0, 1.05]),
+        height=360,
+        margin=dict(t=60, b=40, l=40, r=20),
+    )
+    return fig

@@ -318,4 +318,24 @@ def ensure_demo_project(session: Session, user: User, *, recreate: bool = False)
     save_corpus(session, user, project.id, table, prepared)
     codebook = Codebook.from_json((DEMO_DIR / "codebook.json").read_text(encoding="utf-8"))
     save_codebook(session, user, project.id, codebook, note="Shipped with the demo project.")
+    _load_demo_codes(session, user, project.id)
     return project
+
+
+def _load_demo_codes(session: Session, user: User, project_id: int) -> None:
+    """The demo's human codes (two experts) and the random sample they coded, split 50/50."""
+    from distill_core import validation
+
+    codes = pd.read_csv(DEMO_DIR / "human_codes.csv", dtype=str)
+    coded = list(dict.fromkeys(codes["id"]))
+    validation.sample_from_ids(
+        session,
+        user,
+        project_id,
+        coded,
+        seed=2024,
+        test_share=0.5,
+        details={"source": "the demo's expert codes (a simple random sample of 120 texts)"},
+    )
+    for row in codes.itertuples(index=False):
+        validation.save_code(session, user, project_id, row.id, row.coder, row.label, source="demo")

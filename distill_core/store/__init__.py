@@ -9,13 +9,16 @@ from distill_core.store.models import (
     CodebookVersion,
     Corpus,
     Document,
+    HumanCode,
     Job,
     LabelRun,
     LabelRunItem,
     LLMResponse,
     Membership,
     Project,
+    SampleItem,
     User,
+    ValidationSample,
 )
 
 __all__ = [
@@ -23,12 +26,15 @@ __all__ = [
     "CodebookVersion",
     "Corpus",
     "Document",
+    "HumanCode",
     "Job",
     "LLMResponse",
     "LabelRun",
     "LabelRunItem",
     "Membership",
     "Project",
+    "SampleItem",
     "Store",
     "User",
+    "ValidationSample",
 ]

@@ -245,3 +245,61 @@ class LLMResponse(Base):
     error: Mapped[str | None] = mapped_column(Text)
     started_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     finished_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ValidationSample(Base):
+    """Texts drawn for human coding, split into a development part and a held-out test part."""
+
+    __tablename__ = "validation_samples"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    method: Mapped[str] = mapped_column(String(40))  # "random", "stratified", "imported"
+    n: Mapped[int] = mapped_column(Integer)
+    seed: Mapped[int | None] = mapped_column(Integer)
+    test_share: Mapped[float] = mapped_column(Float, default=0.5)
+    strata_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_runs.id", ondelete="SET NULL")
+    )
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    test_seen_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    test_seen_codebook_version: Mapped[int | None] = mapped_column(Integer)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class SampleItem(Base):
+    """One text of a validation sample, in the development or the (locked) test part."""
+
+    __tablename__ = "sample_items"
+
+    sample_id: Mapped[int] = mapped_column(
+        ForeignKey("validation_samples.id", ondelete="CASCADE"), primary_key=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    part: Mapped[str] = mapped_column(String(10))  # "dev" or "test"
+    position: Mapped[int] = mapped_column(Integer)
+
+
+class HumanCode(Base):
+    """A coder's label for a document; each coder's codes are kept apart."""
+
+    __tablename__ = "human_codes"
+    __table_args__ = (
+        UniqueConstraint("project_id", "doc_id", "coder", name="uq_human_codes_doc_coder"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(500))
+    coder: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200), default="browser")
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

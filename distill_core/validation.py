@@ -1,0 +1,460 @@
+"""Human validation in the store: samples (development and held-out test parts), coders'
+codes, imports of existing codes, and the gold labels agreement is computed against.
+
+The held-out test part is locked: ``training_exclusions`` lists its documents so no student is
+ever trained on them, and ``mark_test_seen`` records when its score was first looked at so the
+app can warn about codebook edits made afterwards (re-scoring the same texts overfits).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from distill_core import sampling
+from distill_core.codebook import match_label
+from distill_core.projects import get_corpus, get_project
+from distill_core.store.models import (
+    Document,
+    HumanCode,
+    LabelRunItem,
+    SampleItem,
+    User,
+    ValidationSample,
+    utcnow,
+)
+
+PARTS = ("dev", "test")
+
+
+class ValidationError(ValueError):
+    """A user-caused problem (no corpus, a sample larger than the corpus...); one sentence."""
+
+
+# ---------------------------------------------------------------- samples
+
+
+def draw_sample(
+    session: Session,
+    user: User,
+    project_id: int,
+    *,
+    n: int,
+    seed: int,
+    test_share: float = 0.5,
+    method: str = "random",
+    strata_run_id: int | None = None,
+    min_per_stratum: int = 0,
+) -> ValidationSample:
+    """Draw a validation sample of ``n`` non-empty texts and split it into dev and test parts.
+
+    ``method`` "random" is a simple random sample; "stratified" allocates by the LLM labels of
+    ``strata_run_id`` (proportionally, at least ``min_per_stratum`` per label) so rare
+    categories appear — its shares are then not the corpus's shares.
+    """
+    get_project(session, user, project_id, at_least="editor")
+    corpus = get_corpus(session, project_id)
+    if corpus is None:
+        raise ValidationError("Upload a corpus before drawing a sample.")
+    ids = [
+        d
+        for d, t in session.execute(
+            select(Document.doc_id, Document.text)
+            .where(Document.corpus_id == corpus.id)
+            .order_by(Document.position)
+        )
+        if t.strip()
+    ]
+    if n < 2:
+        raise ValidationError("A sample needs at least 2 texts.")
+    if n > len(ids):
+        raise ValidationError(
+            f"The corpus has {len(ids):,} non-empty texts; the sample cannot be larger."
+        )
+    if not 0.0 < test_share < 1.0:
+        raise ValidationError("The held-out share must be between 0 and 1.")
+    strata = None
+    if method == "stratified":
+        if strata_run_id is None:
+            raise ValidationError("A stratified sample needs a label run to stratify by.")
+        by_doc = dict(
+            session.execute(
+                select(LabelRunItem.doc_id, LabelRunItem.label).where(
+                    LabelRunItem.run_id == strata_run_id
+                )
+            ).tuples()
+        )
+        strata = [by_doc.get(d) for d in ids]
+        try:
+            chosen = sampling.stratified(ids, strata, n, seed, min_per_stratum=min_per_stratum)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        chosen_strata = [by_doc.get(d) for d in chosen]
+    elif method == "random":
+        chosen = sampling.simple_random(ids, n, seed)
+        chosen_strata = None
+    else:
+        raise ValidationError(f"Unknown sampling method '{method}'.")
+    split = sampling.split_dev_test(chosen, test_share, seed, strata=chosen_strata)
+    return _store_sample(
+        session,
+        user,
+        project_id,
+        corpus.id,
+        split,
+        method=method,
+        seed=seed,
+        test_share=test_share,
+        strata_run_id=strata_run_id,
+        details={"min_per_stratum": min_per_stratum} if method == "stratified" else {},
+    )
+
+
+def sample_from_ids(
+    session: Session,
+    user: User,
+    project_id: int,
+    doc_ids: Sequence[str],
+    *,
+    seed: int,
+    test_share: float = 0.5,
+    details: dict | None = None,
+) -> ValidationSample:
+    """A sample of given documents (e.g. texts coded before Distill), split into dev and test."""
+    corpus = get_corpus(session, project_id)
+    split = sampling.split_dev_test(list(doc_ids), test_share, seed)
+    return _store_sample(
+        session,
+        user,
+        project_id,
+        corpus.id,
+        split,
+        method="imported",
+        seed=seed,
+        test_share=test_share,
+        strata_run_id=None,
+        details=details or {},
+    )
+
+
+def _store_sample(session, user, project_id, corpus_id, split, **fields) -> ValidationSample:
+    sample = ValidationSample(
+        project_id=project_id,
+        corpus_id=corpus_id,
+        n=len(split.dev) + len(split.test),
+        created_by=user.id,
+        **fields,
+    )
+    session.add(sample)
+    session.flush()
+    order = sorted(split.dev + split.test, key=_shuffle_key(sample.seed or 0))
+    parts = {d: "dev" for d in split.dev} | {d: "test" for d in split.test}
+    session.add_all(
+        SampleItem(sample_id=sample.id, doc_id=d, part=parts[d], position=i)
+        for i, d in enumerate(order)
+    )
+    session.flush()
+    return sample
+
+
+def _shuffle_key(seed: int):
+    """Coding order: a seeded shuffle, so coders do not see the texts in file order."""
+    import hashlib
+
+    return lambda d: hashlib.sha256(f"{seed}:{d}".encode()).hexdigest()
+
+
+def current_sample(session: Session, project_id: int) -> ValidationSample | None:
+    """The project's newest validation sample."""
+    return session.scalar(
+        select(ValidationSample)
+        .where(ValidationSample.project_id == project_id)
+        .order_by(ValidationSample.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass
+class SampleDoc:
+    doc_id: str
+    text: str
+    part: str
+
+
+def sample_docs(
+    session: Session, sample: ValidationSample, part: str | None = None
+) -> list[SampleDoc]:
+    """The sample's documents in coding order (optionally only one part)."""
+    stmt = (
+        select(SampleItem.doc_id, Document.text, SampleItem.part)
+        .join(
+            Document,
+            (Document.doc_id == SampleItem.doc_id) & (Document.corpus_id == sample.corpus_id),
+        )
+        .where(SampleItem.sample_id == sample.id)
+        .order_by(SampleItem.position)
+    )
+    if part:
+        stmt = stmt.where(SampleItem.part == part)
+    return [SampleDoc(*row) for row in session.execute(stmt)]
+
+
+def training_exclusions(session: Session, project_id: int) -> set[str]:
+    """Documents in any held-out test part of the project: never used to train a student."""
+    stmt = (
+        select(SampleItem.doc_id)
+        .join(ValidationSample, ValidationSample.id == SampleItem.sample_id)
+        .where(ValidationSample.project_id == project_id, SampleItem.part == "test")
+    )
+    return set(session.scalars(stmt))
+
+
+def mark_test_seen(session: Session, sample_id: int, codebook_version: int | None) -> None:
+    """Record the first look at the held-out test score (and the codebook version scored)."""
+    sample = session.get(ValidationSample, sample_id)
+    if sample.test_seen_at is None:
+        sample.test_seen_at = utcnow()
+        sample.test_seen_codebook_version = codebook_version
+        session.flush()
+
+
+def test_seen_warning(
+    session: Session, project_id: int, codebook_version: int | None
+) -> str | None:
+    """A warning when the codebook changed after the held-out test score was seen."""
+    sample = current_sample(session, project_id)
+    if sample is None or sample.test_seen_at is None or codebook_version is None:
+        return None
+    if (
+        sample.test_seen_codebook_version is not None
+        and codebook_version > sample.test_seen_codebook_version
+    ):
+        return (
+            f"The held-out test score was looked at on {sample.test_seen_at:%Y-%m-%d} with codebook "
+            f"v{sample.test_seen_codebook_version}. Scoring a revised codebook on the same test "
+            "texts overfits: report the first test score, or draw a fresh test sample."
+        )
+    return None
+
+
+# ---------------------------------------------------------------- codes
+
+
+def save_code(
+    session: Session,
+    user: User,
+    project_id: int,
+    doc_id: str,
+    coder: str,
+    label: str,
+    *,
+    source: str = "browser",
+) -> None:
+    """Store (or change) ``coder``'s label for a document."""
+    get_project(session, user, project_id, at_least="coder")
+    coder = coder.strip()
+    if not coder:
+        raise ValidationError("Type your name as a coder first.")
+    row = session.scalar(
+        select(HumanCode).where(
+            HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
+        )
+    )
+    if row is None:
+        session.add(
+            HumanCode(
+                project_id=project_id,
+                doc_id=doc_id,
+                coder=coder,
+                label=label,
+                source=source,
+                user_id=user.id,
+            )
+        )
+    else:
+        row.label, row.source, row.updated_at, row.user_id = label, source, utcnow(), user.id
+    session.flush()
+
+
+def delete_code(session: Session, user: User, project_id: int, doc_id: str, coder: str) -> None:
+    get_project(session, user, project_id, at_least="coder")
+    session.execute(
+        delete(HumanCode).where(
+            HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
+        )
+    )
+
+
+def codes_frame(session: Session, project_id: int) -> pd.DataFrame:
+    """Every human code of the project: doc_id, coder, label, source, created_at, updated_at."""
+    rows = session.execute(
+        select(
+            HumanCode.doc_id,
+            HumanCode.coder,
+            HumanCode.label,
+            HumanCode.source,
+            HumanCode.created_at,
+            HumanCode.updated_at,
+        ).where(HumanCode.project_id == project_id)
+    ).all()
+    return pd.DataFrame(
+        rows, columns=["doc_id", "coder", "label", "source", "created_at", "updated_at"]
+    )
+
+
+def coders(session: Session, project_id: int) -> list[str]:
+    stmt = (
+        select(HumanCode.coder, func.count())
+        .where(HumanCode.project_id == project_id)
+        .group_by(HumanCode.coder)
+        .order_by(func.count().desc())
+    )
+    return [c for c, _ in session.execute(stmt)]
+
+
+def gold_labels(codes: pd.DataFrame, coder: str | None = None) -> tuple[dict[str, str], int]:
+    """One human label per document: ``coder``'s, or the majority of all coders.
+
+    Returns (doc_id → label, number of documents left out because coders tied).
+    """
+    if codes.empty:
+        return {}, 0
+    if coder is not None:
+        own = codes[codes["coder"] == coder]
+        return dict(zip(own["doc_id"], own["label"], strict=True)), 0
+    gold, ties = {}, 0
+    for doc_id, labels in codes.groupby("doc_id")["label"]:
+        counts = Counter(labels).most_common()
+        if len(counts) > 1 and counts[0][1] == counts[1][1]:
+            ties += 1
+            continue
+        gold[doc_id] = counts[0][0]
+    return gold, ties
+
+
+# ---------------------------------------------------------------- import
+
+
+@dataclass
+class ImportReport:
+    """What an import of existing codes would do; nothing wrong is imported silently."""
+
+    rows: int = 0
+    matched: int = 0
+    unmatched_ids: list[str] = field(default_factory=list)
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    empty: int = 0
+    codes: list[tuple[str, str, str]] = field(default_factory=list)  # (doc_id, coder, label)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.rows:,} rows read; {len(self.codes):,} codes can be imported."]
+        if self.unmatched_ids:
+            sample = ", ".join(self.unmatched_ids[:5])
+            out.append(
+                f"{len(self.unmatched_ids):,} ids are not in the corpus and are skipped (e.g. {sample})."
+            )
+        if self.unknown_labels:
+            listed = ", ".join(f"'{k}' ({v})" for k, v in list(self.unknown_labels.items())[:8])
+            out.append(
+                f"{sum(self.unknown_labels.values()):,} rows have labels not in the codebook and are skipped: {listed}."
+            )
+        if self.empty:
+            out.append(f"{self.empty:,} rows have no label and are skipped.")
+        return out
+
+
+def plan_import(
+    session: Session,
+    project_id: int,
+    frame: pd.DataFrame,
+    *,
+    id_column: str,
+    label_column: str,
+    label_names: Sequence[str],
+    coder_column: str | None = None,
+    coder: str | None = None,
+) -> ImportReport:
+    """Match a table of codes to the corpus by id and to the codebook's labels (exactly, or
+    ignoring case and spaces — never by guesswork); report what does not match."""
+    for column in [id_column, label_column] + ([coder_column] if coder_column else []):
+        if column not in frame.columns:
+            raise ValidationError(
+                f"The column '{column}' is not in the file (columns: {', '.join(map(str, frame.columns))})."
+            )
+    if not coder_column and not (coder or "").strip():
+        raise ValidationError("Name the coder of these codes, or choose a coder column.")
+    corpus = get_corpus(session, project_id)
+    known = set(session.scalars(select(Document.doc_id).where(Document.corpus_id == corpus.id)))
+    report = ImportReport(rows=len(frame))
+    unmatched: dict[str, None] = {}
+    unknown: Counter = Counter()
+    for _, row in frame.iterrows():
+        doc_id = _as_id(row[id_column])
+        raw = row[label_column]
+        if raw is None or (isinstance(raw, float) and pd.isna(raw)) or not str(raw).strip():
+            report.empty += 1
+            continue
+        label = match_label(str(raw), label_names)
+        who = str(row[coder_column]).strip() if coder_column else coder.strip()
+        if doc_id not in known:
+            unmatched[doc_id] = None
+            continue
+        if label is None:
+            unknown[str(raw)] += 1
+            continue
+        report.codes.append((doc_id, who, label))
+    report.unmatched_ids = list(unmatched)
+    report.unknown_labels = dict(unknown.most_common())
+    report.matched = len(report.codes)
+    return report
+
+
+def apply_import(
+    session: Session, user: User, project_id: int, report: ImportReport, source: str
+) -> int:
+    """Store the matched codes of a planned import; returns how many."""
+    for doc_id, coder, label in report.codes:
+        save_code(session, user, project_id, doc_id, coder, label, source=source)
+    return len(report.codes)
+
+
+def _as_id(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict[str, int]:
+    """How many of the sample's documents ``coder`` has coded, per part."""
+    stmt = (
+        select(SampleItem.part, func.count())
+        .join(
+            HumanCode,
+            (HumanCode.doc_id == SampleItem.doc_id) & (HumanCode.project_id == sample.project_id),
+        )
+        .where(SampleItem.sample_id == sample.id, HumanCode.coder == coder)
+        .group_by(SampleItem.part)
+    )
+    counts = defaultdict(int, dict(session.execute(stmt).tuples()))
+    return {p: counts[p] for p in PARTS}
+
+
+def class_f1_intervals(
+    gold: Sequence[str], pred: Sequence[str | None], labels: Sequence[str], seed: int = 0
+) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap 95% intervals of each class's F1 (same resampling as ``compare``)."""
+    from distill_core import agreement
+
+    out = {}
+    for label in labels:
+
+        def f1(g, p, label=label):
+            return agreement.per_class(g, p, labels=list(labels)).get(label).f1
+
+        out[label] = agreement.bootstrap_ci(list(gold), list(pred), f1, n_boot=500, seed=seed)
+    return out
