@@ -64,15 +64,18 @@ def current_username() -> str:
 
 
 def context() -> Context:
-    """The store, user and current project (kept in the session; the first project by default)."""
+    """The store, user and current project: kept in the session and as the user's last project,
+    so a reload or a new tab opens the same project; the newest project on a first visit."""
     store = get_store()
     with store.session() as s:
         user = projects.ensure_user(s, current_username())
         mine = projects.list_projects(s, user)
-        wanted = st.session_state.get("project_id")
+        wanted = st.session_state.get("project_id") or user.last_project_id
         project = next((p for p in mine if p.id == wanted), mine[0] if mine else None)
         if project is None or wanted != project.id:
             st.session_state["project_id"] = project.id if project else None
+        if project is not None and user.last_project_id != project.id:
+            user.last_project_id = project.id
         steps = projects.steps_done(s, project.id) if project else {}
         return Context(
             store=store,
@@ -305,6 +308,7 @@ def show_agreement(result, *, title: str, class_ci: dict | None = None) -> None:
     ]
     if result.binary_f1 is not None:
         heads.append((f"F1 of '{result.positive_label}'", "binary_f1"))
+    st.caption(f"Scored on {result.n} texts with both a human code and an LLM label.")
     cols = st.columns(len(heads))
     for col, (name, key) in zip(cols, heads, strict=True):
         value = getattr(result, key)

@@ -1,5 +1,7 @@
 """Validate: draw a sample, code it blind, import existing codes, score the LLM against humans."""
 
+import html
+
 import pandas as pd
 import streamlit as st
 
@@ -123,7 +125,11 @@ with code_tab:
         left, right = st.columns([3, 2])
         with left:
             st.caption(f"Text {pos + 1} of {len(items)} · id {item.doc_id}")
-            st.markdown(f"> {item.text}" if item.text else "> (empty)")
+            with st.container(border=True):
+                st.markdown(
+                    f"<div style='font-size:1.2rem;line-height:1.6'>{html.escape(item.text)}</div>",
+                    unsafe_allow_html=True,
+                )
             own = mine.get(item.doc_id)
 
             def submit(label: str, doc_id: str = item.doc_id) -> None:

@@ -21,6 +21,7 @@ from distill_core.store.models import (
     CodebookVersion,
     Corpus,
     Document,
+    HumanCode,
     LabelRun,
     LabelRunItem,
     Membership,
@@ -282,6 +283,15 @@ def steps_done(session: Session, project_id: int) -> dict[str, bool]:
             .select_from(LabelRunItem)
             .join(LabelRun, LabelRun.id == LabelRunItem.run_id)
             .where(LabelRun.project_id == project_id)
+            .limit(1)
+        )
+        > 0
+    )
+    done["Validate"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(HumanCode)
+            .where(HumanCode.project_id == project_id)
             .limit(1)
         )
         > 0

@@ -20,6 +20,11 @@ POSTGRES_URL = os.environ.get(
 _pg_reason: str | None = None
 
 
+def pytest_collection_modifyitems(config, items):
+    """Browser tests last: the quick tests report first, and the browser session starts once."""
+    items.sort(key=lambda item: "tests/e2e/" in item.nodeid.replace("\\", "/"))
+
+
 def postgres_unavailable() -> str | None:
     """Why PostgreSQL cannot be used (None when it can); asked once per run."""
     global _pg_reason
