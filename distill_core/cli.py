@@ -71,6 +71,22 @@ def _parser() -> argparse.ArgumentParser:
         "--workdir", default="distill_work", help="where answers are kept (default: ./distill_work)"
     )
     label.set_defaults(run=cmd_label)
+
+    agree = sub.add_parser(
+        "agree",
+        help="agreement of predicted labels with gold (human) labels, as JSON",
+        description="Match GOLD and PRED rows by id and print one JSON object: n, accuracy, "
+        "macro_f1, weighted_f1, cohen_kappa, krippendorff_alpha, per_class and bootstrap 95%% "
+        "intervals (ci). Ids found in only one file are counted on stderr.",
+    )
+    agree.add_argument("gold", help="file with the human labels")
+    agree.add_argument("pred", help="file with the predicted labels")
+    agree.add_argument("--gold-column", required=True)
+    agree.add_argument("--pred-column", required=True)
+    agree.add_argument("--id-column", default="id")
+    agree.add_argument("--positive-label", help="also report the F1 of this class (binary tasks)")
+    agree.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
+    agree.set_defaults(run=cmd_agree)
     return parser
 
 
@@ -165,6 +181,70 @@ def cmd_label(args: argparse.Namespace) -> int:
     if outcome.first_error and c.get("error", 0):
         print(f"first error: {outcome.first_error}", file=sys.stderr)
     return 0
+
+
+def cmd_agree(args: argparse.Namespace) -> int:
+    from distill_core.agreement import compare
+    from distill_core.corpus import read_path
+
+    gold = _labels_by_id(read_path(args.gold), args.id_column, args.gold_column, args.gold)
+    pred = _labels_by_id(read_path(args.pred), args.id_column, args.pred_column, args.pred)
+    uncoded = [i for i, label in gold.items() if label is None]
+    gold = {i: label for i, label in gold.items() if label is not None}
+    both = [i for i in gold if i in pred]
+    only_gold, only_pred = len(gold) - len(both), len(pred) - len(both)
+    if uncoded:
+        print(
+            f"note: {len(uncoded):,} rows of {args.gold} have no gold label and were left out.",
+            file=sys.stderr,
+        )
+    if not both:
+        raise UserError(f"No id of {args.gold} is in {args.pred}: nothing to compare.")
+    if only_gold or only_pred:
+        print(
+            f"note: {only_gold:,} ids only in {args.gold} and {only_pred:,} only in {args.pred} "
+            f"were left out; {len(both):,} compared.",
+            file=sys.stderr,
+        )
+    if args.positive_label is not None and args.positive_label not in set(gold.values()):
+        raise UserError(f"The positive label '{args.positive_label}' is not among the gold labels.")
+    result = compare(
+        [gold[i] for i in both],
+        [pred[i] for i in both],
+        positive_label=args.positive_label,
+        seed=args.seed,
+    )
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _labels_by_id(table, id_column: str, label_column: str, name: str) -> dict[str, str | None]:
+    """id → label of a read table; missing labels stay None (they count as wrong predictions)."""
+    frame = table.frame
+    for column in (id_column, label_column):
+        if column not in frame.columns:
+            raise UserError(
+                f"The column '{column}' is not in {name} (columns: {', '.join(map(str, frame.columns))})."
+            )
+    ids = [_id_text(v) for v in frame[id_column]]
+    if len(set(ids)) != len(ids):
+        raise UserError(f"The id column '{id_column}' of {name} has repeated values.")
+    labels = [None if _is_missing(v) else str(v).strip() for v in frame[label_column]]
+    return dict(zip(ids, labels, strict=True))
+
+
+def _id_text(value) -> str:
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def _is_missing(value) -> bool:
+    import pandas as pd
+
+    return (
+        value is None or (not isinstance(value, str) and pd.isna(value)) or str(value).strip() == ""
+    )
 
 
 class _ProgressBar:

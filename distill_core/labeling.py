@@ -212,6 +212,8 @@ def label_texts(
             )
         finally:
             writer.close()
+    if progress.requested and progress.errors == progress.requested and not stop_reason:
+        stop_reason.append("failing")  # every request failed: the endpoint is down or refuses us
     counts = summarise_run(store, run_id, items, hashes=hashes, repeats=repeats)
     return LabelOutcome(
         run_id=run_id,

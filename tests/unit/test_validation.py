@@ -1,0 +1,129 @@
+"""Validation in the store (SQLite and PostgreSQL): samples and their locked test part, coders'
+codes kept apart, imports with a report, gold labels, the test-seen warning, the demo's codes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from distill_core import projects, validation
+from distill_core.corpus import prepare_corpus, read_table
+from distill_core.store import Store
+
+CSV = "id,text\n" + "".join(f"d{i},text number {i}\n" for i in range(100))
+LABELS = ["economy", "health", "other"]
+
+
+def setup_project(store: Store) -> int:
+    table = read_table(CSV.encode(), "c.csv")
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        pid = projects.create_project(s, user, "V").id
+        projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
+    return pid
+
+
+def test_a_sample_is_reproducible_and_split_into_disjoint_parts(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        a = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
+        docs_a = [(d.doc_id, d.part) for d in validation.sample_docs(s, a)]
+        b = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
+        docs_b = [(d.doc_id, d.part) for d in validation.sample_docs(s, b)]
+        c = validation.draw_sample(s, user, pid, n=40, seed=8, test_share=0.25)
+        docs_c = {d.doc_id for d in validation.sample_docs(s, c)}
+    assert docs_a == docs_b
+    assert {d for d, _ in docs_a} != docs_c
+    parts = pd.Series([p for _, p in docs_a]).value_counts()
+    assert parts["test"] == 10 and parts["dev"] == 30
+    with store.session() as s:
+        assert validation.current_sample(s, pid).id == c.id
+        excluded = validation.training_exclusions(s, pid)
+    assert {d for d, p in docs_a if p == "test"} <= excluded
+
+
+@pytest.mark.parametrize(("n", "fragment"), [(1, "at least 2"), (1000, "cannot be larger")])
+def test_impossible_samples_are_refused_with_a_sentence(store: Store, n, fragment) -> None:
+    pid = setup_project(store)
+    with pytest.raises(validation.ValidationError, match=fragment), store.session() as s:
+        validation.draw_sample(s, projects.ensure_user(s), pid, n=n, seed=1)
+
+
+def test_coders_are_kept_apart_and_a_change_replaces_the_code(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        validation.save_code(s, user, pid, "d1", "anna", "economy")
+        validation.save_code(s, user, pid, "d1", "ben", "health")
+        validation.save_code(s, user, pid, "d1", "anna", "other")  # anna changes her mind
+        validation.save_code(s, user, pid, "d2", "anna", "health")
+        validation.save_code(s, user, pid, "d2", "ben", "health")
+        codes = validation.codes_frame(s, pid)
+        assert set(validation.coders(s, pid)) == {"anna", "ben"}
+        with pytest.raises(validation.ValidationError, match="name"):
+            validation.save_code(s, user, pid, "d3", "  ", "health")
+    assert len(codes) == 4
+    assert codes.set_index(["doc_id", "coder"]).loc[("d1", "anna"), "label"] == "other"
+    gold, ties = validation.gold_labels(codes)
+    assert gold == {"d2": "health"} and ties == 1  # d1: anna other vs ben health
+    assert validation.gold_labels(codes, "ben")[0] == {"d1": "health", "d2": "health"}
+
+
+def test_an_import_reports_unmatched_ids_and_unknown_labels_and_imports_nothing_wrong(
+    store: Store,
+) -> None:
+    pid = setup_project(store)
+    frame = pd.DataFrame(
+        {
+            "doc": ["d1", "d2", "zz9", "d3", "d4", "d5"],
+            "code": ["Economy", "health ", "health", "healthcare", "", "other"],
+        }
+    )
+    with store.session() as s:
+        plan = validation.plan_import(
+            s, pid, frame, id_column="doc", label_column="code", label_names=LABELS, coder="expert"
+        )
+        assert plan.unmatched_ids == ["zz9"]
+        assert plan.unknown_labels == {"healthcare": 1}
+        assert plan.empty == 1
+        assert plan.codes == [
+            ("d1", "expert", "economy"),
+            ("d2", "expert", "health"),
+            ("d5", "expert", "other"),
+        ]
+        text = " ".join(plan.lines())
+        assert "zz9" in text and "'healthcare'" in text
+        validation.apply_import(s, projects.ensure_user(s), pid, plan, "import:codes.csv")
+        codes = validation.codes_frame(s, pid)
+    assert sorted(codes["doc_id"]) == ["d1", "d2", "d5"] and set(codes["source"]) == {
+        "import:codes.csv"
+    }
+    with pytest.raises(validation.ValidationError, match="'nope'"), store.session() as s:
+        validation.plan_import(
+            s, pid, frame, id_column="nope", label_column="code", label_names=LABELS, coder="x"
+        )
+
+
+def test_editing_the_codebook_after_seeing_the_test_score_warns(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        sample = validation.draw_sample(s, projects.ensure_user(s), pid, n=20, seed=1)
+        assert validation.test_seen_warning(s, pid, 1) is None
+        validation.mark_test_seen(s, sample.id, 1)
+        validation.mark_test_seen(s, sample.id, 2)  # the first look is what counts
+        assert validation.test_seen_warning(s, pid, 1) is None
+        warning = validation.test_seen_warning(s, pid, 2)
+    assert warning and "v1" in warning and "overfits" in warning
+
+
+def test_the_demo_project_ships_a_sample_and_two_experts_codes(store: Store) -> None:
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        pid = projects.ensure_demo_project(s, user).id
+        sample = validation.current_sample(s, pid)
+        codes = validation.codes_frame(s, pid)
+        steps = projects.steps_done(s, pid)
+    assert sample.n == 120 and sample.method == "imported"
+    assert sorted(codes["coder"].unique()) == ["expert_a", "expert_b"]
+    assert len(codes) == 160 and steps["Validate"]
