@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core import projects
+from distill_core import projects, validation
 from distill_core.codebook import (
     Codebook,
     CodebookError,
@@ -23,7 +23,11 @@ project_id = ui.require_project(ctx)
 
 with ctx.store.session() as s:
     versions = projects.codebook_versions(s, project_id)
-latest = versions[0] if versions else None
+    latest = versions[0] if versions else None
+    # Editing after the held-out score was seen: the next version would be scored on seen texts.
+    overfit_warning = validation.test_seen_warning(
+        s, project_id, (latest.version if latest else 0) + 1
+    )
 
 # The draft being edited lives in the session; it starts from the latest saved version.
 draft_key = f"codebook_draft_{project_id}"
@@ -96,6 +100,8 @@ with edit_tab:
     problems = current.problems()
     for problem in problems:
         st.error(problem)
+    if overfit_warning:
+        st.warning(overfit_warning)
     note = st.text_input(
         "What changed (optional)", key=f"cb_note_{rev}", placeholder="e.g. clarified 'other'"
     )

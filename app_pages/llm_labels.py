@@ -5,7 +5,7 @@ import os
 import streamlit as st
 
 import ui
-from distill_core import labeling, projects
+from distill_core import labeling, projects, validation
 from distill_core.charts import label_distribution
 from distill_core.label_jobs import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
@@ -81,8 +81,17 @@ else:
     )
 
 st.subheader("What to label")
+with ctx.store.session() as s:
+    sample = validation.current_sample(s, ctx.project_id)
+    sample_ids = [d.doc_id for d in validation.sample_docs(s, sample)] if sample else []
+SAMPLE = f"The validation sample ({len(sample_ids):,} texts)"
 c1, c2, c3 = st.columns(3)
-scope = c1.radio("Texts", ["A random subset", "The whole corpus"], key="llm_scope")
+scope = c1.radio(
+    "Texts",
+    ([SAMPLE] if sample_ids else []) + ["A random subset", "The whole corpus"],
+    key="llm_scope",
+    help="Label the human-coded validation sample first to see how good the LLM is.",
+)
 n = c2.number_input(
     "How many",
     1,
@@ -94,10 +103,10 @@ n = c2.number_input(
 sample_seed = c3.number_input(
     "Random seed", 0, 2**31 - 1, 1, key="llm_sample_seed", disabled=scope != "A random subset"
 )
-st.caption(
-    "The validation sample for human coding is drawn on the Validate page; labelling it here "
-    "comes with that step."
-)
+if not sample_ids:
+    st.caption(
+        "Draw a validation sample on the Validate page to label exactly the texts humans code."
+    )
 repeats, concurrency, budget, price = 1, 16, None, None
 if provider == "openai":
     c1, c2 = st.columns(2)
@@ -115,6 +124,8 @@ if provider == "openai":
         st.warning("Repeated answers at temperature 0 are near-identical; raise the temperature.")
 if scope == "A random subset":
     doc_ids = labeling.random_subset(list(texts["doc_id"]), int(n), int(sample_seed))
+elif scope == SAMPLE:
+    doc_ids = sample_ids
 else:
     doc_ids = list(frame["doc_id"])
 
@@ -155,7 +166,7 @@ if st.button("Start labelling", type="primary"):
         concurrency=int(concurrency),
         budget_usd=budget,
         price=price,
-        scope="subset" if scope == "A random subset" else "all",
+        scope={"A random subset": "subset", SAMPLE: "sample"}.get(scope, "all"),
     )
     with ctx.store.session() as s:
         job_id, _ = start_label_job(
@@ -164,7 +175,7 @@ if st.button("Start labelling", type="primary"):
             corpus_id=corpus.id,
             codebook_version_id=version.id,
             codebook=codebook,
-            doc_ids=doc_ids if scope == "A random subset" else None,
+            doc_ids=None if scope == "The whole corpus" else doc_ids,
             request=request,
             user_id=ctx.user_id,
         )

@@ -249,6 +249,27 @@ with agree_tab:
                 f"**Disagreements** ({len(disagree)} of {len(dev_ids)}): where to sharpen the codebook"
             )
             st.dataframe(disagree, hide_index=True, width="stretch")
+        if len(runs) > 1:
+            st.subheader("Codebook versions on the same development texts")
+            with ctx.store.session() as s:
+                version_of = {
+                    v.id: v.version for v in projects.codebook_versions(s, ctx.project_id)
+                }
+                preds = {
+                    f"v{version_of.get(r.codebook_version_id, '?')} · run {r.id} ({r.model})": {
+                        i.doc_id: i.label for i in labeling.run_results(s, r.id)
+                    }
+                    for r in runs
+                }
+            dev_docs = [d.doc_id for d in docs if d.part == "dev"]
+            summary, wins = validation.compare_runs(gold, preds, dev_docs)
+            if summary.empty:
+                st.info("The runs share fewer than 2 human-coded development texts.")
+            else:
+                st.dataframe(summary, hide_index=True, width="stretch")
+                differ = wins[wins.drop(columns=["doc_id", "human"]).nunique(axis=1) > 1]
+                st.caption(f"{len(differ)} texts where the runs disagree on being right:")
+                st.dataframe(differ, hide_index=True, width="stretch")
         st.subheader("Held-out test part")
         seen = sample.test_seen_at is not None
         if not seen:

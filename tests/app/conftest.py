@@ -47,4 +47,5 @@ def texts(at: AppTest) -> str:
         "text",
     ):
         parts += [str(e.value) for e in getattr(at, kind)]
+    parts += [e.proto.text for e in at.get("progress")]
     return "\n".join(parts)

@@ -124,6 +124,8 @@ def test_label_the_demo_offline_and_with_the_loopback_llm_across_a_reload(
     # The offline baseline, on a subset of 40 texts.
     page.get_by_text("Local zero-shot baseline (offline; weak, not an LLM)").click()
     idle(page)
+    page.get_by_text("A random subset").click()
+    idle(page)
     page.get_by_role("spinbutton", name="How many").fill("40")
     page.keyboard.press("Enter")
     idle(page)
