@@ -213,7 +213,8 @@ with agree_tab:
         if ties:
             st.caption(f"{ties} texts left out: their coders tie.")
         with ctx.store.session() as s:
-            pred = {r.doc_id: r.label for r in labeling.run_results(s, run.id)}
+            results = {r.doc_id: r for r in labeling.run_results(s, run.id)}
+        pred = {d: r.label for d, r in results.items()}
         parts = {d.doc_id: d.part for d in docs}
 
         def scores(part: str):
@@ -233,21 +234,20 @@ with agree_tab:
             st.info("Fewer than 2 development texts have both a human code and an LLM label.")
         else:
             ui.show_agreement(dev, title=f"LLM run {run.id} vs human, development", class_ci=dev_ci)
-            disagree = pd.DataFrame(
-                [
-                    {
-                        "doc_id": d,
-                        "text": next(x.text for x in docs if x.doc_id == d),
-                        "human": ", ".join(sorted(codes[codes["doc_id"] == d]["label"].unique())),
-                        "LLM": pred[d],
-                    }
-                    for d in dev_ids
-                    if pred[d] != gold[d]
-                ]
+            disagree = validation.disagreements(
+                {d.doc_id: d.text for d in docs}, codes, gold, results, dev_ids
             )
             st.markdown(
-                f"**Disagreements** ({len(disagree)} of {len(dev_ids)}): where to sharpen the codebook"
+                f"**Disagreements** ({len(disagree)} of {len(dev_ids)}): where to sharpen the "
+                "codebook. Click a column to sort."
             )
+            f1, f2 = st.columns(2)
+            by_human = f1.multiselect("Human label", names, key="dis_human")
+            by_llm = f2.multiselect("LLM label", names, key="dis_llm")
+            if by_human:
+                disagree = disagree[disagree["human"].isin(by_human)]
+            if by_llm:
+                disagree = disagree[disagree["LLM"].isin(by_llm)]
             st.dataframe(disagree, hide_index=True, width="stretch")
         if len(runs) > 1:
             st.subheader("Codebook versions on the same development texts")

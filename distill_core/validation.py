@@ -505,3 +505,42 @@ def compare_runs(
         )
         per_doc[name] = ["✓" if pred[d] == gold[d] else f"✗ {pred[d]}" for d in common]
     return pd.DataFrame(rows), pd.DataFrame(per_doc)
+
+
+def disagreements(
+    texts: dict[str, str],
+    codes: pd.DataFrame,
+    gold: dict[str, str],
+    results: dict,
+    doc_ids: Sequence[str],
+) -> pd.DataFrame:
+    """Texts where the LLM's label differs from the human one, with every coder's code and the
+    LLM's confidence and consistency: the cases to read when sharpening the codebook.
+
+    ``results`` maps doc_id → a run item (``label``, ``confidence``, ``consistency``).
+    """
+    by_doc = (
+        codes.groupby("doc_id").apply(
+            lambda g: "; ".join(
+                f"{c}: {lab}" for c, lab in zip(g["coder"], g["label"], strict=True)
+            ),
+            include_groups=False,
+        )
+        if not codes.empty
+        else pd.Series(dtype=str)
+    )
+    rows = [
+        {
+            "doc_id": d,
+            "text": texts.get(d, ""),
+            "human": gold[d],
+            "coders": by_doc.get(d, ""),
+            "LLM": results[d].label,
+            "confidence": results[d].confidence,
+            "consistency": results[d].consistency,
+        }
+        for d in doc_ids
+        if d in gold and d in results and results[d].label != gold[d]
+    ]
+    columns = ["doc_id", "text", "human", "coders", "LLM", "confidence", "consistency"]
+    return pd.DataFrame(rows, columns=columns)

@@ -146,7 +146,12 @@ def test_min_confidence_drops_rows_and_reports_counts(tmp_path: Path) -> None:
     [
         (["a text"] * 20, ["x"] * 20, TINY, "at least 2"),
         (["a", "b", "c", "d"], ["x", "y", "x", "y"], TINY, "at least 10"),
-        (["t"] * 20, ["x", "y"] * 10, TrainingArgs(base_model="/nonexistent/model"), "Could not load"),
+        (
+            ["t"] * 20,
+            ["x", "y"] * 10,
+            TrainingArgs(base_model="/nonexistent/model"),
+            "Could not load",
+        ),
         (["t"] * 20, ["x", "y"] * 10, TrainingArgs(min_confidence=0.5), "no confidences"),
     ],
 )

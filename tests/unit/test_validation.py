@@ -141,7 +141,31 @@ def test_class_f1_intervals_match_per_class_f1_on_the_same_resamples() -> None:
     got = validation.class_f1_intervals(gold, pred, labels, seed=5, n_boot=200)
     idx = np.random.default_rng(5).integers(0, len(gold), size=(200, len(gold)))
     for label in labels:
-        f1s = [per_class([gold[i] for i in row], [pred[i] for i in row], labels=labels)[label].f1 for row in idx]
+        f1s = [
+            per_class([gold[i] for i in row], [pred[i] for i in row], labels=labels)[label].f1
+            for row in idx
+        ]
         assert got[label] == pytest.approx((np.percentile(f1s, 2.5), np.percentile(f1s, 97.5)))
         point = per_class(gold, pred, labels=labels)[label].f1
         assert got[label][0] <= point <= got[label][1]
+
+
+def test_disagreements_list_only_texts_where_the_llm_differs() -> None:
+    from types import SimpleNamespace as R
+
+    codes = pd.DataFrame(
+        {
+            "doc_id": ["a", "a", "b"],
+            "coder": ["x", "y", "x"],
+            "label": ["health", "health", "economy"],
+        }
+    )
+    results = {
+        "a": R(label="economy", confidence=0.6, consistency=1.0),
+        "b": R(label="economy", confidence=0.9, consistency=1.0),
+    }
+    table = validation.disagreements(
+        {"a": "text a", "b": "text b"}, codes, {"a": "health", "b": "economy"}, results, ["a", "b"]
+    )
+    assert list(table["doc_id"]) == ["a"]
+    assert table.iloc[0]["coders"] == "x: health; y: health" and table.iloc[0]["confidence"] == 0.6
