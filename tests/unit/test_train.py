@@ -164,7 +164,7 @@ def test_errors_are_one_sentence(tmp_path, texts, labels, args, words) -> None:
 
 
 def test_filter_to_one_class_is_an_error(tmp_path: Path) -> None:
-    texts, labels = easy_set(8)
+    texts, labels = easy_set(16)
     conf = [0.9 if y == "sport" else 0.1 for y in labels]
     args = TrainingArgs(min_confidence=0.5)
     with pytest.raises(TrainingError, match="1 class"):
