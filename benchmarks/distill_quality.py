@@ -74,7 +74,12 @@ def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str) ->
 
     out = workdir / tag
     t0 = time.perf_counter()
-    res = train(texts, labels, out, args)
+
+    def show(p) -> None:
+        if p.val_macro_f1 is not None or p.message == "Saved.":
+            print(f"    [{tag}] {p.message} ({time.perf_counter() - t0:.0f} s)", flush=True)
+
+    res = train(texts, labels, out, args, on_progress=show)
     pred = Predictor(out).predict(test_x)
     return {
         "f1": macro_f1(test_y, pred.labels),
