@@ -3,49 +3,18 @@ buttons with keyboard shortcuts, progress, the import report, agreement figures.
 
 from __future__ import annotations
 
-from distill_core import labeling, projects, validation
-from distill_core.codebook import Codebook
+from distill_core import projects, validation
 from distill_core.config import Settings
-from distill_core.llm.base import Answer
 from distill_core.store import Store
 from tests.app.conftest import open_page, texts
-
-
-class FixedTeacher:
-    """A teacher that answers 'economy' for every text (no network), for an LLM run."""
-
-    name = "fixed"
-
-    def params(self):
-        return {"model": "fixed-economy"}
-
-    def set_concurrency(self, n):
-        pass
-
-    async def ask(self, codebook, text, *, repeat_index=0):
-        return Answer(label="economy", status="ok", raw='{"label": "economy"}', attempts=1)
-
-    async def aclose(self):
-        pass
+from tests.fakes import label_sample
 
 
 def label_demo_sample() -> None:
     store = Store(Settings.from_env().database_url)
     with store.session() as s:
-        user = projects.ensure_user(s)
-        pid = projects.list_projects(s, user)[0].id
-        cb = Codebook.from_dict(projects.latest_codebook(s, pid).content)
-        sample = validation.current_sample(s, pid)
-        items = [(d.doc_id, d.text) for d in validation.sample_docs(s, sample)]
-        run_id = labeling.create_run(
-            s,
-            teacher=FixedTeacher(),
-            codebook=cb,
-            n_texts=len(items),
-            project_id=pid,
-            corpus_id=sample.corpus_id,
-        ).id
-    labeling.label_texts(store, run_id, FixedTeacher(), items)
+        pid = projects.list_projects(s, projects.ensure_user(s))[0].id
+    label_sample(store, pid)
     store.dispose()
 
 
