@@ -87,6 +87,51 @@ def _parser() -> argparse.ArgumentParser:
     agree.add_argument("--positive-label", help="also report the F1 of this class (binary tasks)")
     agree.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     agree.set_defaults(run=cmd_agree)
+
+    train = sub.add_parser(
+        "train",
+        help="fine-tune a student model on labelled texts",
+        description="Fine-tune a transformer (default: the bundled all-MiniLM-L6-v2, offline) on "
+        "the labels of INPUT and save a model folder loadable with "
+        "AutoModelForSequenceClassification, with metadata and a model card.",
+    )
+    train.add_argument("input")
+    train.add_argument("--label-column", required=True)
+    train.add_argument("--output", required=True, help="model folder to create")
+    train.add_argument("--text-column", default="text")
+    train.add_argument(
+        "--base-model", help="Hugging Face id or local folder (default: bundled MiniLM)"
+    )
+    train.add_argument(
+        "--epochs", type=int, help="upper bound; early stopping on validation macro-F1"
+    )
+    train.add_argument("--batch-size", type=int)
+    train.add_argument("--lr", type=float)
+    train.add_argument("--max-length", type=int, help="tokens per text (default: from the data)")
+    train.add_argument("--seed", type=int)
+    train.add_argument(
+        "--min-confidence", type=float, help="drop rows whose llm_confidence is below this"
+    )
+    train.set_defaults(run=cmd_train)
+
+    predict = sub.add_parser("predict", help="label texts with a trained model")
+    predict.add_argument("model_dir")
+    predict.add_argument("input")
+    predict.add_argument(
+        "--output", required=True, help="CSV: the input plus pred_label, pred_confidence"
+    )
+    predict.add_argument("--text-column", default="text")
+    predict.set_defaults(run=cmd_predict)
+
+    evaluate = sub.add_parser(
+        "evaluate", help="score a trained model on labelled test texts (JSON as agree)"
+    )
+    evaluate.add_argument("model_dir")
+    evaluate.add_argument("test")
+    evaluate.add_argument("--label-column", required=True)
+    evaluate.add_argument("--text-column", default="text")
+    evaluate.add_argument("--positive-label")
+    evaluate.set_defaults(run=cmd_evaluate)
     return parser
 
 
@@ -216,6 +261,117 @@ def cmd_agree(args: argparse.Namespace) -> int:
     )
     print(json.dumps(result.to_dict(), ensure_ascii=False))
     return 0
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    from distill_core.corpus import read_path
+    from distill_core.train import TrainingArgs, train
+
+    frame = read_path(args.input).frame
+    _require_columns(frame, [args.text_column, args.label_column], args.input)
+    keep = [not _is_missing(v) for v in frame[args.label_column]]
+    frame = frame[keep]
+    confidences = None
+    if args.min_confidence is not None:
+        if "llm_confidence" not in frame.columns:
+            raise UserError(
+                "--min-confidence needs an llm_confidence column (the label command's output)."
+            )
+        confidences = [None if _is_missing(v) else float(v) for v in frame["llm_confidence"]]
+    overrides = {
+        k: v
+        for k, v in {
+            "base_model": args.base_model,
+            "epochs": args.epochs,
+            "batch_size": args.batch_size,
+            "lr": args.lr,
+            "max_length": args.max_length,
+            "seed": args.seed,
+            "min_confidence": args.min_confidence,
+        }.items()
+        if v is not None
+    }
+    bar = _ProgressBar("Training")
+    result = train(
+        [str(t) for t in frame[args.text_column].fillna("")],
+        [str(v).strip() for v in frame[args.label_column]],
+        Path(args.output),
+        TrainingArgs(**overrides),
+        confidences=confidences,
+        on_progress=lambda p: bar.update(p.step, p.total_steps),
+        extra_metadata={"source_file": Path(args.input).name, "label_column": args.label_column},
+    )
+    bar.close()
+    print(
+        f"Trained on {result.n_train:,} texts (validation {result.n_val:,}); best epoch "
+        f"{result.best_epoch}, validation macro-F1 {result.val_macro_f1:.3f}; "
+        f"{result.train_seconds:.0f} s on {result.device}. Saved {result.output_dir}.",
+        file=sys.stderr,
+    )
+    return 0
+
+
+def _predict_frame(model_dir: str, path: str, text_column: str):
+    from distill_core.corpus import read_path
+    from distill_core.predict import load
+
+    frame = read_path(path).frame
+    _require_columns(frame, [text_column], path)
+    predictor = _load_model(load, model_dir)
+    bar = _ProgressBar("Predicting")
+    texts = ["" if _is_missing(t) else str(t) for t in frame[text_column]]
+    predictions = predictor.predict(texts, on_progress=bar.update)
+    bar.close()
+    return frame, predictions
+
+
+def _load_model(load, model_dir: str):
+    from pathlib import Path
+
+    if not (Path(model_dir) / "config.json").is_file():
+        raise UserError(f"{model_dir} is not a model folder (no config.json): train one first.")
+    return load(model_dir)
+
+
+def cmd_predict(args: argparse.Namespace) -> int:
+    from pathlib import Path
+
+    frame, predictions = _predict_frame(args.model_dir, args.input, args.text_column)
+    out = frame.copy()
+    out["pred_label"] = predictions.labels
+    out["pred_confidence"] = predictions.confidence
+    _write_csv_atomically(out, Path(args.output))
+    print(f"Labelled {len(out):,} texts. Wrote {args.output}.", file=sys.stderr)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from distill_core.agreement import compare
+
+    frame, predictions = _predict_frame(args.model_dir, args.test, args.text_column)
+    _require_columns(frame, [args.label_column], args.test)
+    pairs = [
+        (str(g).strip(), p)
+        for g, p in zip(frame[args.label_column], predictions.labels, strict=True)
+        if not _is_missing(g)
+    ]
+    if len(pairs) < 1:
+        raise UserError(f"{args.test} has no rows with a label in '{args.label_column}'.")
+    result = compare(
+        [g for g, _ in pairs], [p for _, p in pairs], positive_label=args.positive_label
+    )
+    print(json.dumps(result.to_dict(), ensure_ascii=False))
+    return 0
+
+
+def _require_columns(frame, columns, name: str) -> None:
+    for column in columns:
+        if column not in frame.columns:
+            raise UserError(
+                f"The column '{column}' is not in {name} (columns: {', '.join(map(str, frame.columns))})."
+            )
 
 
 def _labels_by_id(table, id_column: str, label_column: str, name: str) -> dict[str, str | None]:

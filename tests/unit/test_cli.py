@@ -200,3 +200,33 @@ def test_label_with_an_unreachable_endpoint_is_one_line(tmp_path) -> None:
     assert out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "reach" in out.stderr.lower() and "Traceback" not in out.stderr
     assert not (tmp_path / "out.csv").exists()
+
+
+def test_predict_and_evaluate_without_a_model_folder_are_one_line(tmp_path) -> None:
+    (tmp_path / "t.csv").write_text("id,text,label\n1,a,x\n")
+    for args in (
+        (
+            "predict",
+            str(tmp_path / "none"),
+            str(tmp_path / "t.csv"),
+            "--output",
+            str(tmp_path / "o.csv"),
+        ),
+        ("evaluate", str(tmp_path / "none"), str(tmp_path / "t.csv"), "--label-column", "label"),
+    ):
+        out = run(*args)
+        assert out.returncode == 2 and "not a model folder" in out.stderr
+        assert "Traceback" not in out.stderr
+
+
+def test_train_refuses_a_missing_label_column_in_one_line(tmp_path) -> None:
+    (tmp_path / "t.csv").write_text("id,text\n1,a\n")
+    out = run(
+        "train",
+        str(tmp_path / "t.csv"),
+        "--label-column",
+        "llm_label",
+        "--output",
+        str(tmp_path / "m"),
+    )
+    assert out.returncode == 2 and "'llm_label'" in out.stderr and not (tmp_path / "m").exists()
