@@ -1,7 +1,8 @@
 """Browser tests: `streamlit run app.py` on a free port with a fresh DISTILL_HOME, driven by
 Playwright in Debian's Chromium. Waits use the app's own markers (connection state, script
-state), never fixed sleeps. A failed test leaves a screenshot and the server log in
-test-artifacts/."""
+state, the server's "script finished" messages), never fixed sleeps: `idle(page)` waits for a
+script run that finished since the last call. A failed test leaves a screenshot and the
+server log in test-artifacts/."""
 
 from __future__ import annotations
 
@@ -15,6 +16,8 @@ import urllib.request
 from pathlib import Path
 
 import pytest
+from playwright.sync_api import Error as PlaywrightError
+from playwright.sync_api import Page, expect
 
 REPO = Path(__file__).resolve().parents[2]
 ARTIFACTS = REPO / "test-artifacts"
@@ -29,10 +32,85 @@ CHROMIUM_ARGS = [
     "--no-first-run",
     "--disable-quic",
 ]
+#: Timeout of every `expect(...)` assertion (Playwright's default, 5 s, is too short for a rerun
+#: that starts a job or loads a model on a small CI machine).
+expect.set_options(timeout=30_000)
+
+#: Counts finished script runs as the server reports them: every ForwardMsg on the app's
+#: websocket whose `script_finished` field (number 6, a varint) is set, except
+#: FINISHED_EARLY_FOR_RERUN (2; a `st.rerun()` goes on). The count goes up two animation frames
+#: after the message, once the app has rendered it. (`data-test-script-state` alone is not
+#: enough: a quick rerun's "running" can be batched away, and right after an action it still
+#: reads "notRunning" from the run before.) Installed before the app's code runs.
+RUN_COUNTER_JS = """
+(() => {
+  window.__distillRuns = 0;
+  window.__distillSeen = 0;
+  const varint = (b, i) => {
+    let v = 0, mul = 1;
+    for (;;) { const x = b[i++]; v += (x & 0x7f) * mul; mul *= 128; if (x < 0x80) return [v, i]; }
+  };
+  const finishedStatus = (b) => {
+    let i = 0;
+    while (i < b.length) {
+      let key; [key, i] = varint(b, i);
+      const field = Math.floor(key / 8), wire = key % 8;
+      if (wire === 0) { let v; [v, i] = varint(b, i); if (field === 6) return v; }
+      else if (wire === 2) { let n; [n, i] = varint(b, i); i += n; }
+      else if (wire === 1) { i += 8; }
+      else if (wire === 5) { i += 4; }
+      else { return null; }
+    }
+    return null;
+  };
+  const Native = window.WebSocket;
+  window.WebSocket = class extends Native {
+    constructor(...args) {
+      super(...args);
+      this.addEventListener('message', (event) => {
+        if (!(event.data instanceof ArrayBuffer)) return;
+        const status = finishedStatus(new Uint8Array(event.data));
+        if (status === null || status === 2) return;
+        requestAnimationFrame(() => requestAnimationFrame(() => { window.__distillRuns += 1; }));
+      });
+    }
+  };
+})();
+"""
+
+_IDLE_JS = """() => {
+  const app = document.querySelector('[data-testid="stApp"]');
+  return !!app && window.__distillRuns > window.__distillSeen
+    && app.getAttribute('data-test-script-state') === 'notRunning'
+    && app.getAttribute('data-test-connection-state') === 'CONNECTED'
+    && !document.querySelector('[data-testid="stSkeleton"]');
+}"""
+
+
+def idle(page: Page, timeout: float = 60) -> None:
+    """Wait until a script run has finished since the last `idle` (or the page load), the app
+    shows it as not running, is connected and no element is still a loading skeleton
+    (`stSkeleton`, e.g. a lazily loaded data editor): call it after each action that reruns."""
+    try:
+        page.wait_for_function(_IDLE_JS, timeout=timeout * 1000, polling=50)
+    except PlaywrightError as exc:
+        state = page.evaluate(
+            """() => { const a = document.querySelector('[data-testid="stApp"]');
+              return {script: a && a.getAttribute('data-test-script-state'),
+                      connection: a && a.getAttribute('data-test-connection-state'),
+                      runs: window.__distillRuns, seen: window.__distillSeen}; }"""
+        )
+        raise AssertionError(
+            f"the app did not finish a new script run within {timeout:.0f} s ({state}); "
+            "did the last action rerun the app?"
+        ) from exc
+    page.evaluate("() => { window.__distillSeen = window.__distillRuns; }")
 
 
 def pytest_collection_modifyitems(config, items):
-    if CHROMIUM.exists():
+    """No Chromium: skip the browser tests, or fail loudly where DISTILL_REQUIRE_BROWSER=1 (CI)."""
+    browser_tests = [item for item in items if item.get_closest_marker("e2e")]
+    if CHROMIUM.exists() or not browser_tests:
         return
     if os.environ.get("DISTILL_REQUIRE_BROWSER") == "1":
         raise pytest.UsageError(
@@ -41,9 +119,8 @@ def pytest_collection_modifyitems(config, items):
     skip = pytest.mark.skip(
         reason=f"{CHROMIUM} not found (apt-get install chromium); browser tests skipped"
     )
-    for item in items:
-        if "e2e" in item.nodeid:
-            item.add_marker(skip)
+    for item in browser_tests:
+        item.add_marker(skip)
 
 
 def free_port() -> int:
@@ -71,6 +148,10 @@ class App:
         self.port = free_port()
         self.url = f"http://127.0.0.1:{self.port}"
         self.log = home.parent / "server.log"
+        #: The app's database, as `Settings.from_env()` finds it for this DISTILL_HOME.
+        from distill_core.config import Settings
+
+        self.database_url = Settings.from_env({"DISTILL_HOME": str(home)}).database_url
         home.mkdir(parents=True, exist_ok=True)
         self._log = open(self.log, "wb")  # noqa: SIM115 - closed in stop()
         self.proc = subprocess.Popen(
@@ -163,6 +244,7 @@ def browser():
 @pytest.fixture
 def page(browser, app, request):
     context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(RUN_COUNTER_JS)
     pg = context.new_page()
     pg.set_default_timeout(30_000)
     yield pg
