@@ -92,13 +92,14 @@ def navigation(ctx: Context):
     pages = []
     for step, (script, icon) in PAGES.items():
         done = ctx.steps.get(step, False) and step != "Projects"
+        default = step == "Projects"  # the default page is served at "/", not at a path
         pages.append(
             st.Page(
                 script,
                 title=step,
                 icon=":material/check_circle:" if done else icon,
-                url_path=script.removeprefix("app_pages/").removesuffix(".py"),
-                default=step == "Projects",
+                url_path=None if default else script.removeprefix("app_pages/").removesuffix(".py"),
+                default=default,
             )
         )
     return st.navigation(pages)

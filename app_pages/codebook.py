@@ -98,8 +98,11 @@ with edit_tab:
         check=False,
     )
     problems = current.problems()
-    for problem in problems:
-        st.error(problem)
+    if latest is None and not current.labels:
+        st.info("Add at least two labels, each with a definition, then save the first version.")
+    else:
+        for problem in problems:
+            st.error(problem)
     if overfit_warning:
         st.warning(overfit_warning)
     note = st.text_input(
