@@ -42,8 +42,12 @@ class TrainingCancelled(Exception):
 
 @dataclass
 class TrainingArgs:
-    """Settings of one fine-tuning run; the defaults were chosen by measurement
-    (``benchmarks/distill_quality.py``) and need no tuning for short or long texts."""
+    """Settings of one fine-tuning run, with defaults meant to work untuned on tweets and on
+    longer documents. lr 1e-4 (a 6-layer, 384-wide MiniLM wants more than BERT-base's 2e-5–5e-5),
+    ≤ 10 epochs stopped early on validation macro-F1, and an automatic max_length keep both
+    short and long texts cheap. Measured (benchmarks/distill_quality.py, tweeteval_emotion,
+    500 teacher-labelled tweets, 500 test): student 0.455 macro-F1 vs its teacher 0.426 and
+    TF-IDF on the same labels 0.260; best epoch 7 of 9. The lr/epoch sweep is still to be run."""
 
     base_model: str | None = None  # None = bundled all-MiniLM-L6-v2
     epochs: int = 10  # an upper bound: early stopping usually ends earlier
@@ -76,7 +80,8 @@ class TrainProgress:
 
 @dataclass
 class TrainResult:
-    """What a finished run produced; ``metadata`` is the content of ``distill.json``."""
+    """What a finished run produced; ``metadata`` is the content of ``distill.json``;
+    ``val_macro_f1`` is NaN when val_share left no validation rows."""
 
     output_dir: Path
     labels: list[str]
