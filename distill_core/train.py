@@ -47,7 +47,8 @@ class TrainingArgs:
     ≤ 10 epochs stopped early on validation macro-F1, and an automatic max_length keep both
     short and long texts cheap. Measured (benchmarks/distill_quality.py, tweeteval_emotion,
     500 teacher-labelled tweets, 500 test): student 0.455 macro-F1 vs its teacher 0.426 and
-    TF-IDF on the same labels 0.260 and a naive 3-epoch lr-5e-5 loop 0.134; best epoch 7 of 9. The lr/epoch sweep is still to be run."""
+    TF-IDF on the same labels 0.260, a naive 3-epoch lr-5e-5 loop 0.134; best epoch 7 of 9.
+    The lr/epoch sweep is still to be run."""
 
     base_model: str | None = None  # None = bundled all-MiniLM-L6-v2
     epochs: int = 10  # an upper bound: early stopping usually ends earlier
