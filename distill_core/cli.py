@@ -266,12 +266,12 @@ def cmd_agree(args: argparse.Namespace) -> int:
 def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from distill_core.corpus import read_path
+    from distill_core.corpus import is_blank, read_path
     from distill_core.train import TrainingArgs, train
 
     frame = read_path(args.input).frame
     _require_columns(frame, [args.text_column, args.label_column], args.input)
-    keep = [not _is_missing(v) for v in frame[args.label_column]]
+    keep = [not is_blank(v) for v in frame[args.label_column]]
     frame = frame[keep]
     confidences = None
     if args.min_confidence is not None:
@@ -279,7 +279,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             raise UserError(
                 "--min-confidence needs an llm_confidence column (the label command's output)."
             )
-        confidences = [None if _is_missing(v) else float(v) for v in frame["llm_confidence"]]
+        confidences = [None if is_blank(v) else float(v) for v in frame["llm_confidence"]]
     overrides = {
         k: v
         for k, v in {
@@ -314,14 +314,14 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _predict_frame(model_dir: str, path: str, text_column: str):
-    from distill_core.corpus import read_path
+    from distill_core.corpus import is_blank, read_path
     from distill_core.predict import load
 
     frame = read_path(path).frame
     _require_columns(frame, [text_column], path)
     predictor = _load_model(load, model_dir)
     bar = _ProgressBar("Predicting")
-    texts = ["" if _is_missing(t) else str(t) for t in frame[text_column]]
+    texts = ["" if is_blank(t) else str(t) for t in frame[text_column]]
     predictions = predictor.predict(texts, on_progress=bar.update)
     bar.close()
     return frame, predictions
@@ -349,13 +349,14 @@ def cmd_predict(args: argparse.Namespace) -> int:
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from distill_core.agreement import compare
+    from distill_core.corpus import is_blank
 
     frame, predictions = _predict_frame(args.model_dir, args.test, args.text_column)
     _require_columns(frame, [args.label_column], args.test)
     pairs = [
         (str(g).strip(), p)
         for g, p in zip(frame[args.label_column], predictions.labels, strict=True)
-        if not _is_missing(g)
+        if not is_blank(g)
     ]
     if len(pairs) < 1:
         raise UserError(f"{args.test} has no rows with a label in '{args.label_column}'.")
@@ -376,31 +377,19 @@ def _require_columns(frame, columns, name: str) -> None:
 
 def _labels_by_id(table, id_column: str, label_column: str, name: str) -> dict[str, str | None]:
     """id → label of a read table; missing labels stay None (they count as wrong predictions)."""
+    from distill_core.corpus import id_text, is_blank
+
     frame = table.frame
     for column in (id_column, label_column):
         if column not in frame.columns:
             raise UserError(
                 f"The column '{column}' is not in {name} (columns: {', '.join(map(str, frame.columns))})."
             )
-    ids = [_id_text(v) for v in frame[id_column]]
+    ids = [id_text(v) for v in frame[id_column]]
     if len(set(ids)) != len(ids):
         raise UserError(f"The id column '{id_column}' of {name} has repeated values.")
-    labels = [None if _is_missing(v) else str(v).strip() for v in frame[label_column]]
+    labels = [None if is_blank(v) else str(v).strip() for v in frame[label_column]]
     return dict(zip(ids, labels, strict=True))
-
-
-def _id_text(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
-
-
-def _is_missing(value) -> bool:
-    import pandas as pd
-
-    return (
-        value is None or (not isinstance(value, str) and pd.isna(value)) or str(value).strip() == ""
-    )
 
 
 class _ProgressBar:

@@ -1051,6 +1051,22 @@ def prepare_corpus(
     )
 
 
+def id_text(value) -> str:
+    """An id cell as text: 17.0 (a number column read as floats) becomes "17"; spaces stripped."""
+    if isinstance(value, float) and value.is_integer():
+        return str(int(value))
+    return str(value).strip()
+
+
+def is_blank(value) -> bool:
+    """A cell with nothing in it: None, NaN/NA, or only whitespace."""
+    if value is None:
+        return True
+    if not isinstance(value, str) and pd.isna(value):
+        return True
+    return str(value).strip() == ""
+
+
 def generate_ids(texts: list[str]) -> list[str]:
     """Ids that survive re-uploads and reordering: "t" + sha1(text)[:12], "-k" on the k-th repeat."""
     sha1 = hashlib.sha1

@@ -18,6 +18,7 @@ from sqlalchemy.orm import Session
 
 from distill_core import sampling
 from distill_core.codebook import match_label
+from distill_core.corpus import id_text, is_blank
 from distill_core.projects import get_corpus, get_project
 from distill_core.store.models import (
     Document,
@@ -394,9 +395,9 @@ def plan_import(
     unmatched: dict[str, None] = {}
     unknown: Counter = Counter()
     for _, row in frame.iterrows():
-        doc_id = _as_id(row[id_column])
+        doc_id = id_text(row[id_column])
         raw = row[label_column]
-        if raw is None or (isinstance(raw, float) and pd.isna(raw)) or not str(raw).strip():
+        if is_blank(raw):
             report.empty += 1
             continue
         label = match_label(str(raw), label_names)
@@ -421,12 +422,6 @@ def apply_import(
     for doc_id, coder, label in report.codes:
         save_code(session, user, project_id, doc_id, coder, label, source=source)
     return len(report.codes)
-
-
-def _as_id(value) -> str:
-    if isinstance(value, float) and value.is_integer():
-        return str(int(value))
-    return str(value).strip()
 
 
 def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict[str, int]:
