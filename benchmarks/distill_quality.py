@@ -2,9 +2,15 @@
 a teacher's labels approach one trained on human labels, and beat a TF-IDF baseline?
 
 Per task: a test split of human labels (≤ --n-test texts), --n-train training texts, and a
-simulated teacher whose errors are not random: TF-IDF + logistic regression (C=10) fitted on a
-separate slice of up to --n-teacher human-labelled texts (disjoint from the training texts); its labels on the training texts (mistakes
-kept) are the "LLM labels". Printed, as macro-F1 on the human test split:
+simulated teacher whose errors are not random. A weak classifier (TF-IDF + logistic regression,
+C=1, balanced class weights) is fitted on up to --n-teacher other human-labelled texts; the
+teacher ("--teacher mixed", the default) gives the human label except on a random share of the
+texts the weak classifier gets wrong, where it gives the weak classifier's label. The share is
+set so that the teacher's accuracy on the training texts is --teacher-accuracy (default 0.80,
+about GPT-4's agreement with human coders in the papers; the realised figure is printed, and
+it is higher when the weak classifier makes fewer mistakes than that). The same share applies
+on the test texts. "--teacher tfidf" uses the weak classifier (unbalanced) itself. Printed,
+as macro-F1 on the human test split:
 
   teacher                      the simulated teacher itself
   student_teacher              train() with TrainingArgs() defaults on teacher labels
@@ -67,6 +73,40 @@ def read_task(name: str, seed: int) -> tuple[list[tuple[str, str]], list[tuple[s
     return pool, test
 
 
+def mixed_teacher(human: list[str], weak: list[str], share: float, rng: random.Random) -> list[str]:
+    """Human labels, except on round(share × m) of the m texts the weak classifier gets
+    wrong (drawn at random, seeded), which get the weak classifier's label."""
+    wrong = [i for i, (h, w) in enumerate(zip(human, weak, strict=True)) if h != w]
+    copied = set(rng.sample(wrong, round(share * len(wrong))))
+    return [weak[i] if i in copied else h for i, h in enumerate(human)]
+
+
+def error_share(human: list[str], weak: list[str], accuracy: float) -> float:
+    """Share of the weak classifier's mistakes to copy so that the teacher's expected
+    accuracy is ``accuracy`` (1.0 when the weak classifier makes too few mistakes)."""
+    wrong = sum(w != h for h, w in zip(human, weak, strict=True))
+    need = (1.0 - accuracy) * len(human)
+    return 1.0 if wrong == 0 else min(1.0, max(0.0, need / wrong))
+
+
+def fit_weak(rows: list[tuple[str, str]], seed: int, balanced: bool):
+    """TF-IDF + logistic regression (C=1) on other texts: the weak classifier whose mistakes
+    the teacher copies. ``balanced`` weights classes by inverse frequency, so that its
+    mistakes are spread over the classes as an LLM's are (an LLM follows the codebook, not
+    the base rates) rather than collapsing onto the majority class."""
+    from distill_core.baseline import fit_baseline
+
+    texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
+    weak = fit_baseline(texts, labels, seed, c=1.0)
+    if balanced:
+        weak.pipeline.set_params(lr__class_weight="balanced").fit(texts, labels)
+    return weak
+
+
+def accuracy(gold: list[str], pred: list[str]) -> float:
+    return sum(g == p for g, p in zip(gold, pred, strict=True)) / max(1, len(gold))
+
+
 def macro_f1(gold: list[str], pred: list[str]) -> float:
     from sklearn.metrics import f1_score
 
@@ -116,6 +156,8 @@ def main() -> None:
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--n-teacher", type=int, default=2000)
     ap.add_argument("--seed", type=int, default=42)
+    ap.add_argument("--teacher", choices=["mixed", "tfidf"], default="mixed")
+    ap.add_argument("--teacher-accuracy", type=float, default=0.80)
     ap.add_argument(
         "--only",
         default="teacher,student_teacher,student_human,baseline_teacher,naive_teacher",
@@ -146,14 +188,25 @@ def main() -> None:
         y_human = [lab for _, lab in train_rows]
         tx = [t for t, _ in test]
         ty = [lab for _, lab in test]
-        teacher = fit_baseline(
-            [t for t, _ in teacher_rows], [lab for _, lab in teacher_rows], c=1.0
-        )
-        y_teacher = teacher.predict(x)[0]
-        agree = sum(p == h for p, h in zip(y_teacher, y_human, strict=True)) / len(x)
+        weak = fit_weak(teacher_rows, a.seed, balanced=a.teacher == "mixed")
+        weak_train, weak_test = weak.predict(x)[0], weak.predict(tx)[0]
+        if a.teacher == "tfidf":
+            y_teacher, t_test, share = weak_train, weak_test, 1.0
+        else:
+            share = error_share(y_human, weak_train, a.teacher_accuracy)
+            trng = random.Random(a.seed + 1)
+            y_teacher = mixed_teacher(y_human, weak_train, share, trng)
+            t_test = mixed_teacher(ty, weak_test, share, trng)
         print(
-            f"\n== {task}: train {len(x)} (teacher agrees with humans on {agree:.1%}), "
-            f"teacher slice {len(teacher_rows)}, test {len(tx)}, classes {len(set(ty))}; teacher labels {dict(Counter(y_teacher))}"
+            f"\n== {task}: train {len(x)}, test {len(tx)}, classes {len(set(ty))}; "
+            f"weak classifier on {len(teacher_rows)} other texts: accuracy "
+            f"{accuracy(y_human, weak_train):.1%} on the training texts"
+        )
+        print(
+            f"   teacher ({a.teacher}): accuracy {accuracy(y_human, y_teacher):.1%} on the "
+            f"training texts (target {a.teacher_accuracy:.0%}, copies {share:.0%} of the weak "
+            f"classifier's mistakes), {accuracy(ty, t_test):.1%} on the test texts; "
+            f"labels {dict(Counter(y_teacher).most_common())}"
         )
 
         def emit(name: str, r: dict, task: str = task) -> None:
@@ -164,7 +217,14 @@ def main() -> None:
                     fh.write(json.dumps({"task": task, "name": name, **r}) + "\n")
 
         if "teacher" in only:
-            emit("teacher", {"f1": macro_f1(ty, teacher.predict(tx)[0])})
+            emit(
+                "teacher",
+                {
+                    "f1": macro_f1(ty, t_test),
+                    "train_accuracy": round(accuracy(y_human, y_teacher), 3),
+                    "test_accuracy": round(accuracy(ty, t_test), 3),
+                },
+            )
         if "baseline_teacher" in only:
             t0 = time.perf_counter()
             b = fit_baseline(x, y_teacher, a.seed)
