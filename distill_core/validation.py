@@ -88,7 +88,9 @@ def draw_sample(
                 select(LabelRunItem.doc_id, LabelRunItem.label).where(
                     LabelRunItem.run_id == strata_run_id
                 )
-            ).tuples()
+            )
+            .tuples()
+            .all()
         )
         strata = [by_doc.get(d) for d in ids]
         try:
@@ -435,7 +437,7 @@ def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict
         .where(SampleItem.sample_id == sample.id, HumanCode.coder == coder)
         .group_by(SampleItem.part)
     )
-    counts = defaultdict(int, dict(session.execute(stmt).tuples()))
+    counts = defaultdict(int, dict(session.execute(stmt).tuples().all()))
     return {p: counts[p] for p in PARTS}
 
 

@@ -169,3 +169,47 @@ def test_disagreements_list_only_texts_where_the_llm_differs() -> None:
     )
     assert list(table["doc_id"]) == ["a"]
     assert table.iloc[0]["coders"] == "x: health; y: health" and table.iloc[0]["confidence"] == 0.6
+
+
+def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> None:
+    from distill_core import labeling
+    from distill_core.codebook import Codebook
+    from tests.fakes import MappingTeacher
+
+    pid = setup_project(store)
+    codebook = Codebook.from_dict(
+        {"name": "T", "labels": [{"name": n, "definition": n} for n in LABELS]}
+    )
+    with store.session() as s:
+        projects.save_codebook(s, projects.ensure_user(s), pid, codebook)
+        corpus = projects.get_corpus(s, pid)
+        docs = projects.load_documents(s, corpus.id, with_extra=False)
+        # 'health' is rare: 5 of the 100 texts
+        by_text = {t: "health" for t in docs["text"][:5]}
+        teacher = MappingTeacher(by_text, "economy")
+        run_id = labeling.create_run(
+            s,
+            teacher=teacher,
+            codebook=codebook,
+            n_texts=len(docs),
+            project_id=pid,
+            corpus_id=corpus.id,
+        ).id
+    items = list(zip(docs["doc_id"], docs["text"], strict=True))
+    labeling.label_texts(store, run_id, teacher, items)
+    with store.session() as s:
+        sample = validation.draw_sample(
+            s,
+            projects.ensure_user(s),
+            pid,
+            n=20,
+            seed=3,
+            method="stratified",
+            strata_run_id=run_id,
+            min_per_stratum=4,
+        )
+        chosen = {d.doc_id for d in validation.sample_docs(s, sample)}
+        counts = validation.coded_counts(s, sample, "nobody")
+    assert len(chosen) == 20 and len(chosen & set(docs["doc_id"][:5])) >= 4
+    assert sample.method == "stratified"
+    assert counts == {"dev": 0, "test": 0}
