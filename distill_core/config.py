@@ -28,5 +28,10 @@ class Settings:
         return cls(home=home, database_url=url, redis_url=env.get("DISTILL_REDIS_URL") or None)
 
     @property
+    def models_dir(self) -> Path:
+        """Where trained students are kept (a lab's GPU workers must see the same folder)."""
+        return self.home / "models"
+
+    @property
     def is_sqlite(self) -> bool:
         return self.database_url.startswith("sqlite")

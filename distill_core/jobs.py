@@ -184,6 +184,7 @@ def _sentence(exc: BaseException) -> str:
 def _load_runners() -> None:
     """Import the modules that register job kinds."""
     import distill_core.label_jobs  # noqa: F401
+    import distill_core.students  # noqa: F401
 
 
 # ---------------------------------------------------------------- the queue

@@ -261,7 +261,7 @@ def summarise_run(
                 row = _item_from_answers([got[r] for r in sorted(got)])
             counts[row["status"]] += 1
             rows.append({"run_id": run_id, "doc_id": doc_id, "text_hash": h, **row})
-        _insert_many(s, LabelRunItem.__table__, rows)
+        insert_many(s, LabelRunItem.__table__, rows)
     return counts
 
 
@@ -432,10 +432,10 @@ _sql_cache: dict[str, tuple[str, list]] = {}
 
 def _upsert(session: Session, rows: list[dict]) -> None:
     """Insert answers; an answer for the same key replaces an earlier failed one."""
-    _insert_many(session, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)
+    insert_many(session, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)
 
 
-def _insert_many(session: Session, table, rows: list[dict], conflict: tuple[str, ...] = ()) -> None:
+def insert_many(session: Session, table, rows: list[dict], conflict: tuple[str, ...] = ()) -> None:
     """One driver-level ``executemany`` with the columns' own bind processors: the rows the ORM
     would write, with far less Python work per row (this runs beside a busy event loop).
     With ``conflict`` columns, a row whose key exists replaces the stored one."""

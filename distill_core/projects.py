@@ -25,7 +25,9 @@ from distill_core.store.models import (
     LabelRun,
     LabelRunItem,
     Membership,
+    PredictionRun,
     Project,
+    StudentModel,
     User,
 )
 
@@ -293,6 +295,22 @@ def steps_done(session: Session, project_id: int) -> dict[str, bool]:
             .select_from(HumanCode)
             .where(HumanCode.project_id == project_id)
             .limit(1)
+        )
+        > 0
+    )
+    done["Fine-tune"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(StudentModel)
+            .where(StudentModel.project_id == project_id, StudentModel.status == "ready")
+        )
+        > 0
+    )
+    done["Results"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(PredictionRun)
+            .where(PredictionRun.project_id == project_id, PredictionRun.status == "done")
         )
         > 0
     )

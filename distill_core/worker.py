@@ -17,6 +17,7 @@ settings = Settings.from_env()
 huey = make_huey(settings)
 
 import distill_core.label_jobs  # noqa: E402,F401  (registers the job kinds)
+import distill_core.students  # noqa: E402,F401
 
 
 def main(workers: int = 2) -> int:

@@ -305,3 +305,73 @@ class HumanCode(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class StudentModel(Base):
+    """A fine-tuned student: where its folder lies, what it was trained on, how it compares.
+
+    ``path`` is relative to the models folder (``DISTILL_HOME/models``); ``training`` holds the
+    training-set counts (LLM-labelled, held-out test items excluded, invalid answers, filtered,
+    used); ``comparison`` the fair comparison on the held-out human codes.
+    """
+
+    __tablename__ = "student_models"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    corpus_id: Mapped[int | None] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    label_run_id: Mapped[int | None] = mapped_column(
+        ForeignKey("label_runs.id", ondelete="SET NULL")
+    )
+    codebook_version_id: Mapped[int | None] = mapped_column(
+        ForeignKey("codebook_versions.id", ondelete="SET NULL")
+    )
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="training")
+    base_model: Mapped[str] = mapped_column(String(500))
+    path: Mapped[str | None] = mapped_column(String(1000))
+    args: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    training: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    meta: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    comparison: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class PredictionRun(Base):
+    """One pass of a student over a whole corpus."""
+
+    __tablename__ = "prediction_runs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    model_id: Mapped[int] = mapped_column(ForeignKey("student_models.id", ondelete="CASCADE"))
+    corpus_id: Mapped[int] = mapped_column(ForeignKey("corpora.id", ondelete="CASCADE"))
+    job_id: Mapped[int | None] = mapped_column(ForeignKey("jobs.id", ondelete="SET NULL"))
+    status: Mapped[str] = mapped_column(String(20), default="running")
+    labels: Mapped[dict[str, Any]] = mapped_column(default=dict)  # {"labels": [...]}
+    n: Mapped[int] = mapped_column(Integer, default=0)
+    seconds: Mapped[float] = mapped_column(Float, default=0.0)
+    device: Mapped[str] = mapped_column(String(20), default="cpu")
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    finished_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Prediction(Base):
+    """A student's label for one document, its probability and every class's probability."""
+
+    __tablename__ = "predictions"
+
+    run_id: Mapped[int] = mapped_column(
+        ForeignKey("prediction_runs.id", ondelete="CASCADE"), primary_key=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(500), primary_key=True)
+    label: Mapped[str] = mapped_column(String(200))
+    confidence: Mapped[float] = mapped_column(Float)
+    probs: Mapped[list[float]] = mapped_column(JSONType, default=list)

@@ -1,0 +1,225 @@
+"""Students in a project: the training set leaves out held-out test texts and invalid answers,
+training runs as a job with progress and the fair comparison, cancel leaves nothing behind,
+and a corpus pass stores every prediction and resumes after an interruption."""
+
+from __future__ import annotations
+
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select
+
+from distill_core import jobs, labeling, projects, students, validation
+from distill_core.codebook import Codebook
+from distill_core.llm.base import Answer
+from distill_core.predict import Predictor
+from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
+from distill_core.train import TrainingArgs
+from tests.fakes import MappingTeacher
+
+TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
+
+
+class _HalfInvalid(MappingTeacher):
+    """Right on coded texts, 'other' elsewhere, and an off-codebook answer on every 10th text."""
+
+    async def ask(self, codebook, text, *, repeat_index=0):
+        if sum(map(ord, text)) % 10 == 0:
+            return Answer(label=None, status="invalid", raw="politics", attempts=2)
+        return await super().ask(codebook, text, repeat_index=repeat_index)
+
+
+def demo_with_run(store: Store) -> tuple[int, int]:
+    """The demo project (360 texts, 120 coded, 60 of them held out) and an LLM run over it."""
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        pid = projects.ensure_demo_project(s, user).id
+        corpus = projects.get_corpus(s, pid)
+        docs = projects.load_documents(s, corpus.id, with_extra=False)
+        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
+        version = projects.latest_codebook(s, pid)
+        cb = Codebook.from_dict(version.content)
+        by_text = {
+            t: gold[d] for d, t in zip(docs["doc_id"], docs["text"], strict=True) if d in gold
+        }
+        teacher = _HalfInvalid(by_text, "other")
+        run_id = labeling.create_run(
+            s,
+            teacher=teacher,
+            codebook=cb,
+            n_texts=len(docs),
+            project_id=pid,
+            corpus_id=corpus.id,
+            codebook_version_id=version.id,
+        ).id
+        items = list(zip(docs["doc_id"], docs["text"], strict=True))
+    labeling.label_texts(store, run_id, teacher, items)
+    return pid, run_id
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, monkeypatch) -> Store:
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    s = Store(f"sqlite:///{tmp_path / 'distill.db'}")
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def test_the_training_set_leaves_out_held_out_texts_and_invalid_answers(store: Store) -> None:
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        ts = students.training_set(s, pid, run_id)
+        held_out = validation.training_exclusions(s, pid)
+        results = labeling.results_frame(s, run_id)
+    assert ts.n_llm == 360
+    assert ts.excluded_test == len(held_out) == 60
+    outside = results[~results["doc_id"].isin(held_out)]
+    assert ts.invalid == int((outside["status"] != "ok").sum()) > 0
+    assert len(ts.texts) == 360 - 60 - ts.invalid
+    assert not set(ts.doc_ids) & held_out
+    assert ts.counts()["n_available"] == len(ts.texts)
+    with store.session() as s, pytest.raises(students.StudentError, match="not part"):
+        students.training_set(s, pid + 1, run_id)
+
+
+def test_too_few_labels_is_a_sentence_and_queues_nothing(store: Store) -> None:
+    pid, run_id = demo_with_run(store)
+    args = TrainingArgs(min_confidence=0.99)  # the fake teacher gives no confidences
+    with store.session() as s, pytest.raises(students.StudentError, match="at least 10"):
+        students.start_train_job(s, project_id=pid, label_run_id=run_id, args=args)
+    with store.session() as s:
+        assert s.scalar(select(StudentModel)) is None
+
+
+def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
+        )
+    jobs.execute(store, job_id)
+    with store.session() as s:
+        job, model = s.get(Job, job_id), s.get(StudentModel, model_id)
+        assert job.status == "done", job.message
+        assert "held-out" in job.message
+        assert model.status == "ready"
+        folder = students.model_dir(model)
+        comparison, meta, training = model.comparison, model.meta, model.training
+        assert projects.steps_done(s, pid)["Fine-tune"]
+        assert students.latest_model(s, pid).id == model_id
+    assert training["excluded_test"] == 60
+    assert meta["n_train"] + meta["n_val"] == training["n_available"]
+    assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
+    assert (folder / "config.json").is_file()
+    with store.session() as s:
+        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
+        n_eval = len(validation.training_exclusions(s, pid) & set(gold))
+    assert comparison["eval"]["n"] == n_eval >= 50  # coders tie on a few held-out texts
+    assert comparison["eval"]["part"] == "test"
+    rows = {r["key"]: r for r in comparison["rows"]}
+    assert list(rows) == ["llm", "student_llm", "student_human", "tfidf_llm"]
+    # The fake teacher knows the human codes, so its labels agree on every valid answer.
+    llm = rows["llm"]["metrics"]
+    assert llm["accuracy"] == pytest.approx(1 - llm["n_missing"] / n_eval)
+    for row in rows.values():
+        m = row["metrics"]
+        assert m["n"] == n_eval
+        low, high = m["ci"]["macro_f1"]
+        assert low <= m["macro_f1"] <= high
+        assert set(row["class_ci"]) == set(meta["labels"])
+    assert "2-fold" in rows["student_human"]["name"]
+    # The student's own scores equal a fresh prediction of the held-out texts.
+    with store.session() as s:
+        texts = projects.get_documents(
+            s, projects.get_corpus(s, pid).id, comparison["eval"]["doc_ids"]
+        )
+    again = Predictor(folder).predict([texts[d] for d in comparison["eval"]["doc_ids"]]).labels
+    assert again == rows["student_llm"]["predictions"]
+    curves = job.result  # the job's result holds the summary; curves were live progress
+    assert curves["model_id"] == model_id
+
+    with store.session() as s:
+        pjob, prun = students.start_predict_job(s, project_id=pid, model_id=model_id)
+    jobs.execute(store, pjob)
+    with store.session() as s:
+        assert s.get(Job, pjob).status == "done"
+        run = s.get(PredictionRun, prun)
+        assert run.status == "done" and run.n == 360
+        frame = students.predictions_frame(s, prun)
+        assert students.latest_prediction_run(s, pid).id == prun
+        assert projects.steps_done(s, pid)["Results"]
+    assert len(frame) == 360 and frame["doc_id"].is_unique
+    probs = frame[[f"prob_{label}" for label in meta["labels"]]].to_numpy()
+    assert probs.sum(axis=1) == pytest.approx(1.0, abs=1e-4)
+    assert frame["pred_confidence"].to_numpy() == pytest.approx(probs.max(axis=1), abs=1e-6)
+
+    # An interrupted pass continues: drop half the predictions, mark the run failed, restart.
+    kept = set(frame["doc_id"][:200])
+    with store.session() as s:
+        s.execute(
+            delete(Prediction).where(Prediction.run_id == prun, Prediction.doc_id.not_in(kept))
+        )
+        s.get(PredictionRun, prun).status = "failed"
+    with store.session() as s:
+        pjob2, prun2 = students.start_predict_job(s, project_id=pid, model_id=model_id)
+    assert prun2 == prun
+    jobs.execute(store, pjob2)
+    with store.session() as s:
+        assert s.get(PredictionRun, prun).status == "done"
+        again = students.predictions_frame(s, prun, probabilities=False)
+    assert len(again) == 360
+    merged = again.merge(frame, on="doc_id", suffixes=("", "_first"))
+    assert (merged["pred_label"] == merged["pred_label_first"]).all()
+
+
+def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    long = TrainingArgs(epochs=50, batch_size=8, max_length=32, early_stopping_patience=0)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=long, human_folds=0
+        )
+    worker = threading.Thread(target=jobs.execute, args=(store, job_id))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with store.session() as s:
+            if s.get(Job, job_id).done > 0:
+                jobs.request_cancel(s, job_id)
+                break
+        time.sleep(0.2)
+    worker.join(timeout=300)
+    with store.session() as s:
+        assert s.get(Job, job_id).status == "cancelled"
+        model = s.get(StudentModel, model_id)
+        assert model.status == "cancelled" and model.path is None
+        assert not projects.steps_done(s, pid)["Fine-tune"]
+    project_dir = Path(store.engine.url.database).parent / "home" / "models" / str(pid)
+    assert not project_dir.exists() or not any(project_dir.iterdir())
+
+
+def test_without_coded_test_texts_the_comparison_says_what_to_do(sqlite_store: Store) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        held_out = validation.training_exclusions(s, pid)
+        for doc_id in held_out:
+            for coder in validation.coders(s, pid):
+                validation.delete_code(s, user, pid, doc_id, coder)
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
+        )
+    jobs.execute(store, job_id)
+    with store.session() as s:
+        model = s.get(StudentModel, model_id)
+        assert model.status == "ready"
+        assert model.comparison["eval"] is None
+        assert "code at least 10" in model.comparison["reason"]
