@@ -201,8 +201,12 @@ def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
     jobs.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
 
 
-def job_panel(ctx: Context, kind: str) -> None:
-    """Progress of the project's latest job of ``kind``, live while it runs, with Cancel."""
+def job_panel(ctx: Context, kind: str, details=None) -> None:
+    """Progress of the project's latest job of ``kind``, live while it runs, with Cancel.
+
+    ``details(container, job)`` shows what is particular to the kind (the default: the LLM
+    labelling's errors, tokens and cost).
+    """
     from distill_core import jobs
 
     def latest():
@@ -223,22 +227,26 @@ def job_panel(ctx: Context, kind: str) -> None:
         box.markdown(f"**Job {job.id}** ({job.status}): {job.message}")
         share = job.done / job.total if job.total else 0.0
         box.progress(min(1.0, share), text=f"{job.done:,} of {job.total:,} done")
-        cols = box.columns(4)
-        cols[0].metric("Errors", f"{job.errors:,}")
-        cols[1].metric("Prompt tokens", f"{job.prompt_tokens:,}")
-        cols[2].metric("Completion tokens", f"{job.completion_tokens:,}")
-        cols[3].metric("Cost", f"${job.cost_usd:,.4f}")
+        (details or _label_job_details)(box, job)
         if active:
             if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
                 with ctx.store.session() as s:
                     jobs.request_cancel(s, job.id)
                 st.rerun(scope="fragment")
             if job.cancel_requested:
-                box.caption("Cancelling: answers already received are kept.")
+                box.caption("Cancelling: what is done so far is kept.")
         elif first.status in jobs.ACTIVE:
             st.rerun()  # the job just ended: refresh the whole page to show its results
 
     panel()
+
+
+def _label_job_details(box, job) -> None:
+    cols = box.columns(4)
+    cols[0].metric("Errors", f"{job.errors:,}")
+    cols[1].metric("Prompt tokens", f"{job.prompt_tokens:,}")
+    cols[2].metric("Completion tokens", f"{job.completion_tokens:,}")
+    cols[3].metric("Cost", f"${job.cost_usd:,.4f}")
 
 
 def secret(name: str) -> str | None:
@@ -374,3 +382,83 @@ def show_intercoder(result) -> None:
         hide_index=True,
         width="stretch",
     )
+
+
+def comparison_table(comparison: dict) -> pd.DataFrame:
+    """The fair comparison as a table: each model's macro-F1, accuracy and kappa with CIs."""
+
+    def with_ci(m: dict, key: str) -> str:
+        low, high = m["ci"].get(key) or (None, None)
+        value = m.get(key)
+        if value is None:
+            return "–"
+        return f"{value:.3f} ({low:.3f}–{high:.3f})" if low is not None else f"{value:.3f}"
+
+    rows = []
+    for r in comparison.get("rows", []):
+        m = r.get("metrics")
+        rows.append(
+            {
+                "model": r["name"],
+                "trained on": f"{r['n_train']:,} texts" if r.get("n_train") else "–",
+                "macro-F1 (95% CI)": with_ci(m, "macro_f1") if m else "not available",
+                "accuracy (95% CI)": with_ci(m, "accuracy") if m else "–",
+                "Cohen's κ (95% CI)": with_ci(m, "cohen_kappa") if m else "–",
+                "n": m["n"] if m else 0,
+                "note": r.get("note", ""),
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def show_comparison(comparison: dict, labels: list[str]) -> None:
+    """The paper's table for this project: every model on the same held-out human codes."""
+    from distill_core.charts import class_f1_grouped, comparison_bars, confusion_heatmap
+
+    if not comparison or comparison.get("eval") is None:
+        st.info(
+            (comparison or {}).get("reason")
+            or "No comparison: the model was trained before a test part was coded."
+        )
+        return
+    n = comparison["eval"]["n"]
+    st.caption(
+        f"All models scored on the same {n} held-out test texts, against the human codes "
+        f"({comparison['eval']['gold']}). None of these texts was in any model's training data. "
+        "Intervals: 95% percentile bootstrap over the texts (1,000 resamples)."
+    )
+    st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
+    rows = comparison["rows"]
+    st.plotly_chart(
+        comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), width="stretch"
+    )
+    st.plotly_chart(
+        class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), width="stretch"
+    )
+    scored = [r for r in rows if r.get("metrics")]
+    for pair in range(0, len(scored), 2):
+        cols = st.columns(2)
+        for col, r in zip(cols, scored[pair : pair + 2], strict=False):
+            m = r["metrics"]
+            col.plotly_chart(
+                confusion_heatmap(m["labels"], m["confusion"], title=r["name"]), width="stretch"
+            )
+
+
+def model_label(model) -> str:
+    """How a student is named in pickers."""
+    when = f"{model.created_at:%Y-%m-%d %H:%M}"
+    return f"Model {model.id}: {model.base_model}, {model.status}, {when} UTC"
+
+
+def model_zip(ctx: Context, model_id: int):
+    """A function building a model's zip, for a download button's data (called on click)."""
+
+    def build() -> bytes:
+        from distill_core import export, students
+
+        with ctx.store.session() as s:
+            folder = students.model_dir(s.get(students.StudentModel, model_id))
+        return export.model_zip(folder, root=f"distill-model-{model_id}")
+
+    return build

@@ -110,3 +110,121 @@ def per_class_bars(
         margin=dict(t=60, b=40, l=40, r=20),
     )
     return fig
+
+
+#: One colour per row of the fair comparison, the same on every chart.
+MODEL_COLOURS = {
+    "llm": "#8c6bb1",
+    "student_llm": "#2f6f8f",
+    "student_human": "#5aa469",
+    "tfidf_llm": "#b0b0b0",
+}
+
+
+def _error_bars(values: Sequence[float], lows: Sequence[float], highs: Sequence[float]) -> dict:
+    return dict(
+        type="data",
+        symmetric=False,
+        array=[max(0.0, h - v) for v, h in zip(values, highs, strict=True)],
+        arrayminus=[max(0.0, v - lo) for v, lo in zip(values, lows, strict=True)],
+        color="#333",
+    )
+
+
+def comparison_bars(rows: Sequence[Mapping], *, metric: str = "macro_f1", title: str, n: int):
+    """One bar per model of the fair comparison (``rows`` as stored in a model's comparison),
+    with its 95% bootstrap interval."""
+    import plotly.graph_objects as go
+
+    rows = [r for r in rows if r.get("metrics")]
+    values = [r["metrics"][metric] or 0.0 for r in rows]
+    cis = [r["metrics"]["ci"].get(metric) or [v, v] for r, v in zip(rows, values, strict=True)]
+    fig = go.Figure(
+        go.Bar(
+            x=[r["name"] for r in rows],
+            y=values,
+            error_y=_error_bars(values, [c[0] for c in cis], [c[1] for c in cis]),
+            marker_color=[MODEL_COLOURS.get(r["key"], "#2f6f8f") for r in rows],
+            text=[f"{v:.3f}" for v in values],
+            textposition="inside",
+            customdata=[f"{c[0]:.3f}–{c[1]:.3f}" for c in cis],
+            hovertemplate="%{x}<br>%{y:.3f} (95% CI %{customdata})<extra></extra>",
+        )
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{title} (n = {n:,} held-out human-coded texts)",
+        yaxis=dict(title=metric.replace("_", " "), range=[0, 1.05]),
+        height=400,
+        margin=dict(t=60, b=40, l=40, r=20),
+    )
+    return fig
+
+
+def class_f1_grouped(rows: Sequence[Mapping], labels: Sequence[str], *, title: str, n: int):
+    """Per-class F1 of every model side by side, each with its 95% interval."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for r in rows:
+        if not r.get("metrics"):
+            continue
+        per = r["metrics"]["per_class"]
+        values = [(per.get(c) or {}).get("f1") or 0.0 for c in labels]
+        ci = r.get("class_ci") or {}
+        lows = [ci.get(c, [v, v])[0] for c, v in zip(labels, values, strict=True)]
+        highs = [ci.get(c, [v, v])[1] for c, v in zip(labels, values, strict=True)]
+        fig.add_bar(
+            name=r["name"],
+            x=list(labels),
+            y=values,
+            error_y=_error_bars(values, lows, highs),
+            marker_color=MODEL_COLOURS.get(r["key"], "#2f6f8f"),
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="group",
+        title=f"{title} (n = {n:,})",
+        yaxis=dict(title="F1", range=[0, 1.05]),
+        legend=dict(orientation="h", y=-0.2),
+        height=440,
+        margin=dict(t=60, b=40, l=40, r=20),
+    )
+    return fig
+
+
+def training_curves(curves: Mapping[str, Sequence[Mapping]], *, title: str, n: int):
+    """Validation macro-F1 (solid) and training loss (dotted, right axis) per epoch, one pair
+    of lines per training (the student, and each cross-validation fold)."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for name, points in curves.items():
+        if not points:
+            continue
+        epochs = [p["epoch"] for p in points]
+        fig.add_scatter(
+            x=epochs,
+            y=[p.get("val_macro_f1") for p in points],
+            mode="lines+markers",
+            name=f"{name}: validation macro-F1",
+        )
+        fig.add_scatter(
+            x=epochs,
+            y=[p.get("train_loss", p.get("loss")) for p in points],
+            mode="lines",
+            line=dict(dash="dot"),
+            name=f"{name}: training loss",
+            yaxis="y2",
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{title} (n = {n:,} training texts)",
+        xaxis=dict(title="epoch", dtick=1),
+        yaxis=dict(title="validation macro-F1", range=[0, 1.05]),
+        yaxis2=dict(title="training loss", overlaying="y", side="right", rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.25),
+        height=420,
+        margin=dict(t=60, b=40, l=40, r=40),
+    )
+    return fig

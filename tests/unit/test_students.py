@@ -12,51 +12,12 @@ import pytest
 from sqlalchemy import delete, select
 
 from distill_core import jobs, labeling, projects, students, validation
-from distill_core.codebook import Codebook
-from distill_core.llm.base import Answer
 from distill_core.predict import Predictor
 from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
 from distill_core.train import TrainingArgs
-from tests.fakes import MappingTeacher
+from tests.fakes import demo_with_run
 
 TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
-
-
-class _HalfInvalid(MappingTeacher):
-    """Right on coded texts, 'other' elsewhere, and an off-codebook answer on every 10th text."""
-
-    async def ask(self, codebook, text, *, repeat_index=0):
-        if sum(map(ord, text)) % 10 == 0:
-            return Answer(label=None, status="invalid", raw="politics", attempts=2)
-        return await super().ask(codebook, text, repeat_index=repeat_index)
-
-
-def demo_with_run(store: Store) -> tuple[int, int]:
-    """The demo project (360 texts, 120 coded, 60 of them held out) and an LLM run over it."""
-    with store.session() as s:
-        user = projects.ensure_user(s)
-        pid = projects.ensure_demo_project(s, user).id
-        corpus = projects.get_corpus(s, pid)
-        docs = projects.load_documents(s, corpus.id, with_extra=False)
-        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
-        version = projects.latest_codebook(s, pid)
-        cb = Codebook.from_dict(version.content)
-        by_text = {
-            t: gold[d] for d, t in zip(docs["doc_id"], docs["text"], strict=True) if d in gold
-        }
-        teacher = _HalfInvalid(by_text, "other")
-        run_id = labeling.create_run(
-            s,
-            teacher=teacher,
-            codebook=cb,
-            n_texts=len(docs),
-            project_id=pid,
-            corpus_id=corpus.id,
-            codebook_version_id=version.id,
-        ).id
-        items = list(zip(docs["doc_id"], docs["text"], strict=True))
-    labeling.label_texts(store, run_id, teacher, items)
-    return pid, run_id
 
 
 @pytest.fixture

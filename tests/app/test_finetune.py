@@ -1,0 +1,90 @@
+"""The Fine-tune page: the training set's counts with the held-out exclusion, a start that
+is refused with a sentence, and a ready model's comparison table, charts and corpus button."""
+
+from __future__ import annotations
+
+from distill_core import projects, students, validation
+from distill_core.config import Settings
+from distill_core.store import Store, StudentModel
+from distill_core.store.models import utcnow
+from tests.app.conftest import open_page, texts
+from tests.fakes import demo_with_run
+
+
+def _store() -> Store:
+    return Store(Settings.from_env().database_url)
+
+
+def test_the_page_shows_the_training_set_with_the_held_out_texts_excluded(home) -> None:
+    open_page()  # creates the demo project
+    store = _store()
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        ts = students.training_set(s, pid, run_id)
+    at = open_page("app_pages/finetune.py")
+    assert not at.exception, [e.value for e in at.exception]
+    values = {m.label: m.value for m in at.metric}
+    assert values["Labelled by the LLM"] == "360"
+    assert values["Held out for testing"] == "−60"
+    assert values["Invalid answers"] == f"−{ts.invalid}"
+    assert values["Used for training"] == f"{len(ts.texts):,}"
+    # Floors that leave too little: one sentence, nothing queued.
+    at.number_input(key="ft_minconf").set_value(0.9).run()
+    next(b for b in at.button if b.label == "Start fine-tuning").click().run()
+    assert not at.exception
+    assert "a student needs at least 10" in texts(at)
+    with store.session() as s:
+        assert not students.project_models(s, pid)
+
+
+def test_a_ready_model_shows_the_fair_comparison_and_the_corpus_button(home) -> None:
+    open_page()
+    store = _store()
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        ts = students.training_set(s, pid, run_id)
+        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
+        eval_ids = sorted(validation.training_exclusions(s, pid) & set(gold))
+        truth = [gold[d] for d in eval_ids]
+        rows = [
+            students._row("llm", truth, truth, ts.label_names, None, ""),
+            students._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
+        ]
+        s.add(
+            StudentModel(
+                project_id=pid,
+                corpus_id=projects.get_corpus(s, pid).id,
+                label_run_id=run_id,
+                status="ready",
+                base_model=students.DEFAULT_BASE,
+                path=f"{pid}/1",
+                meta={
+                    "labels": ts.label_names,
+                    "n_train": 250,
+                    "n_val": 28,
+                    "best_epoch": 2,
+                    "max_length": 48,
+                    "train_seconds": 12.5,
+                    "history": [
+                        {"epoch": 1, "train_loss": 1.9, "val_macro_f1": 0.2},
+                        {"epoch": 2, "train_loss": 1.2, "val_macro_f1": 0.4},
+                    ],
+                },
+                comparison={
+                    "eval": {"part": "test", "n": len(eval_ids), "gold": "majority of coders"},
+                    "rows": rows,
+                },
+                finished_at=utcnow(),
+            )
+        )
+    at = open_page("app_pages/finetune.py")
+    assert not at.exception, [e.value for e in at.exception]
+    table = at.dataframe[0].value
+    assert list(table["model"]) == ["LLM labels", "Student on LLM labels"]
+    assert table["macro-F1 (95% CI)"][0].startswith("1.000 (1.000–1.000)")
+    shown = texts(at)
+    assert f"same {len(eval_ids)} held-out test texts" in shown
+    assert any(b.label == "Label the corpus with this model" for b in at.button)
+    assert "Model 1:" in at.selectbox(key="ft_model").format_func(
+        at.selectbox(key="ft_model").value
+    )
