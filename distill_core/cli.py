@@ -132,6 +132,37 @@ def _parser() -> argparse.ArgumentParser:
     evaluate.add_argument("--text-column", default="text")
     evaluate.add_argument("--positive-label")
     evaluate.set_defaults(run=cmd_evaluate)
+
+    export = sub.add_parser(
+        "export",
+        help="write a project's labelled corpus, codes, audit log, appendix or model to a file",
+        description="Export from the app's store (DISTILL_HOME or DISTILL_DATABASE_URL): the "
+        "labelled corpus (csv, xlsx, parquet, dta), the human codes (codes: CSV), the LLM audit "
+        "log (audit: JSON Lines), the methods appendix (appendix-md, appendix-html) or the newest "
+        "student model (model: zip).",
+    )
+    export.add_argument("--project", required=True, help="project name or id")
+    export.add_argument(
+        "--format",
+        required=True,
+        choices=(
+            "csv",
+            "xlsx",
+            "parquet",
+            "dta",
+            "codes",
+            "audit",
+            "appendix-md",
+            "appendix-html",
+            "model",
+        ),
+    )
+    export.add_argument("--output", required=True, help="file to write")
+    export.add_argument("--home", help="Distill's data folder (default: DISTILL_HOME)")
+    export.add_argument(
+        "--probabilities", action="store_true", help="add the student's prob_<label> columns"
+    )
+    export.set_defaults(run=cmd_export)
     return parser
 
 
@@ -367,6 +398,58 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from sqlalchemy import select
+
+    from distill_core import export
+    from distill_core.config import Settings
+    from distill_core.projects import ProjectError
+    from distill_core.store import Project, Store
+    from distill_core.students import StudentError
+
+    env = dict(os.environ, DISTILL_HOME=args.home) if args.home else None
+    settings = Settings.from_env(env)
+    if settings.is_sqlite:
+        db = Path(settings.database_url.split("///", 1)[-1])
+        if not db.is_file():
+            raise UserError(f"There is no Distill store at {db}; give --home or DISTILL_HOME.")
+    store = Store(settings.database_url)
+    try:
+        store.migrate()
+        with store.session() as s:
+            wanted = args.project.strip()
+            project = s.scalar(select(Project).where(Project.name == wanted))
+            if project is None and wanted.isdigit():
+                project = s.get(Project, int(wanted))
+            if project is None:
+                raise UserError(f"There is no project named or numbered '{wanted}'.")
+            output = Path(args.output)
+            try:
+                renames = _write_atomically(
+                    output,
+                    lambda fh: export.export_project(
+                        s,
+                        project.id,
+                        args.format,
+                        fh,
+                        settings=settings,
+                        probabilities=args.probabilities,
+                    ),
+                )
+            except (export.ExportError, ProjectError, StudentError) as exc:
+                raise UserError(str(exc)) from exc
+    finally:
+        store.dispose()
+    if renames:
+        listed = ", ".join(f"{a} -> {b}" for a, b in renames.items())
+        print(f"note: renamed for Stata: {listed}.", file=sys.stderr)
+    print(f"Wrote {output}.", file=sys.stderr)
+    return 0
+
+
 def _require_columns(frame, columns, name: str) -> None:
     for column in columns:
         if column not in frame.columns:
@@ -422,18 +505,33 @@ class _ProgressBar:
 
 def _write_csv_atomically(frame, path) -> None:
     """Write to a temporary file beside ``path`` and rename: never a half-written output."""
+    import io
+
+    def write(fh) -> None:
+        text = io.TextIOWrapper(fh, encoding="utf-8", newline="")
+        frame.to_csv(text, index=False)
+        text.flush()
+        text.detach()
+
+    _write_atomically(path, write)
+
+
+def _write_atomically(path, write: Callable):
+    """Call ``write`` with a binary file beside ``path``, then rename it to ``path`` (never a
+    half-written output: on any error the temporary file is removed); returns what it returned."""
     import os
     import tempfile
 
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", dir=path.parent)
     try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="") as fh:
-            frame.to_csv(fh, index=False)
+        with os.fdopen(fd, "wb") as fh:
+            result = write(fh)
         os.replace(tmp, path)
     except BaseException:
         os.unlink(tmp)
         raise
+    return result
 
 
 def _user_errors() -> tuple[type[BaseException], ...]:
