@@ -152,14 +152,6 @@ def require_step(ctx: Context, step: str, why: str) -> None:
         st.stop()
 
 
-def coming_next(step: str, what: str) -> None:
-    """A page of a workflow step that is not built yet: says so, shows nothing made up."""
-    st.title(step)
-    st.info(
-        f"This step comes next in Distill's development. {what}", icon=":material/construction:"
-    )
-
-
 @st.cache_resource(max_entries=8, show_spinner="Loading the corpus…")
 def _documents(url: str, corpus_id: int, uploaded_at: datetime) -> pd.DataFrame:
     store = _open_store(url)
@@ -429,20 +421,45 @@ def show_comparison(comparison: dict, labels: list[str]) -> None:
     )
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
     rows = comparison["rows"]
-    st.plotly_chart(
-        comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), width="stretch"
-    )
-    st.plotly_chart(
-        class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), width="stretch"
-    )
+    chart(comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), "comparison-f1")
+    chart(class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), "class-f1")
     scored = [r for r in rows if r.get("metrics")]
     for pair in range(0, len(scored), 2):
         cols = st.columns(2)
         for col, r in zip(cols, scored[pair : pair + 2], strict=False):
             m = r["metrics"]
-            col.plotly_chart(
-                confusion_heatmap(m["labels"], m["confusion"], title=r["name"]), width="stretch"
-            )
+            figure = confusion_heatmap(m["labels"], m["confusion"], title=r["name"])
+            chart(figure, f"confusion-{r['key']}", col)
+
+
+#: Image formats the charts' camera button can save.
+IMAGE_FORMATS = ("png", "svg")
+
+
+def chart(figure, name: str, container=None) -> None:
+    """A plotly figure whose camera button saves it as PNG or SVG (``chart_format`` in the
+    session, chosen with :func:`image_format_picker`), named after the figure."""
+    fmt = st.session_state.get("chart_format", "png")
+    (container or st).plotly_chart(
+        figure,
+        width="stretch",
+        config={
+            "displaylogo": False,
+            "toImageButtonOptions": {"format": fmt, "filename": f"distill-{name}", "scale": 2},
+        },
+    )
+
+
+def image_format_picker() -> None:
+    """Choose what the charts' camera button saves (PNG for slides, SVG for papers)."""
+    st.radio(
+        "Charts save as",
+        IMAGE_FORMATS,
+        format_func=str.upper,
+        horizontal=True,
+        key="chart_format",
+        help="Use the camera button at the top right of a chart to save it.",
+    )
 
 
 def model_label(model) -> str:
@@ -460,5 +477,23 @@ def model_zip(ctx: Context, model_id: int):
         with ctx.store.session() as s:
             folder = students.model_dir(s.get(students.StudentModel, model_id))
         return export.model_zip(folder, root=f"distill-model-{model_id}")
+
+    return build
+
+
+def export_file(ctx: Context, fmt: str, **options):
+    """A function building one of the project's exports (``export.FORMATS``) as bytes, for a
+    download button's data: Streamlit calls it in a worker thread only when the user clicks,
+    so a large corpus never stalls the page."""
+
+    def build() -> bytes:
+        import io
+
+        from distill_core import export
+
+        buffer = io.BytesIO()
+        with ctx.store.session() as s:
+            export.export_project(s, ctx.project_id, fmt, buffer, **options)
+        return buffer.getvalue()
 
     return build

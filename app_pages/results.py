@@ -1,9 +1,168 @@
+"""Results: can the distilled classifier be trusted, what does the corpus look like, at what cost."""
+
+import streamlit as st
+
 import ui
+from distill_core import estimate, report, students
+from distill_core.appendix import fmt_ci, fmt_share
+from distill_core.charts import (
+    label_distribution,
+    per_class_bars,
+    shares_chart,
+    training_curves,
+)
 
 ctx = ui.context()
-ui.coming_next(
-    "Results",
-    "Here the figures a study reports from will appear: F1 with confidence intervals, confusion "
-    "matrices, corrected category shares for the whole corpus, cost and time.",
+st.title("Results")
+st.caption(
+    "The figures a study reports: the student against the LLM and the human codes, the corpus's "
+    "categories with honest uncertainty, and what it all cost. Every figure states its n."
 )
-ui.require_step(ctx, "Data", "a corpus")
+ui.require_step(ctx, "Fine-tune", "a trained student (Fine-tune page)")
+ui.image_format_picker()
+
+with ctx.store.session() as s:
+    ready = [m for m in students.project_models(s, ctx.project_id) if m.status == "ready"]
+    latest_pass = students.latest_prediction_run(s, ctx.project_id)
+model = st.selectbox("Model", ready, format_func=ui.model_label, key="res_model")
+meta = model.meta or {}
+labels = meta.get("labels", [])
+
+st.header("Can the student be trusted?")
+ui.show_comparison(model.comparison, labels)
+
+st.header("The whole corpus")
+if latest_pass is None:
+    st.info("Label the corpus with a student on the Fine-tune page to see its categories.")
+    st.page_link(ui.PAGES["Fine-tune"][0], label="Go to Fine-tune", icon=":material/arrow_forward:")
+else:
+    with ctx.store.session() as s:
+        frame = students.predictions_frame(s, latest_pass.id, probabilities=False)
+        shares = estimate.corrected_shares(s, ctx.project_id, latest_pass.id)
+    st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
+    counts = frame["pred_label"].value_counts().to_dict()
+    ui.chart(
+        label_distribution(counts, title="Student's labels over the corpus", order=labels),
+        "corpus-labels",
+    )
+    if shares is None:
+        st.info(
+            "Corrected shares need human codes on the held-out test part of the validation "
+            "sample (Validate page)."
+        )
+    else:
+        st.subheader("Corrected shares")
+        st.caption(
+            "The naive share counts the student's predictions. The corrected share adds the "
+            "student's mean error measured on human-coded texts it never trained on "
+            "(prediction-powered inference, Angelopoulos et al., Science 2023). It is unbiased "
+            "if the coded texts are a random sample of the corpus and the human codes are right."
+        )
+        if shares.warning:
+            st.warning(shares.warning)
+        table = shares.to_frame()
+        ui.chart(
+            shares_chart(
+                table,
+                title="Category shares",
+                n_corpus=shares.n_corpus,
+                n_sample=shares.n_sample,
+            ),
+            "corpus-shares",
+        )
+        st.dataframe(
+            [
+                {
+                    "label": r.label,
+                    "naive": fmt_share(r.naive, r.naive_ci),
+                    "corrected": fmt_share(r.corrected, r.corrected_ci),
+                    "human sample only": fmt_share(r.sample_only, r.sample_only_ci),
+                }
+                for r in shares.rows
+            ],
+            hide_index=True,
+            width="stretch",
+        )
+
+st.header("The LLM across codebook versions")
+with ctx.store.session() as s:
+    by_run = report.agreement_by_run(s, ctx.project_id, part="dev")
+if by_run:
+    n_dev = max(p["n"] for p in by_run)
+    ui.chart(
+        per_class_bars(
+            [p["name"] for p in by_run],
+            [p["macro_f1"] for p in by_run],
+            [p["macro_f1_ci"][0] for p in by_run],
+            [p["macro_f1_ci"][1] for p in by_run],
+            title="LLM–human macro-F1 per label run, development texts",
+            n=n_dev,
+            axis="macro-F1",
+        ),
+        "llm-by-version",
+    )
+    st.dataframe(
+        [
+            {
+                "label run": p["name"],
+                "n": p["n"],
+                "accuracy": fmt_ci(p["accuracy"], p["accuracy_ci"]),
+                "macro-F1": fmt_ci(p["macro_f1"], p["macro_f1_ci"]),
+            }
+            for p in by_run
+        ],
+        hide_index=True,
+        width="stretch",
+    )
+else:
+    st.caption("No label run has labelled coded development texts yet.")
+
+st.header("Training")
+if meta.get("history"):
+    ui.chart(
+        training_curves(
+            {"Student on LLM labels": meta["history"]},
+            title=f"Training curve, model {model.id}",
+            n=meta.get("n_train", 0),
+        ),
+        "training-curve",
+    )
+st.caption(
+    f"{meta.get('n_train', 0):,} training and {meta.get('n_val', 0):,} validation texts; best "
+    f"epoch {meta.get('best_epoch')}; {meta.get('train_seconds', 0):,.0f} s on "
+    f"{meta.get('device', 'cpu')}."
+)
+
+st.header("Cost and time")
+with ctx.store.session() as s:
+    cost = report.cost_summary(s, ctx.project_id)
+c1, c2, c3, c4 = st.columns(4)
+c1.metric("LLM answers", f"{cost.answers:,}")
+c2.metric("LLM tokens", f"{cost.prompt_tokens + cost.completion_tokens:,}")
+c3.metric("LLM cost", f"${cost.llm_cost_usd:,.2f}")
+c4.metric(
+    "Student training + corpus labelling", f"{cost.train_seconds + cost.predict_seconds:,.0f} s"
+)
+if cost.whole_corpus_cost_usd is not None:
+    st.markdown(
+        f"Labelling all **{cost.corpus_n:,}** texts with the LLM ({cost.llm_model}) would have "
+        f"used about {cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens:,} "
+        f"tokens and cost about **${cost.whole_corpus_cost_usd:,.2f}** at the same price"
+        + (
+            f", taking about {cost.whole_corpus_seconds / 60:,.0f} minutes at the observed rate"
+            if cost.whole_corpus_seconds
+            else ""
+        )
+        + f". The student labelled {cost.predicted_texts:,} texts in "
+        f"{cost.predict_seconds:,.0f} s on this machine, at no per-text cost."
+    )
+elif cost.answers:
+    st.caption(
+        f"The LLM's price is unknown ({cost.llm_model or 'local teacher'}): enter it on the LLM "
+        "labels page to see what labelling the whole corpus with it would have cost."
+    )
+st.page_link(
+    ui.PAGES["Export"][0],
+    label="Download the data and the methods appendix",
+    icon=":material/download:",
+)

@@ -228,3 +228,37 @@ def training_curves(curves: Mapping[str, Sequence[Mapping]], *, title: str, n: i
         margin=dict(t=60, b=40, l=40, r=40),
     )
     return fig
+
+
+def shares_chart(frame, *, title: str, n_corpus: int, n_sample: int):
+    """Each category's share of the corpus: the naive share of the student's predictions and
+    the corrected (prediction-powered) share, each with its 95% interval. ``frame`` is
+    ``estimate.Shares.to_frame()``."""
+    import plotly.graph_objects as go
+
+    fig = go.Figure()
+    for column, name, colour in (
+        ("naive", "Naive (student's predictions)", "#b0b0b0"),
+        ("corrected", "Corrected with the human codes", "#2f6f8f"),
+    ):
+        values = list(frame[column])
+        fig.add_bar(
+            name=name,
+            x=list(frame["label"]),
+            y=values,
+            error_y=_error_bars(
+                values, list(frame[f"{column}_low"]), list(frame[f"{column}_high"])
+            ),
+            marker_color=colour,
+            hovertemplate="%{x}: %{y:.1%}<extra>" + name + "</extra>",
+        )
+    fig.update_layout(
+        template=TEMPLATE,
+        barmode="group",
+        title=f"{title} (n = {n_corpus:,} texts; {n_sample:,} human-coded)",
+        yaxis=dict(title="share of the corpus", tickformat=".0%", rangemode="tozero"),
+        legend=dict(orientation="h", y=-0.2),
+        height=420,
+        margin=dict(t=60, b=40, l=40, r=20),
+    )
+    return fig

@@ -100,3 +100,74 @@ def demo_with_run(store: Store) -> tuple[int, int]:
         items = list(zip(docs["doc_id"], docs["text"], strict=True))
     labeling.label_texts(store, run_id, teacher, items)
     return pid, run_id
+
+
+def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: bool = False):
+    """A ready student record with a comparison in which the LLM is right on every held-out
+    text and the student always says "other" (no training: for page tests), and optionally a
+    corpus pass with the same predictions. Returns the held-out doc ids scored."""
+    from distill_core import students
+    from distill_core.store import Prediction, PredictionRun, StudentModel
+    from distill_core.store.models import utcnow
+
+    with store.session() as s:
+        ts = students.training_set(s, project_id, run_id)
+        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+        eval_ids = sorted(validation.training_exclusions(s, project_id) & set(gold))
+        truth = [gold[d] for d in eval_ids]
+        rows = [
+            students._row("llm", truth, truth, ts.label_names, None, ""),
+            students._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
+        ]
+        corpus = projects.get_corpus(s, project_id)
+        model = StudentModel(
+            project_id=project_id,
+            corpus_id=corpus.id,
+            label_run_id=run_id,
+            status="ready",
+            base_model=students.DEFAULT_BASE,
+            path=f"{project_id}/1",
+            meta={
+                "labels": ts.label_names,
+                "n_train": 250,
+                "n_val": 28,
+                "best_epoch": 2,
+                "max_length": 48,
+                "train_seconds": 12.5,
+                "history": [
+                    {"epoch": 1, "train_loss": 1.9, "val_macro_f1": 0.2},
+                    {"epoch": 2, "train_loss": 1.2, "val_macro_f1": 0.4},
+                ],
+            },
+            comparison={
+                "eval": {"part": "test", "n": len(eval_ids), "gold": "majority of coders"},
+                "rows": rows,
+            },
+            finished_at=utcnow(),
+        )
+        s.add(model)
+        s.flush()
+        if corpus_pass:
+            docs = projects.load_documents(s, corpus.id, with_extra=False)
+            k = len(ts.label_names)
+            run = PredictionRun(
+                project_id=project_id,
+                model_id=model.id,
+                corpus_id=corpus.id,
+                status="done",
+                labels={"labels": ts.label_names},
+                n=len(docs),
+                seconds=3.0,
+                finished_at=utcnow(),
+            )
+            s.add(run)
+            s.flush()
+            other = ts.label_names.index("other")
+            for doc_id in docs["doc_id"]:
+                probs = [0.9 if j == other else 0.1 / (k - 1) for j in range(k)]
+                s.add(
+                    Prediction(
+                        run_id=run.id, doc_id=doc_id, label="other", confidence=0.9, probs=probs
+                    )
+                )
+    return eval_ids

@@ -3,12 +3,11 @@ is refused with a sentence, and a ready model's comparison table, charts and cor
 
 from __future__ import annotations
 
-from distill_core import projects, students, validation
+from distill_core import students
 from distill_core.config import Settings
-from distill_core.store import Store, StudentModel
-from distill_core.store.models import utcnow
+from distill_core.store import Store
 from tests.app.conftest import open_page, texts
-from tests.fakes import demo_with_run
+from tests.fakes import add_ready_model, demo_with_run
 
 
 def _store() -> Store:
@@ -41,42 +40,7 @@ def test_a_ready_model_shows_the_fair_comparison_and_the_corpus_button(home) -> 
     open_page()
     store = _store()
     pid, run_id = demo_with_run(store)
-    with store.session() as s:
-        ts = students.training_set(s, pid, run_id)
-        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
-        eval_ids = sorted(validation.training_exclusions(s, pid) & set(gold))
-        truth = [gold[d] for d in eval_ids]
-        rows = [
-            students._row("llm", truth, truth, ts.label_names, None, ""),
-            students._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
-        ]
-        s.add(
-            StudentModel(
-                project_id=pid,
-                corpus_id=projects.get_corpus(s, pid).id,
-                label_run_id=run_id,
-                status="ready",
-                base_model=students.DEFAULT_BASE,
-                path=f"{pid}/1",
-                meta={
-                    "labels": ts.label_names,
-                    "n_train": 250,
-                    "n_val": 28,
-                    "best_epoch": 2,
-                    "max_length": 48,
-                    "train_seconds": 12.5,
-                    "history": [
-                        {"epoch": 1, "train_loss": 1.9, "val_macro_f1": 0.2},
-                        {"epoch": 2, "train_loss": 1.2, "val_macro_f1": 0.4},
-                    ],
-                },
-                comparison={
-                    "eval": {"part": "test", "n": len(eval_ids), "gold": "majority of coders"},
-                    "rows": rows,
-                },
-                finished_at=utcnow(),
-            )
-        )
+    eval_ids = add_ready_model(store, pid, run_id)
     at = open_page("app_pages/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
