@@ -379,12 +379,10 @@ def show_intercoder(result) -> None:
 def comparison_table(comparison: dict) -> pd.DataFrame:
     """The fair comparison as a table: each model's macro-F1, accuracy and kappa with CIs."""
 
+    from distill_core.appendix import fmt_ci
+
     def with_ci(m: dict, key: str) -> str:
-        low, high = m["ci"].get(key) or (None, None)
-        value = m.get(key)
-        if value is None:
-            return "–"
-        return f"{value:.3f} ({low:.3f}–{high:.3f})" if low is not None else f"{value:.3f}"
+        return fmt_ci(m.get(key), m["ci"].get(key))
 
     rows = []
     for r in comparison.get("rows", []):
@@ -393,9 +391,9 @@ def comparison_table(comparison: dict) -> pd.DataFrame:
             {
                 "model": r["name"],
                 "trained on": f"{r['n_train']:,} texts" if r.get("n_train") else "–",
-                "macro-F1 (95% CI)": with_ci(m, "macro_f1") if m else "not available",
-                "accuracy (95% CI)": with_ci(m, "accuracy") if m else "–",
-                "Cohen's κ (95% CI)": with_ci(m, "cohen_kappa") if m else "–",
+                "macro-F1": with_ci(m, "macro_f1") if m else "not available",
+                "accuracy": with_ci(m, "accuracy") if m else "–",
+                "Cohen's κ": with_ci(m, "cohen_kappa") if m else "–",
                 "n": m["n"] if m else 0,
                 "note": r.get("note", ""),
             }

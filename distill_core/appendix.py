@@ -156,8 +156,10 @@ def methods_appendix(session: Session, project_id: int) -> Appendix:
     sample = validation.current_sample(session, project_id)
     _human(b, session, sample, codes)
     _llm_test(b, session, sample, codes, run, model, names)
+    _by_run(b, session, project_id)
     _student(b, model)
     _shares(b, session, project_id)
+    _cost(b, session, project_id)
     _software(b, model)
     return Appendix(f"Methods appendix: {project.name}", b.sections, b.figures)
 
@@ -583,13 +585,23 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
                     b.fig(
                         f"comparison.{key}.accuracy", fmt_ci(m.get("accuracy"), ci.get("accuracy"))
                     ),
-                    b.fig(f"comparison.{key}.cohen_kappa", fmt(m.get("cohen_kappa"))),
+                    b.fig(
+                        f"comparison.{key}.cohen_kappa",
+                        fmt_ci(m.get("cohen_kappa"), ci.get("cohen_kappa")),
+                    ),
                     b.fig(f"comparison.{key}.krippendorff_alpha", fmt(m.get("krippendorff_alpha"))),
                 ]
             )
         if row.get("note"):
             notes.append((row.get("name", key), row["note"]))
-    header = ["Classifier", "Training texts", "Macro-F1 (95% CI)", "Accuracy (95% CI)", "κ", "α"]
+    header = [
+        "Classifier",
+        "Training texts",
+        "Macro-F1 (95% CI)",
+        "Accuracy (95% CI)",
+        "Cohen's κ (95% CI)",
+        "α",
+    ]
     blocks.append(("table", header, rows))
     if notes:
         blocks.append(("ul", notes))
@@ -600,14 +612,10 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
 
 
 def _shares(b: _Builder, session: Session, project_id: int) -> None:
-    """Corrected corpus shares, when ``distill_core.estimate`` offers ``corrected_shares``."""
-    try:
-        from distill_core import estimate
-    except ImportError:
-        return
-    corrected_shares = getattr(estimate, "corrected_shares", None)
-    if corrected_shares is None:
-        return
+    """Corrected corpus shares (``estimate.corrected_shares``) of the latest corpus pass."""
+    from distill_core import estimate
+
+    corrected_shares = estimate.corrected_shares
     blocks = b.section("Corpus shares")
     try:
         shares = corrected_shares(session, project_id)
@@ -640,8 +648,66 @@ def _shares(b: _Builder, session: Session, project_id: int) -> None:
         for s in shares.rows
     ]
     blocks.append(("table", ["Label", "Naive", "Corrected", "Human sample only"], rows))
-    if getattr(shares, "warnings", None):
+    if shares.warnings:
         blocks.append(("p", "Note: " + " ".join(shares.warnings)))
+
+
+def _by_run(b: _Builder, session: Session, project_id: int) -> None:
+    """The LLM's agreement per label run on the coded development texts (as on Results)."""
+    from distill_core import report
+
+    points = report.agreement_by_run(session, project_id, part="dev")
+    if not points:
+        return
+    blocks = b.section("LLM–human agreement across label runs")
+    blocks.append(
+        (
+            "p",
+            "Each label run (a codebook version or LLM setting) scored on the coded texts of the "
+            "development part that it labelled, against the human codes (majority of coders); "
+            "95% percentile bootstrap intervals. The codebook was revised on these texts, so "
+            "these figures are optimistic; the held-out figures above are the ones to report.",
+        )
+    )
+    rows = [
+        [
+            p["name"],
+            b.fig(f"by_run.{p['run_id']}.n", _n(p["n"])),
+            b.fig(f"by_run.{p['run_id']}.accuracy", fmt_ci(p["accuracy"], p["accuracy_ci"])),
+            b.fig(f"by_run.{p['run_id']}.macro_f1", fmt_ci(p["macro_f1"], p["macro_f1_ci"])),
+        ]
+        for p in points
+    ]
+    blocks.append(("table", ["Label run", "n", "Accuracy (95% CI)", "Macro-F1 (95% CI)"], rows))
+
+
+def _cost(b: _Builder, session: Session, project_id: int) -> None:
+    """Tokens, money and time, and what labelling the whole corpus with the LLM would cost."""
+    from distill_core import report
+
+    cost = report.cost_summary(session, project_id)
+    if not cost.answers and not cost.train_seconds:
+        return
+    blocks = b.section("Cost and time")
+    tokens = b.fig("cost.tokens", _n(cost.prompt_tokens + cost.completion_tokens))
+    text = (
+        f"The LLM gave {b.fig('cost.answers', _n(cost.answers))} answers using {tokens} tokens "
+        f"at a cost of US${b.fig('cost.llm_cost_usd', f'{cost.llm_cost_usd:,.2f}')}."
+    )
+    if cost.whole_corpus_cost_usd is not None:
+        whole = b.fig("cost.whole_corpus_cost_usd", f"{cost.whole_corpus_cost_usd:,.2f}")
+        text += (
+            f" Labelling all {_n(cost.corpus_n)} corpus texts with the LLM at the same price would "
+            f"have used about "
+            f"{_n(cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens)} tokens "
+            f"and cost about US${whole}."
+        )
+    text += (
+        f" Training the student took {b.fig('cost.train_seconds', f'{cost.train_seconds:,.0f}')} "
+        f"seconds; it labelled {b.fig('cost.predicted_texts', _n(cost.predicted_texts))} texts in "
+        f"{b.fig('cost.predict_seconds', f'{cost.predict_seconds:,.0f}')} seconds."
+    )
+    blocks.append(("p", text))
 
 
 def _software(b: _Builder, model) -> None:

@@ -64,3 +64,31 @@ def test_export_offers_every_file_and_enables_them_by_step(home) -> None:
     at.toggle(key="ex_preview").set_value(True).run()
     assert not at.exception, [e.value for e in at.exception]
     assert "held-out" in texts(at)
+
+
+def test_the_methods_appendix_holds_every_figure_the_results_page_shows(home) -> None:
+    from distill_core.appendix import methods_appendix
+
+    _project_with_pass()
+    at = open_page("app_pages/results.py")
+    shown = []
+    for frame in at.dataframe:
+        table = frame.value
+        for column in (
+            "macro-F1",
+            "accuracy",
+            "Cohen's κ",
+            "corrected",
+            "naive",
+            "human sample only",
+            "n",
+        ):
+            if column in table.columns:
+                shown += [str(v) for v in table[column] if str(v) not in ("–", "not available")]
+    shown += [m.value for m in at.metric if m.label in ("LLM answers", "LLM tokens")]
+    assert len(shown) > 20
+    store = Store(Settings.from_env().database_url)
+    with store.session() as s:
+        appendix = methods_appendix(s, 1)
+    missing = [v for v in shown if v not in appendix.markdown]
+    assert not missing, missing

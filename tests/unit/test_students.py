@@ -74,6 +74,8 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         comparison, meta, training = model.comparison, model.meta, model.training
         assert projects.steps_done(s, pid)["Fine-tune"]
         assert students.latest_model(s, pid).id == model_id
+        # the comparison showed the LLM's held-out score: later codebook edits get a warning
+        assert validation.current_sample(s, pid).test_seen_codebook_version == 1
     assert training["excluded_test"] == 60
     assert meta["n_train"] + meta["n_val"] == training["n_available"]
     assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
