@@ -495,3 +495,24 @@ def export_file(ctx: Context, fmt: str, **options):
         return buffer.getvalue()
 
     return build
+
+
+def label_run_picker(ctx: Context, label: str, key: str):
+    """A choice among the project's label runs with results (newest first), each named by its
+    model, codebook version, size and date; None when there is none."""
+    from distill_core import labeling
+
+    with ctx.store.session() as s:
+        runs = labeling.project_runs(s, ctx.project_id, with_results=True)
+        version_of = {v.id: v.version for v in projects.codebook_versions(s, ctx.project_id)}
+    if not runs:
+        return None
+    return st.selectbox(
+        label,
+        runs,
+        format_func=lambda r: (
+            f"Run {r.id}: {r.model}, codebook v{version_of.get(r.codebook_version_id, '?')}, "
+            f"{r.n_texts:,} texts, {r.created_at:%Y-%m-%d %H:%M} UTC"
+        ),
+        key=key,
+    )

@@ -52,57 +52,41 @@ with st.expander("What the columns hold"):
         )
 
 st.subheader("The study's other records")
-c1, c2, c3 = st.columns(3)
-c1.download_button(
-    "Human codes (CSV: coder, label, times)",
-    data=ui.export_file(ctx, "codes"),
-    file_name=f"distill-{slug}-human-codes.csv",
-    mime=FORMATS["codes"][0],
-    disabled=not ctx.steps.get("Validate"),
-    on_click="ignore",
-    key="ex_codes",
-)
-c2.download_button(
-    "LLM audit log (JSON Lines: every prompt and answer)",
-    data=ui.export_file(ctx, "audit"),
-    file_name=f"distill-{slug}-audit.jsonl",
-    mime=FORMATS["audit"][0],
-    disabled=not ctx.steps.get("LLM labels"),
-    on_click="ignore",
-    key="ex_audit",
-)
-c3.download_button(
-    "The newest student model (zip)",
-    data=ui.export_file(ctx, "model"),
-    file_name=f"distill-{slug}-model.zip",
-    mime=FORMATS["model"][0],
-    disabled=not ctx.steps.get("Fine-tune"),
-    on_click="ignore",
-    key="ex_model",
-)
+RECORDS = [
+    ("Human codes (CSV: coder, label, times)", "codes", "human-codes", "Validate"),
+    ("LLM audit log (JSON Lines: every prompt and answer)", "audit", "audit", "LLM labels"),
+    ("The newest student model (zip)", "model", "model", "Fine-tune"),
+]
+for col, (label, kind, name, step) in zip(st.columns(3), RECORDS, strict=True):
+    col.download_button(
+        label,
+        data=ui.export_file(ctx, kind),
+        file_name=f"distill-{slug}-{name}{FORMATS[kind][1]}",
+        mime=FORMATS[kind][0],
+        disabled=not ctx.steps.get(step),
+        help=None if ctx.steps.get(step) else f"Needs the {step} step first.",
+        on_click="ignore",
+        key=f"ex_{kind}",
+    )
 
 st.subheader("Methods appendix")
 st.caption(
     "Codebook, LLM settings, samples, agreement and F1 with confidence intervals, training "
     "settings and corrected shares, written as text to paste into a paper."
 )
-c1, c2 = st.columns(2)
-c1.download_button(
-    "Methods appendix (Markdown)",
-    data=ui.export_file(ctx, "appendix-md"),
-    file_name=f"distill-{slug}-methods.md",
-    mime=FORMATS["appendix-md"][0],
-    on_click="ignore",
-    key="ex_md",
-)
-c2.download_button(
-    "Methods appendix (HTML)",
-    data=ui.export_file(ctx, "appendix-html"),
-    file_name=f"distill-{slug}-methods.html",
-    mime=FORMATS["appendix-html"][0],
-    on_click="ignore",
-    key="ex_html",
-)
+for col, (label, kind) in zip(
+    st.columns(2),
+    [("Methods appendix (Markdown)", "appendix-md"), ("Methods appendix (HTML)", "appendix-html")],
+    strict=True,
+):
+    col.download_button(
+        label,
+        data=ui.export_file(ctx, kind),
+        file_name=f"distill-{slug}-methods{FORMATS[kind][1]}",
+        mime=FORMATS[kind][0],
+        on_click="ignore",
+        key=f"ex_{kind}",
+    )
 if st.toggle("Show the appendix here", key="ex_preview"):
     from distill_core.appendix import methods_appendix
 

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from distill_core import labeling, projects, students
+from distill_core import students
 from distill_core.charts import training_curves
 from distill_core.train import TrainingArgs
 
@@ -16,20 +16,8 @@ st.caption(
 )
 ui.require_step(ctx, "LLM labels", "LLM labels to learn from")
 
-with ctx.store.session() as s:
-    runs = labeling.project_runs(s, ctx.project_id, with_results=True)
-    version_of = {v.id: v.version for v in projects.codebook_versions(s, ctx.project_id)}
-
 st.subheader("Training data")
-run = st.selectbox(
-    "LLM labels from",
-    runs,
-    format_func=lambda r: (
-        f"Run {r.id}: {r.model}, codebook v{version_of.get(r.codebook_version_id, '?')}, "
-        f"{r.n_texts:,} texts"
-    ),
-    key="ft_run",
-)
+run = ui.label_run_picker(ctx, "LLM labels from", "ft_run")
 with ctx.store.session() as s:
     ts = students.training_set(s, ctx.project_id, run.id)
 

@@ -188,22 +188,11 @@ if st.button("Start labelling", type="primary"):
 
 ui.job_panel(ctx, "label")
 
-with ctx.store.session() as s:
-    done_runs = labeling.project_runs(s, ctx.project_id, with_results=True)
-    version_of = {v.id: v.version for v in projects.codebook_versions(s, ctx.project_id)}
-if not done_runs:
+if not ctx.steps.get("LLM labels"):
     st.stop()
 
 st.subheader("Results")
-run = st.selectbox(
-    "Label run",
-    done_runs,
-    format_func=lambda r: (
-        f"Run {r.id}: {r.model}, codebook v{version_of.get(r.codebook_version_id, '?')}, "
-        f"{r.n_texts:,} texts, {r.created_at:%Y-%m-%d %H:%M} UTC"
-    ),
-    key="llm_run",
-)
+run = ui.label_run_picker(ctx, "Label run", "llm_run")
 with ctx.store.session() as s:
     results = labeling.results_frame(s, run.id)
 c1, c2, c3 = st.columns(3)

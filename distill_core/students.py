@@ -296,7 +296,10 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> dict:
         _set_model(store, model_id, status="failed", finished_at=utcnow())
         shutil.rmtree(out, ignore_errors=True)
         raise
-    _set_model(store, model_id, status="ready", comparison=comparison, finished_at=utcnow())
+    meta = _record_heldout(out, comparison)
+    _set_model(
+        store, model_id, status="ready", comparison=comparison, meta=meta, finished_at=utcnow()
+    )
     summary = f"Trained on {result.n_train:,} texts in {result.train_seconds:,.0f} s"
     best = next((r for r in comparison.get("rows", []) if r["key"] == "student_llm"), None)
     if best is not None:
@@ -305,6 +308,41 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> dict:
             f"{best['metrics']['n']} held-out human-coded texts"
         )
     return {"model_id": model_id, "_message": summary + "."}
+
+
+def _record_heldout(folder: Path, comparison: dict) -> dict:
+    """Add the held-out scores to the model's ``distill.json`` and model card; returns the
+    updated metadata."""
+    import json
+
+    from distill_core.train import METADATA_FILE, model_card
+
+    path = folder / METADATA_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if comparison.get("eval"):
+        meta["heldout"] = {
+            "n": comparison["eval"]["n"],
+            "rows": [
+                {
+                    "key": r["key"],
+                    "name": r["name"],
+                    "macro_f1": r["metrics"]["macro_f1"],
+                    "macro_f1_ci": r["metrics"]["ci"]["macro_f1"],
+                    "accuracy": r["metrics"]["accuracy"],
+                    "accuracy_ci": r["metrics"]["ci"]["accuracy"],
+                }
+                for r in comparison["rows"]
+                if r.get("metrics")
+            ],
+        }
+    for target, text in (
+        (path, json.dumps(meta, indent=2, ensure_ascii=False, default=str)),
+        (folder / "README.md", model_card(meta)),
+    ):
+        partial = target.with_suffix(target.suffix + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    return _json_safe(meta)
 
 
 def _version_number(session: Session, version_id: int | None) -> int | None:
@@ -446,9 +484,7 @@ def fair_comparison(
     rows.append(_row("tfidf_llm", truth, baseline, ts.label_names, len(ts.texts), ""))
     rows.sort(key=lambda r: list(ROWS).index(r["key"]))
     with store.session() as s:  # the LLM's held-out score is now seen: later edits overfit
-        validation.mark_test_seen(
-            s, sample_info["sample_id"], _version_number(s, version_id)
-        )
+        validation.mark_test_seen(s, sample_info["sample_id"], _version_number(s, version_id))
     return _json_safe(
         {
             "eval": {

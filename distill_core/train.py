@@ -730,7 +730,7 @@ Best epoch: {meta.get("best_epoch")}; validation macro-F1
 codes: it says how well the student imitates its teacher. Report agreement with held-out human
 codes (Distill's evaluate step) as the quality of the classifier.
 
-## Use
+{_heldout_section(meta.get("heldout"))}## Use
 
 ```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -751,3 +751,24 @@ decisions about individuals.
 
 Full settings and versions: `distill.json`.
 """
+
+
+def _heldout_section(heldout: dict | None) -> str:
+    """The model card's table of scores on held-out human codes (when Distill measured them)."""
+    if not heldout or not heldout.get("rows"):
+        return ""
+    lines = [
+        "## Scores on held-out human codes",
+        "",
+        f"Scored on {heldout['n']} human-coded texts that no model was trained on "
+        "(95% bootstrap intervals).",
+        "",
+        "| classifier | macro-F1 | 95% CI | accuracy |",
+        "|---|---|---|---|",
+    ]
+    for r in heldout["rows"]:
+        low, high = r["macro_f1_ci"]
+        lines.append(
+            f"| {r['name']} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | {r['accuracy']:.3f} |"
+        )
+    return "\n".join(lines) + "\n\n"

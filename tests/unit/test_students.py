@@ -4,6 +4,7 @@ and a corpus pass stores every prediction and resumes after an interruption."""
 
 from __future__ import annotations
 
+import json
 import threading
 import time
 from pathlib import Path
@@ -80,6 +81,15 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     assert meta["n_train"] + meta["n_val"] == training["n_available"]
     assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
     assert (folder / "config.json").is_file()
+    saved = json.loads((folder / "distill.json").read_text(encoding="utf-8"))
+    assert [r["key"] for r in saved["heldout"]["rows"]] == [
+        "llm",
+        "student_llm",
+        "student_human",
+        "tfidf_llm",
+    ]
+    assert "## Scores on held-out human codes" in (folder / "README.md").read_text("utf-8")
+    assert meta["heldout"] == saved["heldout"]
     with store.session() as s:
         gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
         n_eval = len(validation.training_exclusions(s, pid) & set(gold))
