@@ -125,7 +125,12 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
         on_progress=on_progress,
     )
     counts = outcome.counts
-    summary = f"{counts.get('ok', 0):,} labelled, {counts.get('invalid', 0):,} invalid, {counts.get('error', 0):,} errors."
+    empty = sum(1 for _, text in items if not text.strip())
+    summary = (
+        f"{counts.get('ok', 0):,} labelled, {counts.get('invalid', 0):,} invalid, "
+        f"{counts.get('error', 0) - empty:,} failed"
+        + (f", {empty:,} empty {'text' if empty == 1 else 'texts'} not sent." if empty else ".")
+    )
     result = outcome.to_dict()
     if outcome.stopped == "cancelled":
         raise jobs.JobCancelled
