@@ -19,8 +19,9 @@ as macro-F1 on the human test split:
   naive_teacher                fixed 3 epochs, lr 5e-5, max_length 128, no warm-up, no
                                validation/early stopping, on teacher labels
 
-``--sweep "lr=5e-5,epochs=5;lr=1e-4"`` trains extra student_teacher variants (TrainingArgs
-overrides) to choose defaults by measurement; ``--baseline-c`` compares baseline C values.
+``--sweep "lr=5e-5,epochs=5;lr=1e-4"`` trains extra student variants (TrainingArgs overrides)
+to choose defaults by measurement, on the labels named by ``--sweep-labels`` (teacher, human);
+``--baseline-c`` compares baseline C values.
 
 Usage: .venv/bin/python benchmarks/distill_quality.py [--tasks tweeteval_emotion,...]
        [--n-train 1000] [--n-test 1000] [--only student_teacher,...] [--sweep ...]
@@ -163,6 +164,7 @@ def main() -> None:
         default="teacher,student_teacher,student_human,baseline_teacher,naive_teacher",
     )
     ap.add_argument("--sweep", default="")
+    ap.add_argument("--sweep-labels", default="teacher", help="teacher, human or teacher,human")
     ap.add_argument("--baseline-c", default="")
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
     a = ap.parse_args()
@@ -209,12 +211,14 @@ def main() -> None:
             f"labels {dict(Counter(y_teacher).most_common())}"
         )
 
-        def emit(name: str, r: dict, task: str = task) -> None:
+        def emit(name: str, r: dict, task: str = task, n_train: int = len(x)) -> None:
             extra = " ".join(f"{k}={v}" for k, v in r.items() if k != "f1")
             print(f"  {name:<34} macro-F1 {r['f1']:.3f}  {extra}", flush=True)
             if a.jsonl:
                 with open(a.jsonl, "a") as fh:
-                    fh.write(json.dumps({"task": task, "name": name, **r}) + "\n")
+                    fh.write(
+                        json.dumps({"task": task, "n_train": n_train, "name": name, **r}) + "\n"
+                    )
 
         if "teacher" in only:
             emit(
@@ -258,8 +262,11 @@ def main() -> None:
                 emit("naive_teacher", run_student(x, y_teacher, tx, ty, naive, work, "nt"))
             for i, kv in enumerate(parse_sweep(a.sweep)):
                 args = replace(base, **kv)
-                name = "sweep " + ",".join(f"{k}={v}" for k, v in kv.items())
-                emit(name, run_student(x, y_teacher, tx, ty, args, work, f"sw{i}"))
+                setting = ",".join(f"{k}={v}" for k, v in kv.items())
+                for source in a.sweep_labels.split(","):
+                    y = y_teacher if source == "teacher" else y_human
+                    tag = f"sw{i}{source[0]}"
+                    emit(f"sweep {source} {setting}", run_student(x, y, tx, ty, args, work, tag))
 
 
 if __name__ == "__main__":
