@@ -139,13 +139,33 @@ def training_set(session: Session, project_id: int, label_run_id: int) -> Traini
 
 
 def project_models(session: Session, project_id: int) -> list[StudentModel]:
-    """The project's models, newest first."""
+    """The project's models, newest first. A model whose job ended without it (the worker was
+    killed, the job went stale) is marked failed, and what its training left on disk removed."""
     stmt = (
         select(StudentModel)
         .where(StudentModel.project_id == project_id)
         .order_by(StudentModel.id.desc())
     )
-    return list(session.scalars(stmt))
+    models = list(session.scalars(stmt))
+    for model in models:
+        if model.status in ("queued", "training") and model.job_id is not None:
+            job = session.get(jobs.Job, model.job_id)
+            if job is not None and job.status not in jobs.ACTIVE:
+                model.status = "failed" if job.status != "cancelled" else "cancelled"
+                model.finished_at = job.finished_at or utcnow()
+                _remove_leftovers(project_id, model.id)
+    session.flush()
+    return models
+
+
+def _remove_leftovers(project_id: int, model_id: int) -> None:
+    """Delete a dead training's folder and the partial folders ``train`` writes beside it."""
+    folder = models_root() / str(project_id)
+    if not folder.is_dir():
+        return
+    for path in folder.iterdir():
+        if path.name == str(model_id) or path.name.startswith(f".{model_id}.partial-"):
+            shutil.rmtree(path, ignore_errors=True)
 
 
 def latest_model(session: Session, project_id: int) -> StudentModel | None:

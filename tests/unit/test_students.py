@@ -190,3 +190,25 @@ def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -
     comparison = students.fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
     assert comparison["eval"] is None and comparison["rows"] == []
     assert "code at least 10" in comparison["reason"]
+
+
+def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
+        )
+        s.get(StudentModel, model_id).status = "training"
+    partial = students.models_root() / str(pid) / f".{model_id}.partial-abcd1234"
+    partial.mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"half")
+    with store.session() as s:  # the worker was killed: the stale sweep fails the job
+        job = s.get(Job, job_id)
+        job.status, job.message = "failed", "The worker stopped."
+    with store.session() as s:
+        models = students.project_models(s, pid)
+        assert [(m.id, m.status) for m in models] == [(model_id, "failed")]
+    assert not partial.exists()
