@@ -173,8 +173,13 @@ def _finish(store: Store, job_id: int, status: str, message: str, result: dict) 
 
 
 def _sentence(exc: BaseException) -> str:
+    """One sentence for a job's failure: a user-fixable problem (a ValueError such as
+    TrainingError or StudentError) says itself; a request failure is described by the LLM
+    client's rules."""
     from distill_core.llm.openai_teacher import describe_error
 
+    if isinstance(exc, ValueError) and str(exc):
+        return " ".join(str(exc).split())
     try:
         return describe_error(exc)
     except Exception:

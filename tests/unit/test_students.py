@@ -212,3 +212,19 @@ def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
         models = students.project_models(s, pid)
         assert [(m.id, m.status) for m in models] == [(model_id, "failed")]
     assert not partial.exists()
+
+
+def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: Store) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    args = TrainingArgs(base_model="/no/such/model-folder", epochs=1)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=args, human_folds=0
+        )
+    jobs.execute(store, job_id)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job.status == "failed"
+        assert job.message.startswith("Could not load the model") and "\n" not in job.message
+        assert s.get(StudentModel, model_id).status == "failed"
