@@ -98,10 +98,11 @@ class TrainingSet:
         }
 
     def kept_by(self, min_confidence: float | None, min_consistency: float | None) -> int:
-        """How many rows the confidence and consistency floors keep (as ``train`` filters)."""
+        """How many rows the confidence and consistency floors keep (``train``'s own rule)."""
+        from distill_core.train import below_floor
+
         return sum(
-            (min_confidence is None or (c is not None and c >= min_confidence))
-            and (min_consistency is None or (k is not None and k >= min_consistency))
+            not below_floor(c, min_confidence) and not below_floor(k, min_consistency)
             for c, k in zip(self.confidences, self.consistencies, strict=True)
         )
 

@@ -153,16 +153,16 @@ def _prepare(
             continue
         if args.min_confidence is not None:
             c = confidences[i]  # type: ignore[index]
-            if c is None or (isinstance(c, float) and math.isnan(c)):
+            if _missing(c):
                 filters["kept_missing_confidence"] += 1
-            elif c < args.min_confidence:
+            elif below_floor(c, args.min_confidence):
                 filters["dropped_low_confidence"] += 1
                 continue
         if args.min_consistency is not None:
             c = consistencies[i]  # type: ignore[index]
-            if c is None or (isinstance(c, float) and math.isnan(c)):
+            if _missing(c):
                 filters["kept_missing_consistency"] += 1
-            elif c < args.min_consistency:
+            elif below_floor(c, args.min_consistency):
                 filters["dropped_low_consistency"] += 1
                 continue
         kept_texts.append("" if text is None else str(text))
@@ -190,6 +190,16 @@ def _prepare(
             "training needs at least 2."
         )
     return _Prepared(kept_texts, kept_labels, names, filters)
+
+
+def _missing(value: float | None) -> bool:
+    return value is None or (isinstance(value, float) and math.isnan(value))
+
+
+def below_floor(value: float | None, floor: float | None) -> bool:
+    """Whether a row falls under a confidence or consistency floor. A row without a value (an
+    endpoint that gives no token probabilities) is kept: the floor cannot judge it."""
+    return floor is not None and not _missing(value) and value < floor
 
 
 def stratified_split(

@@ -49,7 +49,7 @@ def label_sample(store: Store, project_id: int, label: str = "economy") -> int:
 
 class MappingTeacher(FixedTeacher):
     """Answers a label looked up by text (``default`` for other texts), like an LLM that is
-    right on some texts and wrong on others; no network."""
+    right on some texts and wrong on others, always with confidence 0.5; no network."""
 
     name = "mapping"
 
@@ -62,7 +62,9 @@ class MappingTeacher(FixedTeacher):
 
     async def ask(self, codebook, text, *, repeat_index=0):
         label = self.by_text.get(text, self.label)
-        return Answer(label=label, status="ok", raw=f'{{"label": "{label}"}}', attempts=1)
+        return Answer(
+            label=label, status="ok", raw=f'{{"label": "{label}"}}', confidence=0.5, attempts=1
+        )
 
 
 class _HalfInvalid(MappingTeacher):

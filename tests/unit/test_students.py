@@ -228,3 +228,26 @@ def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: 
         assert job.status == "failed"
         assert job.message.startswith("Could not load the model") and "\n" not in job.message
         assert s.get(StudentModel, model_id).status == "failed"
+
+
+def test_the_page_count_under_floors_follows_trains_own_rule() -> None:
+    ts = students.TrainingSet(
+        doc_ids=[f"d{i}" for i in range(20)],
+        texts=[f"text {i}" for i in range(20)],
+        labels=["p", "q"] * 10,
+        confidences=[0.95, 0.5, None, float("nan")] * 5,  # no logprobs for some: kept
+        consistencies=[1.0, 1.0, 0.4, None] * 5,
+        label_names=["p", "q"],
+        n_llm=20,
+        excluded_test=0,
+        invalid=0,
+    )
+    assert ts.kept_by(None, None) == 20
+    assert ts.kept_by(0.9, None) == 15
+    assert ts.kept_by(0.9, 0.5) == 10
+    from distill_core.train import _prepare
+
+    for conf, cons in ((0.9, None), (0.9, 0.5), (None, 0.5)):
+        args = TrainingArgs(min_confidence=conf, min_consistency=cons)
+        kept = _prepare(ts.texts, ts.labels, args, ts.label_names, ts.confidences, ts.consistencies)
+        assert len(kept.texts) == ts.kept_by(conf, cons)
