@@ -466,19 +466,6 @@ def model_label(model) -> str:
     return f"Model {model.id}: {model.base_model}, {model.status}, {when} UTC"
 
 
-def model_zip(ctx: Context, model_id: int):
-    """A function building a model's zip, for a download button's data (called on click)."""
-
-    def build() -> bytes:
-        from distill_core import export, students
-
-        with ctx.store.session() as s:
-            folder = students.model_dir(s.get(students.StudentModel, model_id))
-        return export.model_zip(folder, root=f"distill-model-{model_id}")
-
-    return build
-
-
 def export_file(ctx: Context, fmt: str, **options):
     """A function building one of the project's exports (``export.FORMATS``) as bytes, for a
     download button's data: Streamlit calls it in a worker thread only when the user clicks,

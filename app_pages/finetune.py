@@ -200,7 +200,7 @@ with st.expander("Settings and metadata"):
 c1, c2 = st.columns(2)
 c1.download_button(
     "Download the model (zip: loads with AutoModelForSequenceClassification)",
-    data=ui.model_zip(ctx, model.id),
+    data=ui.export_file(ctx, "model", model_id=model.id),
     file_name=f"distill-model-{model.id}.zip",
     mime="application/zip",
 )

@@ -575,10 +575,16 @@ def student_zip(
     fh: IO[bytes] | None = None,
     *,
     settings: Settings | None = None,
+    model_id: int | None = None,
 ) -> bytes | None:
-    """:func:`model_zip` of the project's newest ready student, as ``distill-model-<id>/``."""
-    model = students.latest_model(session, project_id)
-    if model is None:
+    """:func:`model_zip` of one of the project's ready students (default: the newest), as
+    ``distill-model-<id>/``."""
+    model = (
+        session.get(StudentModel, model_id)
+        if model_id
+        else students.latest_model(session, project_id)
+    )
+    if model is None or model.project_id != project_id or model.status != "ready":
         raise ExportError("The project has no trained student model yet.")
     folder = students.model_dir(model, settings)
     if not folder.is_dir():
@@ -597,16 +603,18 @@ def export_project(
     *,
     settings: Settings | None = None,
     probabilities: bool = False,
+    model_id: int | None = None,
 ) -> dict[str, str]:
     """Write one export of the project to a binary file: a table format of
     :func:`labelled_corpus`, ``codes`` (CSV of :func:`human_codes`), ``audit`` (JSON Lines),
-    ``appendix-md``/``appendix-html`` or ``model`` (zip). Returns Stata's renames."""
+    ``appendix-md``/``appendix-html`` or ``model`` (zip of ``model_id``, default the newest).
+    Returns Stata's renames."""
     writers: dict[str, Callable[[], dict[str, str] | None]] = {
         "codes": lambda: _write_codes(session, project_id, fh),
         "audit": lambda: _write_audit(session, project_id, fh),
         "appendix-md": lambda: _write_appendix(session, project_id, fh, "markdown"),
         "appendix-html": lambda: _write_appendix(session, project_id, fh, "html"),
-        "model": lambda: student_zip(session, project_id, fh, settings=settings),
+        "model": lambda: student_zip(session, project_id, fh, settings=settings, model_id=model_id),
     }
     if fmt in TABLE_FORMATS:
         frame = labelled_corpus(session, project_id, probabilities=probabilities)

@@ -79,7 +79,7 @@ def cost_summary(session: Session, project_id: int) -> CostSummary:
     cost = sum(j.cost_usd or 0.0 for j in label_jobs)
     llm_seconds = sum(_duration(j) for j in label_jobs)
     asked = sum(j.done for j in label_jobs if j.started_at and j.finished_at)
-    model, price = _last_price(session, project_id, label_jobs)
+    model, price = _last_price(session, project_id)
     models = session.scalars(
         select(StudentModel).where(
             StudentModel.project_id == project_id, StudentModel.status == "ready"
@@ -125,10 +125,8 @@ def _duration(job: Job) -> float:
     return 0.0
 
 
-def _last_price(
-    session: Session, project_id: int, label_jobs: list[Job]
-) -> tuple[str | None, tuple[float, float] | None]:
-    """The model of the project's newest LLM run and the price used for it (or its list price)."""
+def _last_price(session: Session, project_id: int) -> tuple[str | None, tuple[float, float] | None]:
+    """The model of the project's newest LLM run and the price its job used (or its list price)."""
     run = session.scalar(
         select(LabelRun)
         .where(LabelRun.project_id == project_id, LabelRun.teacher != "local")
@@ -137,10 +135,10 @@ def _last_price(
     )
     if run is None:
         return None, None
-    for job in reversed(label_jobs):
-        if job.id == run.job_id and (job.params or {}).get("price"):
-            p = job.params["price"]
-            return run.model, (float(p[0]), float(p[1]))
+    job = session.get(Job, run.job_id) if run.job_id else None
+    if job is not None and (job.params or {}).get("price"):
+        p = job.params["price"]
+        return run.model, (float(p[0]), float(p[1]))
     known: Price | None = price_for(run.model)
     return run.model, (known.input_per_million, known.output_per_million) if known else None
 

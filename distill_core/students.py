@@ -374,9 +374,19 @@ def _version_number(session: Session, version_id: int | None) -> int | None:
 
 
 def _json_safe(value: Any) -> Any:
-    import json
+    """``value`` as JSON can store it: NaN and infinities become None, tuples lists, and
+    anything else that is not JSON its string."""
+    import math
 
-    return json.loads(json.dumps(value, default=str, allow_nan=False).replace("NaN", "null"))
+    if isinstance(value, dict):
+        return {str(k): _json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)
 
 
 class _Tracker:
@@ -463,8 +473,9 @@ def fair_comparison(
                 f"at least {MIN_EVAL} on the Validate page to compare the student with the LLM.",
             }
         texts = projects.get_documents(s, corpus_id, eval_ids)
-        items = {r.doc_id: r for r in labeling.run_results(s, run_id) if r.doc_id in set(eval_ids)}
-        others = [d for d in gold if d not in set(eval_ids)]
+        in_eval = set(eval_ids)
+        items = {r.doc_id: r for r in labeling.run_results(s, run_id) if r.doc_id in in_eval}
+        others = [d for d in gold if d not in in_eval]
         other_texts = projects.get_documents(s, corpus_id, others)
     eval_texts = [texts.get(d, "") for d in eval_ids]
     truth = [gold[d] for d in eval_ids]

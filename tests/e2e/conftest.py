@@ -214,9 +214,10 @@ def llm_server():
         yield srv
 
 
-@pytest.fixture(scope="session")
-def app(tmp_path_factory):
-    home = tmp_path_factory.mktemp("e2e") / "home"
+@contextlib.contextmanager
+def fresh_app(home: Path):
+    """The app on a fresh DISTILL_HOME, offline, with the tests' key and none of the outside
+    database, queue or endpoint settings of the machine running the tests."""
     env = dict(os.environ)
     env.update(
         DISTILL_HOME=str(home),
@@ -224,11 +225,19 @@ def app(tmp_path_factory):
         TRANSFORMERS_OFFLINE="1",
         OPENAI_API_KEY="sk-e2e-test-key",
     )
-    env.pop("DISTILL_DATABASE_URL", None)
-    env.pop("DISTILL_REDIS_URL", None)
+    for name in ("DISTILL_DATABASE_URL", "DISTILL_REDIS_URL", "OPENAI_BASE_URL", "OPENAI_MODEL"):
+        env.pop(name, None)
     server = App(home, env)
-    yield server
-    server.stop()
+    try:
+        yield server
+    finally:
+        server.stop()
+
+
+@pytest.fixture(scope="session")
+def app(tmp_path_factory):
+    with fresh_app(tmp_path_factory.mktemp("e2e") / "home") as server:
+        yield server
 
 
 @pytest.fixture(scope="session")

@@ -100,6 +100,25 @@ def project_picker(page: Page):
     return page.locator('[data-testid="stSidebar"]').get_by_role("combobox", name="Project")
 
 
+def use_endpoint_for_the_whole_corpus(page: Page, app, base_url: str, model: str) -> None:
+    """On the LLM labels page: an OpenAI-compatible endpoint, a successful connection test,
+    and the whole corpus chosen (the Start button is the caller's)."""
+    open_page(page, app, "llm_labels")
+    page.get_by_role("textbox", name="Base URL").fill(base_url)
+    page.keyboard.press("Enter")
+    idle(page)
+    page.get_by_role("textbox", name="Model").fill(model)
+    page.keyboard.press("Enter")
+    idle(page)
+    page.get_by_role("button", name="Test connection").click()
+    idle(page)
+    expect(page.locator('[data-testid="stAlertContentSuccess"]').first).to_be_visible(
+        timeout=30_000
+    )
+    page.get_by_text("The whole corpus").click()
+    idle(page)
+
+
 def _choose_demo(page: Page, app) -> None:
     open_page(page, app, "")
     picker = project_picker(page)
@@ -133,20 +152,7 @@ def test_label_the_demo_offline_and_with_the_loopback_llm_across_a_reload(
     no_exception(page)
 
     # The loopback OpenAI-compatible endpoint, on the whole corpus.
-    open_page(page, app, "llm_labels")
-    page.get_by_role("textbox", name="Base URL").fill(llm_server.base_url)
-    page.keyboard.press("Enter")
-    idle(page)
-    page.get_by_role("textbox", name="Model").fill("loopback-model")
-    page.keyboard.press("Enter")
-    idle(page)
-    page.get_by_role("button", name="Test connection").click()
-    idle(page)
-    expect(page.locator('[data-testid="stAlertContentSuccess"]').first).to_be_visible(
-        timeout=30_000
-    )
-    page.get_by_text("The whole corpus").click()
-    idle(page)
+    use_endpoint_for_the_whole_corpus(page, app, llm_server.base_url, "loopback-model")
     llm_server.reset()
     page.get_by_role("button", name="Start labelling").click()
     expect(page.get_by_text(re.compile(r"Job 2 \("))).to_be_visible(timeout=60_000)

@@ -15,8 +15,13 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import REPO, App, idle
-from tests.e2e.test_browser import no_exception, open_page, project_picker
+from tests.e2e.conftest import REPO, fresh_app, idle
+from tests.e2e.test_browser import (
+    no_exception,
+    open_page,
+    project_picker,
+    use_endpoint_for_the_whole_corpus,
+)
 
 pytestmark = pytest.mark.e2e
 
@@ -43,19 +48,8 @@ KEYWORDS = {word: label for label, words in TOPIC_KEYWORDS.items() for word in w
 @pytest.fixture(scope="module")
 def app(tmp_path_factory):
     """The app on its own fresh DISTILL_HOME (not the session's shared one): Job 1 is ours."""
-    home = tmp_path_factory.mktemp("newcomer") / "home"
-    env = dict(os.environ)
-    env.update(
-        DISTILL_HOME=str(home),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        OPENAI_API_KEY="sk-e2e-test-key",
-    )
-    for name in ("DISTILL_DATABASE_URL", "DISTILL_REDIS_URL", "OPENAI_BASE_URL", "OPENAI_MODEL"):
-        env.pop(name, None)
-    server = App(home, env)
-    yield server
-    server.stop()
+    with fresh_app(tmp_path_factory.mktemp("newcomer") / "home") as server:
+        yield server
 
 
 @pytest.fixture(scope="module")
@@ -135,18 +129,7 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     no_exception(page)
 
     # 3. LLM labels: the whole corpus, from the loopback OpenAI-compatible endpoint.
-    open_page(page, app, "llm_labels")
-    page.get_by_role("textbox", name="Base URL").fill(teacher.base_url)
-    page.keyboard.press("Enter")
-    idle(page)
-    page.get_by_role("textbox", name="Model").fill("loopback-llm")
-    page.keyboard.press("Enter")
-    idle(page)
-    page.get_by_role("button", name="Test connection").click()
-    idle(page)
-    expect(page.locator('[data-testid="stAlertContentSuccess"]').first).to_be_visible()
-    page.get_by_text("The whole corpus").click()
-    idle(page)
+    use_endpoint_for_the_whole_corpus(page, app, teacher.base_url, "loopback-llm")
     page.get_by_role("button", name="Start labelling").click()
     expect(page.get_by_text(re.compile(r"Job 1 \(done\): 359 labelled"))).to_be_visible(
         timeout=120_000
