@@ -10,7 +10,7 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from distill_core import projects
+from distill_core.study import projects
 from distill_core.config import Settings
 from distill_core.store import Store
 
@@ -171,7 +171,7 @@ def project_corpus(ctx: Context) -> projects.Corpus | None:
 
 @st.cache_resource
 def _job_queue(url: str, home: str, redis_url: str | None):
-    from distill_core import jobs
+    from distill_core.jobs import queue as jobs
 
     settings = Settings.from_env()
     return jobs.make_huey(settings), jobs.Supervisor(settings)
@@ -185,7 +185,7 @@ def job_queue():
 
 def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
     """Make sure a worker runs, then queue the job (the key goes to the worker in memory)."""
-    from distill_core import jobs
+    from distill_core.jobs import queue as jobs
 
     huey, supervisor = job_queue()
     if not supervisor.ensure():
@@ -199,7 +199,7 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
     ``details(container, job)`` shows what is particular to the kind (the default: the LLM
     labelling's errors, tokens and cost).
     """
-    from distill_core import jobs
+    from distill_core.jobs import queue as jobs
 
     def latest():
         with ctx.store.session() as s:
@@ -271,7 +271,7 @@ def audit_jsonl(ctx: Context, run_id: int):
     def build() -> bytes:
         import io
 
-        from distill_core.labeling import write_audit_log
+        from distill_core.study.labelling import write_audit_log
 
         buffer = io.StringIO()
         with ctx.store.session() as s:
@@ -283,7 +283,7 @@ def audit_jsonl(ctx: Context, run_id: int):
 
 def llm_labels_for(ctx: Context, runs, doc_ids: set[str]) -> dict[str, str]:
     """The LLM's labels for these documents from the newest run that labelled any of them."""
-    from distill_core import labeling
+    from distill_core.study import labelling as labeling
 
     with ctx.store.session() as s:
         for run in runs:
@@ -299,7 +299,7 @@ def llm_labels_for(ctx: Context, runs, doc_ids: set[str]) -> dict[str, str]:
 
 def show_agreement(result, *, title: str, class_ci: dict | None = None) -> None:
     """Headline agreement figures with 95% intervals, per-class F1 and the confusion matrix."""
-    from distill_core.charts import confusion_heatmap, per_class_bars
+    from distill_core.reports.charts import confusion_heatmap, per_class_bars
 
     heads = [
         ("Accuracy", "accuracy"),
@@ -379,7 +379,7 @@ def show_intercoder(result) -> None:
 def comparison_table(comparison: dict) -> pd.DataFrame:
     """The fair comparison as a table: each model's macro-F1, accuracy and kappa with CIs."""
 
-    from distill_core.appendix import fmt_ci
+    from distill_core.reports.appendix import fmt_ci
 
     def with_ci(m: dict, key: str) -> str:
         return fmt_ci(m.get(key), m["ci"].get(key))
@@ -403,7 +403,7 @@ def comparison_table(comparison: dict) -> pd.DataFrame:
 
 def show_comparison(comparison: dict, labels: list[str]) -> None:
     """The paper's table for this project: every model on the same held-out human codes."""
-    from distill_core.charts import class_f1_grouped, comparison_bars, confusion_heatmap
+    from distill_core.reports.charts import class_f1_grouped, comparison_bars, confusion_heatmap
 
     if not comparison or comparison.get("eval") is None:
         st.info(
@@ -474,7 +474,7 @@ def export_file(ctx: Context, fmt: str, **options):
     def build() -> bytes:
         import io
 
-        from distill_core import export
+        from distill_core.reports import export
 
         buffer = io.BytesIO()
         with ctx.store.session() as s:
@@ -487,7 +487,7 @@ def export_file(ctx: Context, fmt: str, **options):
 def label_run_picker(ctx: Context, label: str, key: str):
     """A choice among the project's label runs with results (newest first), each named by its
     model, codebook version, size and date; None when there is none."""
-    from distill_core import labeling
+    from distill_core.study import labelling as labeling
 
     with ctx.store.session() as s:
         runs = labeling.project_runs(s, ctx.project_id, with_results=True)

@@ -4,7 +4,8 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core import projects, validation
+from distill_core.study import projects
+from distill_core.study import validation
 from distill_core.codebook import (
     Codebook,
     CodebookError,

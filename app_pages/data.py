@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from distill_core import projects
+from distill_core.study import projects
 from distill_core.config import MAX_UPLOAD_MB
 from distill_core.corpus import (
     SUPPORTED_SUFFIXES,

@@ -3,7 +3,7 @@
 import streamlit as st
 
 import ui
-from distill_core.export import COLUMN_LABELS, FORMATS
+from distill_core.reports.export import COLUMN_LABELS, FORMATS
 
 ctx = ui.context()
 st.title("Export")
@@ -88,7 +88,7 @@ for col, (label, kind) in zip(
         key=f"ex_{kind}",
     )
 if st.toggle("Show the appendix here", key="ex_preview"):
-    from distill_core.appendix import methods_appendix
+    from distill_core.reports.appendix import methods_appendix
 
     with ctx.store.session() as s:
         st.markdown(methods_appendix(s, ctx.project_id).markdown)

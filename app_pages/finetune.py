@@ -3,9 +3,9 @@
 import streamlit as st
 
 import ui
-from distill_core import students
-from distill_core.charts import training_curves
-from distill_core.train import TrainingArgs
+from distill_core.study import students
+from distill_core.reports.charts import training_curves
+from distill_core.student.train import TrainingArgs
 
 ctx = ui.context()
 st.title("Fine-tune")

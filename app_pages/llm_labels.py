@@ -5,9 +5,11 @@ import os
 import streamlit as st
 
 import ui
-from distill_core import labeling, projects, validation
-from distill_core.charts import label_distribution
-from distill_core.label_jobs import LabelRequest, start_label_job
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.study import validation
+from distill_core.reports.charts import label_distribution
+from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, price_for

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core import projects
+from distill_core.study import projects
 
 ctx = ui.context()
 st.title("Projects")

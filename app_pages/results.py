@@ -3,9 +3,11 @@
 import streamlit as st
 
 import ui
-from distill_core import estimate, report, students
-from distill_core.appendix import fmt_ci, fmt_share
-from distill_core.charts import (
+from distill_core import estimate
+from distill_core.reports import report
+from distill_core.study import students
+from distill_core.reports.appendix import fmt_ci, fmt_share
+from distill_core.reports.charts import (
     label_distribution,
     per_class_bars,
     shares_chart,

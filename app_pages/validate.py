@@ -6,7 +6,10 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core import agreement, labeling, projects, validation
+from distill_core import agreement
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.study import validation
 from distill_core.corpus import CorpusError, read_table
 
 ctx = ui.context()

@@ -98,7 +98,7 @@ def fit_weak(rows: list[tuple[str, str]], seed: int, balanced: bool):
     the teacher copies. ``balanced`` weights classes by inverse frequency, so that its
     mistakes are spread over the classes as an LLM's are (an LLM follows the codebook, not
     the base rates) rather than collapsing onto the majority class."""
-    from distill_core.baseline import fit_baseline
+    from distill_core.student.baseline import fit_baseline
 
     texts, labels = [t for t, _ in rows], [lab for _, lab in rows]
     weak = fit_baseline(texts, labels, seed, c=1.0)
@@ -118,8 +118,8 @@ def macro_f1(gold: list[str], pred: list[str]) -> float:
 
 
 def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str) -> dict:
-    from distill_core.predict import Predictor
-    from distill_core.train import train
+    from distill_core.student.predict import Predictor
+    from distill_core.student.train import train
 
     out = workdir / tag
     t0 = time.perf_counter()
@@ -172,8 +172,8 @@ def main() -> None:
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
     a = ap.parse_args()
 
-    from distill_core.baseline import fit_baseline
-    from distill_core.train import TrainingArgs
+    from distill_core.student.baseline import fit_baseline
+    from distill_core.student.train import TrainingArgs
 
     only = set(a.only.split(","))
     for task in a.tasks.split(","):

@@ -20,8 +20,10 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill_core import export, labeling, projects  # noqa: E402
-from distill_core.appendix import methods_appendix  # noqa: E402
+from distill_core.reports import export  # noqa: E402
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.reports.appendix import methods_appendix  # noqa: E402
 from distill_core.codebook import Codebook  # noqa: E402
 from distill_core.corpus import prepare_corpus, read_table  # noqa: E402
 from distill_core.store import (  # noqa: E402

@@ -65,7 +65,7 @@ def server_stats(base_url: str) -> dict:
 
 def label_stored(base_url: str, n: int, concurrency: int, transport: str, workdir: str):
     """The app's and CLI's path: labeling.label_texts, every answer stored in SQLite."""
-    from distill_core import labeling
+    from distill_core.study import labelling as labeling
     from distill_core.store import Store
 
     store = Store(f"sqlite:///{workdir}/distill.db")

@@ -38,7 +38,7 @@ def main() -> None:
     from transformers.utils import logging as hf_logging
 
     from distill_core.bundled import bundled_model_path
-    from distill_core.predict import Predictor
+    from distill_core.student.predict import Predictor
 
     hf_logging.set_verbosity_error()
     labels = ["anger", "joy", "optimism", "sadness"]

@@ -31,7 +31,7 @@ def plain_loop(texts: list[str], labels: list[str], args) -> float:
     from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
     from distill_core.bundled import bundled_model_path
-    from distill_core.train import length_grouped_batches, pad_batch
+    from distill_core.student.train import length_grouped_batches, pad_batch
 
     names = sorted(set(labels))
     torch.manual_seed(args.seed)
@@ -73,7 +73,7 @@ def main() -> None:
 
     import torch
 
-    from distill_core.train import TrainingArgs, train
+    from distill_core.student.train import TrainingArgs, train
 
     args = TrainingArgs(epochs=1, max_length=64, batch_size=16, val_share=0.0, seed=0)
     print(

@@ -30,6 +30,8 @@ from typing import Any
 
 import numpy as np
 
+from distill_core.values import is_missing
+
 #: The answer a missing or invalid prediction is counted as (always wrong, never a class).
 MISSING = "∅"
 #: Metrics :func:`compare` gives bootstrap confidence intervals for (plus ``binary_f1``).
@@ -293,7 +295,7 @@ def krippendorff_alpha(units: Sequence[Sequence[Any]]) -> float:
     values: dict[Any, int] = {}
     rows: list[list[int]] = []
     for unit in units:
-        codes = [c for c in unit if not _is_missing(c)]
+        codes = [c for c in unit if not is_missing(c)]
         if len(codes) < 2:
             continue
         rows.append([values.setdefault(c, len(values)) for c in codes])
@@ -410,7 +412,7 @@ def pairwise_agreement(codes: Mapping[str, Mapping[str, Any]]) -> PairwiseAgreem
     if len(codes) < 2:
         raise ValueError("Pairwise agreement needs at least two coders.")
     clean = {
-        str(coder): {str(i): str(v) for i, v in items.items() if not _is_missing(v)}
+        str(coder): {str(i): str(v) for i, v in items.items() if not is_missing(v)}
         for coder, items in codes.items()
     }
     coders = list(clean)
@@ -461,14 +463,6 @@ class _Coded:
         )
 
 
-def _is_missing(x: Any) -> bool:
-    if x is None:
-        return True
-    try:
-        return bool(x != x)  # NaN
-    except TypeError:  # pandas.NA refuses bool()
-        return True
-
 
 def _json_float(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
@@ -488,7 +482,7 @@ def _gold_strings(gold: Sequence[Any], name: str) -> list[str]:
         raise ValueError("There are no items to compare (the input is empty).")
     out = []
     for x in gold:
-        if _is_missing(x):
+        if is_missing(x):
             raise ValueError(f"The {name} codes contain a missing value; drop uncoded items first.")
         s = str(x)
         if s == MISSING:
@@ -500,7 +494,7 @@ def _gold_strings(gold: Sequence[Any], name: str) -> list[str]:
 def _pred_strings(pred: Sequence[Any], n: int) -> list[str]:
     if len(pred) != n:
         raise ValueError(f"The two codings differ in length ({n} and {len(pred)} items).")
-    return [MISSING if _is_missing(x) else str(x) for x in pred]
+    return [MISSING if is_missing(x) else str(x) for x in pred]
 
 
 def _encode(gold: list[str], pred: list[str], labels: Sequence[Any] | None) -> _Coded:

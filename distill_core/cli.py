@@ -184,11 +184,11 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from pathlib import Path
 
-    from distill_core import labeling
     from distill_core.codebook import Codebook
     from distill_core.corpus import prepare_corpus, read_path
     from distill_core.llm import Endpoint, make_teacher
     from distill_core.store import Store
+    from distill_core.study import labelling as labeling
 
     if args.repeats < 1 or args.concurrency < 1:
         raise UserError("--repeats and --concurrency must be at least 1.")
@@ -298,7 +298,7 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from distill_core.corpus import is_blank, read_path
-    from distill_core.train import TrainingArgs, train
+    from distill_core.student.train import TrainingArgs, train
 
     frame = read_path(args.input).frame
     _require_columns(frame, [args.text_column, args.label_column], args.input)
@@ -346,7 +346,7 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 def _predict_frame(model_dir: str, path: str, text_column: str):
     from distill_core.corpus import is_blank, read_path
-    from distill_core.predict import load
+    from distill_core.student.predict import load
 
     frame = read_path(path).frame
     _require_columns(frame, [text_column], path)
@@ -404,11 +404,11 @@ def cmd_export(args: argparse.Namespace) -> int:
 
     from sqlalchemy import select
 
-    from distill_core import export
     from distill_core.config import Settings
-    from distill_core.projects import ProjectError
+    from distill_core.reports import export
     from distill_core.store import Project, Store
-    from distill_core.students import StudentError
+    from distill_core.study.projects import ProjectError
+    from distill_core.study.students import StudentError
 
     env = dict(os.environ, DISTILL_HOME=args.home) if args.home else None
     settings = Settings.from_env(env)

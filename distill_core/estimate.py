@@ -54,9 +54,11 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 from sqlalchemy import func, select
 
-from distill_core import labeling, sampling, validation
+from distill_core import sampling
 from distill_core.corpus import is_blank
 from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel
+from distill_core.study import labelling as labeling
+from distill_core.study import validation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -337,7 +339,7 @@ def corrected_shares(
     gets the stratified variance. Returns None when there is no finished corpus pass, no sample
     of the pass's corpus, or fewer than 2 coded test texts.
     """
-    from distill_core import students
+    from distill_core.study import students
 
     run = (
         students.latest_prediction_run(session, project_id)

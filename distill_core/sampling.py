@@ -14,6 +14,8 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from distill_core.values import is_missing
+
 
 @dataclass(frozen=True)
 class Split:
@@ -166,18 +168,10 @@ def _check_ids(ids: Sequence[str]) -> None:
 def _groups(strata: Sequence[Hashable | None]) -> dict[Hashable | None, list[int]]:
     groups: dict[Hashable | None, list[int]] = {}
     for i, key in enumerate(strata):
-        groups.setdefault(None if _is_missing(key) else key, []).append(i)
+        groups.setdefault(None if is_missing(key) else key, []).append(i)
     return groups
 
 
 def _stratum_order(key: Hashable | None) -> tuple[int, str]:
     return (1, "") if key is None else (0, str(key))
 
-
-def _is_missing(x: object) -> bool:
-    if x is None:
-        return True
-    try:
-        return bool(x != x)  # NaN
-    except TypeError:  # pandas.NA
-        return True

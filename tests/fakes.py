@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
-from distill_core import labeling, projects, validation
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.study import validation
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer
 from distill_core.store import Store
@@ -108,7 +110,7 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
     """A ready student record with a comparison in which the LLM is right on every held-out
     text and the student always says "other" (no training: for page tests), and optionally a
     corpus pass with the same predictions. Returns the held-out doc ids scored."""
-    from distill_core import students
+    from distill_core.study import students
     from distill_core.store import Prediction, PredictionRun, StudentModel
     from distill_core.store.models import utcnow
 

@@ -146,7 +146,7 @@ class CodebookVersion(Base):
 class Job(Base):
     """A long task run by a worker (labelling, training, inference): progress, cost, cancel flag.
 
-    Never holds an API key: keys reach a worker in memory only (see ``distill_core.jobs``).
+    Never holds an API key: keys reach a worker in memory only (see ``distill_core.jobs.queue``).
     """
 
     __tablename__ = "jobs"

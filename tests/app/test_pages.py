@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import pytest
 
-from distill_core import projects
+from distill_core.study import projects
 from distill_core.config import Settings
 from distill_core.store import Store
 from tests.app.conftest import open_page, texts

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 
 from distill_core.config import Settings
-from distill_core.projects import DEMO_DIR
+from distill_core.study.projects import DEMO_DIR
 from distill_core.store import Store
 from tests.app.conftest import open_page, texts
 from tests.fakes import add_ready_model, demo_with_run
@@ -67,7 +67,7 @@ def test_export_offers_every_file_and_enables_them_by_step(home) -> None:
 
 
 def test_the_methods_appendix_holds_every_figure_the_results_page_shows(home) -> None:
-    from distill_core.appendix import methods_appendix
+    from distill_core.reports.appendix import methods_appendix
 
     _project_with_pass()
     at = open_page("app_pages/results.py")

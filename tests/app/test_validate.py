@@ -3,7 +3,8 @@ buttons with keyboard shortcuts, progress, the import report, agreement figures.
 
 from __future__ import annotations
 
-from distill_core import projects, validation
+from distill_core.study import projects
+from distill_core.study import validation
 from distill_core.config import Settings
 from distill_core.store import Store
 from tests.app.conftest import open_page, texts

@@ -190,7 +190,7 @@ class App:
 
     def stop(self) -> None:
         from distill_core.config import Settings
-        from distill_core.jobs import Supervisor
+        from distill_core.jobs.queue import Supervisor
 
         Supervisor(Settings.from_env({"DISTILL_HOME": str(self.home)})).stop()
         self.proc.terminate()

@@ -65,7 +65,7 @@ def test_a_csv_uploaded_through_the_file_input_becomes_a_corpus(page: Page, app,
     expect(page.get_by_text("Corpus: tweets.csv")).to_be_visible()
     no_exception(page)
 
-    from distill_core import projects
+    from distill_core.study import projects
     from distill_core.store import Store
 
     store = Store(app.database_url)
@@ -166,7 +166,8 @@ def test_label_the_demo_offline_and_with_the_loopback_llm_across_a_reload(
 
 
 def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
-    from distill_core import labeling, projects
+    from distill_core.study import labelling as labeling
+    from distill_core.study import projects
     from distill_core.store import Store
     from tests.fakes import label_sample
 

@@ -96,7 +96,7 @@ def heading(page: Page, name: str):
 
 def expert_codes() -> dict[str, str]:
     """expert_a's code for each demo text of the validation sample."""
-    from distill_core.projects import DEMO_DIR
+    from distill_core.study.projects import DEMO_DIR
 
     codes = pd.read_csv(DEMO_DIR / "human_codes.csv", dtype=str)
     codes = codes[codes["coder"] == "expert_a"]
@@ -106,7 +106,8 @@ def expert_codes() -> dict[str, str]:
 def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     page: Page, app, teacher, tmp_path
 ) -> None:
-    from distill_core import projects, students
+    from distill_core.study import projects
+    from distill_core.study import students
     from distill_core.store import Store
     from tests.llm_server import choose_label
 

@@ -36,7 +36,7 @@ def test_ingest_prints_a_summary(tmp_path) -> None:
 def test_ingest_demo_corpus() -> None:
     out = run(
         "ingest",
-        "distill_core/demo/corpus.csv",
+        "distill_core/study/demo_data/corpus.csv",
         "--text-column",
         "text",
         "--id-column",
@@ -145,7 +145,7 @@ def test_label_command_writes_the_contract_columns_and_a_rerun_sends_nothing(tmp
             "label",
             str(corpus),
             "--codebook",
-            "distill_core/demo/codebook.json",
+            "distill_core/study/demo_data/codebook.json",
             "--output",
             str(tmp_path / "out.csv"),
             "--base-url",
@@ -188,7 +188,7 @@ def test_label_with_an_unreachable_endpoint_is_one_line(tmp_path) -> None:
         "label",
         str(corpus),
         "--codebook",
-        "distill_core/demo/codebook.json",
+        "distill_core/study/demo_data/codebook.json",
         "--output",
         str(tmp_path / "out.csv"),
         "--base-url",

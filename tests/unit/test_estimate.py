@@ -9,7 +9,9 @@ from datetime import timedelta
 import numpy as np
 import pytest
 
-from distill_core import estimate, projects, sampling, validation
+from distill_core import estimate, sampling
+from distill_core.study import projects
+from distill_core.study import validation
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import (
     LabelRun,

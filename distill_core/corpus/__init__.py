@@ -1,0 +1,37 @@
+"""Corpora: reading uploads faithfully (`readers`) and preparing them for a project
+(`preparation`). Every problem a user can cause is a `CorpusError` with one sentence."""
+
+from distill_core.corpus.preparation import (
+    generate_ids,
+    prepare_corpus,
+    suggest_text_column,
+    text_columns,
+)
+from distill_core.corpus.readers import (
+    LONG_TEXT_CHARS,
+    SUPPORTED_SUFFIXES,
+    CorpusError,
+    IngestReport,
+    PreparedCorpus,
+    Table,
+    read_path,
+    read_table,
+)
+from distill_core.values import id_text, is_blank
+
+__all__ = [
+    "LONG_TEXT_CHARS",
+    "SUPPORTED_SUFFIXES",
+    "CorpusError",
+    "IngestReport",
+    "PreparedCorpus",
+    "Table",
+    "generate_ids",
+    "id_text",
+    "is_blank",
+    "prepare_corpus",
+    "read_path",
+    "read_table",
+    "suggest_text_column",
+    "text_columns",
+]

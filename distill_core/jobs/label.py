@@ -1,0 +1,174 @@
+"""Label runs as background jobs: start one from the app, run it in a worker, resume it.
+
+The job's params hold what the run needs except the API key (the endpoint's public settings,
+the documents, repeats, concurrency, prices, budget); the key arrives in the worker's memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+from sqlalchemy import select
+
+from distill_core.codebook import Codebook
+from distill_core.jobs import queue as jobs
+from distill_core.llm import Endpoint, make_teacher
+from distill_core.llm.cost import Price, cost_of
+from distill_core.store import Document, LabelRun, Store
+from distill_core.study import labelling as labeling
+
+
+@dataclass(frozen=True)
+class LabelRequest:
+    """What the user asked for on the LLM labels page (no key here)."""
+
+    provider: str  # "openai" or "local"
+    endpoint: Endpoint | None
+    repeats: int = 1
+    concurrency: int = 16
+    budget_usd: float | None = None
+    price: Price | None = None
+    scope: str = "all"  # "sample", "subset", "all"
+
+
+def start_label_job(
+    session,
+    *,
+    project_id: int,
+    corpus_id: int,
+    codebook_version_id: int,
+    codebook: Codebook,
+    doc_ids: Sequence[str] | None,
+    request: LabelRequest,
+    user_id: int | None,
+) -> tuple[int, int]:
+    """Record a run and its queued job; returns (job id, run id). Submit the job afterwards."""
+    teacher = _teacher(request.provider, request.endpoint)
+    n = len(doc_ids) if doc_ids is not None else _count_docs(session, corpus_id)
+    job = jobs.create_job(
+        session,
+        "label",
+        project_id=project_id,
+        user_id=user_id,
+        total=n * max(1, request.repeats),
+        params={
+            "provider": request.provider,
+            "endpoint": request.endpoint.public_dict() if request.endpoint else None,
+            "corpus_id": corpus_id,
+            "doc_ids": list(doc_ids) if doc_ids is not None else None,
+            "repeats": request.repeats,
+            "concurrency": request.concurrency,
+            "budget_usd": request.budget_usd,
+            "price": [request.price.input_per_million, request.price.output_per_million]
+            if request.price
+            else None,
+        },
+    )
+    run = labeling.create_run(
+        session,
+        teacher=teacher,
+        codebook=codebook,
+        n_texts=n,
+        project_id=project_id,
+        corpus_id=corpus_id,
+        codebook_version_id=codebook_version_id,
+        scope=request.scope,
+        repeats=request.repeats,
+        job_id=job.id,
+        user_id=user_id,
+    )
+    job.params = dict(job.params, run_id=run.id)
+    session.flush()
+    return job.id, run.id
+
+
+@jobs.runner("label")
+def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
+    """Worker side: label the job's documents, reporting progress; resumable."""
+    with store.session() as s:
+        job = s.get(jobs.Job, job_id)
+        params = dict(job.params)
+        run = s.get(LabelRun, params["run_id"])
+        run_id = run.id
+        items = _items(s, params["corpus_id"], params.get("doc_ids"))
+    endpoint = None
+    if params.get("endpoint"):
+        endpoint = Endpoint(**params["endpoint"], api_key=secret)
+    teacher = make_teacher(params["provider"], endpoint)
+    price = Price(*params["price"]) if params.get("price") else None
+    model = str(teacher.params().get("model", ""))
+    cancel = [False]
+
+    def on_progress(p: labeling.Progress) -> None:
+        cancel[0] = jobs.update_job(
+            store,
+            job_id,
+            done=p.done,
+            total=p.total,
+            errors=p.errors,
+            prompt_tokens=p.prompt_tokens,
+            completion_tokens=p.completion_tokens,
+            cost_usd=p.cost_usd,
+            message=f"{p.done:,} of {p.total:,} answers ({p.cached:,} from earlier runs).",
+        )
+
+    outcome = labeling.label_texts(
+        store,
+        run_id,
+        teacher,
+        items,
+        repeats=params.get("repeats") or 1,
+        concurrency=params.get("concurrency") or 16,
+        cost_of=(lambda pt, ct: cost_of(pt, ct, model, {model: price})) if price else None,
+        budget_usd=params.get("budget_usd"),
+        should_cancel=lambda: cancel[0],
+        on_progress=on_progress,
+    )
+    counts = outcome.counts
+    empty = sum(1 for _, text in items if not text.strip())
+    summary = (
+        f"{counts.get('ok', 0):,} labelled, {counts.get('invalid', 0):,} invalid, "
+        f"{counts.get('error', 0) - empty:,} failed"
+        + (f", {empty:,} empty {'text' if empty == 1 else 'texts'} not sent." if empty else ".")
+    )
+    result = outcome.to_dict()
+    if outcome.stopped == "cancelled":
+        raise jobs.JobCancelled
+    if outcome.stopped == "failing":
+        result["_status"] = "failed"
+        result["_message"] = f"Stopped: every request failed. {outcome.first_error}"
+    elif outcome.stopped == "budget":
+        result["_status"] = "done"
+        result["_message"] = (
+            f"Stopped at the budget cap. {summary} Raise the cap and start again to continue."
+        )
+    else:
+        result["_message"] = summary
+    return result
+
+
+def _teacher(provider: str, endpoint: Endpoint | None):
+    """A teacher for its identity (``params()``); constructing one loads no model."""
+    return make_teacher(provider, endpoint)
+
+
+def _count_docs(session, corpus_id: int) -> int:
+    from sqlalchemy import func
+
+    return session.scalar(
+        select(func.count()).select_from(Document).where(Document.corpus_id == corpus_id)
+    )
+
+
+def _items(session, corpus_id: int, doc_ids: Sequence[str] | None) -> list[tuple[str, str]]:
+    stmt = (
+        select(Document.doc_id, Document.text)
+        .where(Document.corpus_id == corpus_id)
+        .order_by(Document.position)
+    )
+    rows = session.execute(stmt).tuples().all()
+    if doc_ids is None:
+        return list(rows)
+    wanted = set(doc_ids)
+    return [(d, t) for d, t in rows if d in wanted]

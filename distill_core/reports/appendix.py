@@ -1,0 +1,816 @@
+"""The methods appendix: what was done in a project, in sentences a researcher can paste into a
+paper, with every figure the Results page shows (F1 and agreement with 95% intervals, n's,
+corrected shares) and the settings needed to reproduce it.
+
+The appendix is built once as structured sections (paragraphs, lists, tables, quotes) and
+rendered from them twice: Markdown and a small self-contained, escaped HTML page, so the two
+never disagree and no Markdown library is needed. ``Appendix.figures`` holds every reported
+figure as the exact string the text shows, for checks and for pages that quote them.
+Formatting: metrics with three decimals, intervals as ``0.712 (95% CI 0.650–0.780)``
+(:func:`fmt_ci`), shares as percentages with one decimal.
+"""
+
+from __future__ import annotations
+
+import html
+import math
+import platform
+from collections import Counter
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from importlib import metadata
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+from sqlalchemy import func, select
+
+from distill_core import agreement
+from distill_core.codebook import Codebook
+from distill_core.reports.export import label_names, provenance_run
+from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project
+from distill_core.study import projects, students, validation
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+
+#: Bootstrap settings of every interval shown (as the Validate page and the comparison use).
+N_BOOT = 1000
+BOOT_SEED = 0
+#: Packages whose versions the appendix reports (when installed).
+PACKAGES = ("pandas", "numpy", "scikit-learn", "torch", "transformers", "openai", "sqlalchemy")
+
+#: An inline item: plain text, or (bold lead, rest) rendered as "**lead**: rest".
+Inline = str | tuple[str, str]
+#: A block: ("p", text) | ("ul"/"ol", [Inline]) | ("quote", text) | ("table", header, rows).
+Block = tuple
+
+
+@dataclass
+class Section:
+    title: str
+    blocks: list[Block] = field(default_factory=list)
+
+
+@dataclass
+class Appendix:
+    """The appendix as sections, its figures ({key: text as shown}) and both renderings."""
+
+    title: str
+    sections: list[Section]
+    figures: dict[str, str]
+
+    @property
+    def markdown(self) -> str:
+        parts = [f"# {self.title}"]
+        for section in self.sections:
+            parts.append(f"## {section.title}")
+            parts.extend(_md_block(b) for b in section.blocks)
+        return "\n\n".join(parts) + "\n"
+
+    @property
+    def html(self) -> str:
+        body = [f"<h1>{_e(self.title)}</h1>"]
+        for section in self.sections:
+            body.append(f"<h2>{_e(section.title)}</h2>")
+            body.extend(_html_block(b) for b in section.blocks)
+        return _HTML_PAGE.format(title=_e(self.title), body="\n".join(body))
+
+
+# ---------------------------------------------------------------- formatting
+
+
+def fmt(x: float | None, digits: int = 3) -> str:
+    """A metric with ``digits`` decimals; ``n/a`` when undefined."""
+    if x is None or (isinstance(x, float) and math.isnan(x)):
+        return "n/a"
+    return f"{x:.{digits}f}"
+
+
+def fmt_ci(value: float | None, ci: Sequence[float | None] | None, digits: int = 3) -> str:
+    """``0.712 (95% CI 0.650–0.780)``; the value alone when there is no interval."""
+    if not ci or any(c is None or (isinstance(c, float) and math.isnan(c)) for c in ci):
+        return fmt(value, digits)
+    return f"{fmt(value, digits)} (95% CI {fmt(ci[0], digits)}–{fmt(ci[1], digits)})"
+
+
+def fmt_share(value: float, ci: Sequence[float]) -> str:
+    """``12.3% (95% CI 10.1–14.5%)``."""
+    return f"{100 * value:.1f}% (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"
+
+
+def _n(x: int | None) -> str:
+    return "n/a" if x is None else f"{int(x):,}"
+
+
+def _plural(n: int, word: str, plural: str | None = None) -> str:
+    """``word`` or its plural, as fits ``n``."""
+    return word if n == 1 else (plural or word + "s")
+
+
+def _date(value: datetime | None) -> str:
+    return value.strftime("%Y-%m-%d") if value else "an unrecorded date"
+
+
+def _public_url(url: str) -> str:
+    """The endpoint's address without user, password or query (where keys sometimes sit)."""
+    parts = urlsplit(url)
+    host = parts.hostname or ""
+    if parts.port:
+        host += f":{parts.port}"
+    return urlunsplit((parts.scheme, host, parts.path, "", ""))
+
+
+# ---------------------------------------------------------------- the appendix
+
+
+class _Builder:
+    def __init__(self) -> None:
+        self.sections: list[Section] = []
+        self.figures: dict[str, str] = {}
+
+    def section(self, title: str) -> list[Block]:
+        self.sections.append(Section(title))
+        return self.sections[-1].blocks
+
+    def fig(self, key: str, text: str) -> str:
+        self.figures[key] = text
+        return text
+
+
+def methods_appendix(session: Session, project_id: int) -> Appendix:
+    """The project's methods appendix: data, codebook, LLM labelling, human validation,
+    LLM–human agreement on the held-out test part, the student and the fair comparison,
+    corrected corpus shares and software versions. Parts the project lacks say so."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise projects.ProjectError(f"There is no project with id {project_id}.")
+    b = _Builder()
+    corpus = projects.get_corpus(session, project_id)
+    run = provenance_run(session, project_id, corpus.id if corpus else None)
+    names = label_names(session, project_id, run)
+    model = students.latest_model(session, project_id)
+    _data(b, corpus)
+    _codebook(b, session, project_id, run)
+    _llm(b, session, project_id, run)
+    codes = validation.codes_frame(session, project_id)
+    sample = validation.current_sample(session, project_id)
+    _human(b, session, sample, codes)
+    _llm_test(b, session, sample, codes, run, model, names)
+    _by_run(b, session, project_id)
+    _student(b, model)
+    _shares(b, session, project_id)
+    _cost(b, session, project_id)
+    _software(b, model)
+    return Appendix(f"Methods appendix: {project.name}", b.sections, b.figures)
+
+
+def _data(b: _Builder, corpus) -> None:
+    blocks = b.section("Data")
+    if corpus is None:
+        blocks.append(("p", "No corpus has been uploaded yet."))
+        return
+    report = corpus.report or {}
+    n = b.fig("corpus.n_texts", _n(corpus.row_count))
+    text = (
+        f"The corpus is the file {corpus.filename} ({corpus.file_format}), uploaded on "
+        f"{_date(corpus.uploaded_at)}: {n} texts in the column '{corpus.text_column}'"
+    )
+    text += (
+        ", with ids generated from the texts."
+        if corpus.ids_generated
+        else f", identified by the column '{corpus.id_column}'."
+    )
+    extra = []
+    if report.get("empty_texts"):
+        extra.append(f"{_n(report['empty_texts'])} texts are empty")
+    if report.get("duplicate_texts"):
+        extra.append(
+            f"{_n(report['duplicate_texts'])} texts repeat another text (identical texts are "
+            "labelled once and share the LLM's answer)"
+        )
+    if extra:
+        text += " " + "; ".join(extra).capitalize() + "."
+    blocks.append(("p", text))
+
+
+def _codebook(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -> None:
+    blocks = b.section("Codebook")
+    version = None
+    if run is not None and run.codebook_version_id is not None:
+        version = session.get(CodebookVersion, run.codebook_version_id)
+    version = version or projects.latest_codebook(session, project_id)
+    if run is not None and run.codebook:
+        codebook = Codebook.from_dict(run.codebook, check=False)
+    elif version is not None:
+        codebook = projects.as_codebook(version)
+    else:
+        blocks.append(("p", "No codebook has been saved yet."))
+        return
+    which = f", version {version.version} (saved {_date(version.created_at)})" if version else ""
+    b.fig("codebook.version", str(version.version) if version else "n/a")
+    blocks.append(
+        (
+            "p",
+            f"Texts were labelled with the codebook '{codebook.name}'{which}. The same codebook "
+            "was the human coders' instructions and the LLM's prompt. It has "
+            f"{len(codebook.labels)} labels and {len(codebook.examples)} worked "
+            f"{_plural(len(codebook.examples), 'example')}.",
+        )
+    )
+    if codebook.instructions.strip():
+        blocks.append(("quote", codebook.instructions.strip()))
+    blocks.append(("ul", [(label.name, label.definition.strip()) for label in codebook.labels]))
+    if codebook.examples:
+        blocks.append(("p", "Examples given to coders and to the LLM:"))
+        blocks.append(("ol", [(e.label, e.text.strip()) for e in codebook.examples]))
+
+
+def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -> None:
+    blocks = b.section("LLM labelling")
+    if run is None:
+        blocks.append(("p", "No LLM label run has results yet."))
+        return
+    params = dict(run.params or {})
+    counts = _status_counts(session, run.id)
+    n = b.fig("llm.n_labelled", _n(sum(counts.values())))
+    repeats = int(params.get("repeats") or 1)
+    if run.teacher == "local":
+        who = (
+            f"Distill's offline zero-shot baseline ({run.model}: cosine similarity between "
+            "sentence embeddings of each text and of the label descriptions; a weak baseline, "
+            "not an LLM)"
+        )
+    else:
+        settings = [f"temperature {params.get('temperature', 'default')}"]
+        if params.get("max_tokens"):
+            settings.append(f"at most {params['max_tokens']} tokens per answer")
+        if params.get("seed") is not None:
+            settings.append(f"seed {params['seed']}")
+        url = _public_url(str(params.get("base_url", "")))
+        who = f"the LLM {run.model} through the OpenAI-compatible endpoint {url} ({', '.join(settings)})"
+    job = session.get(Job, run.job_id) if run.job_id else None
+    when = _date(run.created_at)
+    if job is not None and job.finished_at is not None:
+        when += f" to {_date(job.finished_at)}"
+    text = f"Label run {run.id} ({when}): {who} labelled {n} texts."
+    if repeats > 1:
+        text += (
+            f" Each text was asked {repeats} times; its label is the most frequent answer and its "
+            "consistency the share of answers that agree with it."
+        )
+    ok = b.fig("llm.ok", _n(counts.get("ok", 0)))
+    invalid = b.fig("llm.invalid", _n(counts.get("invalid", 0)))
+    error = b.fig("llm.error", _n(counts.get("error", 0)))
+    n_invalid, n_error = counts.get("invalid", 0), counts.get("error", 0)
+    text += (
+        f" {ok} got a codebook label; for {invalid} {_plural(n_invalid, 'text')} the answer "
+        f"named no codebook label (invalid) and {error} {_plural(n_error, 'text')} got no "
+        "answer (failed requests or empty texts)."
+    )
+    if job is not None and (job.prompt_tokens or job.completion_tokens):
+        pt = b.fig("llm.prompt_tokens", _n(job.prompt_tokens))
+        ct = b.fig("llm.completion_tokens", _n(job.completion_tokens))
+        text += f" The run used {pt} prompt and {ct} completion tokens"
+        if job.cost_usd:
+            text += f" at an estimated cost of US${b.fig('llm.cost_usd', f'{job.cost_usd:.2f}')}"
+        text += " (answers stored from earlier runs were not asked again)."
+    blocks.append(("p", text))
+    blocks.append(
+        (
+            "p",
+            "Every request and answer is kept in the project's audit log (JSON Lines export); "
+            "no API key is stored.",
+        )
+    )
+    runs = _run_table(session, project_id)
+    if len(runs) > 1:
+        blocks.append(("p", "All label runs of the project:"))
+        blocks.append(
+            (
+                "table",
+                ["Run", "Date", "Model", "Codebook", "Scope", "Texts", "Tokens", "Cost"],
+                runs,
+            )
+        )
+
+
+def _status_counts(session: Session, run_id: int) -> dict[str, int]:
+    rows = session.execute(
+        select(LabelRunItem.status, func.count())
+        .where(LabelRunItem.run_id == run_id)
+        .group_by(LabelRunItem.status)
+    )
+    return {status: int(n) for status, n in rows}
+
+
+def _run_table(session: Session, project_id: int) -> list[list[str]]:
+    from distill_core.study import labelling as labeling
+
+    versions = {v.id: v.version for v in projects.codebook_versions(session, project_id)}
+    rows = []
+    for run in reversed(labeling.project_runs(session, project_id, with_results=True)):
+        job = session.get(Job, run.job_id) if run.job_id else None
+        tokens = (job.prompt_tokens + job.completion_tokens) if job else None
+        rows.append(
+            [
+                str(run.id),
+                _date(run.created_at),
+                run.model,
+                f"v{versions[run.codebook_version_id]}"
+                if run.codebook_version_id in versions
+                else "",
+                run.scope,
+                _n(sum(_status_counts(session, run.id).values())),
+                _n(tokens) if tokens else "",
+                f"US${job.cost_usd:.2f}" if job and job.cost_usd else "",
+            ]
+        )
+    return rows
+
+
+def _human(b: _Builder, session: Session, sample, codes) -> None:
+    blocks = b.section("Human validation")
+    if sample is None:
+        blocks.append(("p", "No validation sample has been drawn yet."))
+        return
+    parts = Counter(d.part for d in validation.sample_docs(session, sample))
+    n = b.fig("sample.n", _n(sample.n))
+    dev = b.fig("sample.dev", _n(parts.get("dev", 0)))
+    test = b.fig("sample.test", _n(parts.get("test", 0)))
+    seed = b.fig("sample.seed", str(sample.seed)) if sample.seed is not None else "unrecorded"
+    split = f"split into a development part ({dev}) and a held-out test part ({test})"
+    details = sample.details or {}
+    if sample.method == "stratified":
+        text = (
+            f"A sample of {n} texts stratified by the LLM labels of run {sample.strata_run_id} "
+            f"(proportional allocation, at least {details.get('min_per_stratum', 0)} per label; "
+            f"seed {seed}) was drawn and {split}. Its label shares differ from the corpus's by "
+            "design."
+        )
+    elif sample.method == "imported":
+        source = f" ({details['source']})" if details.get("source") else ""
+        text = (
+            f"{n} texts coded before Distill were imported{source} and {split} at random "
+            f"(seed {seed})."
+        )
+    else:
+        text = f"A simple random sample of {n} texts was drawn (seed {seed}) and {split}."
+    text += (
+        " The development part is for revising the codebook; the held-out test part is scored "
+        "for the final evaluation only and is never used to train a student."
+    )
+    if sample.test_seen_at is not None:
+        version = sample.test_seen_codebook_version
+        text += f" Its score was first looked at on {_date(sample.test_seen_at)}" + (
+            f" (codebook version {version})." if version is not None else "."
+        )
+    blocks.append(("p", text))
+    if codes.empty:
+        blocks.append(("p", "No human codes have been recorded yet."))
+        return
+    per_coder = codes.groupby("coder")["doc_id"].nunique().sort_index()
+    listing = ", ".join(f"{c} ({_n(k)} texts)" for c, k in per_coder.items())
+    _gold, ties = validation.gold_labels(codes)
+    coders = "coders"
+    text = f"{len(per_coder)} {coders} coded texts: {listing}."
+    if len(per_coder) == 1:
+        text = f"One coder coded texts: {listing}."
+    if len(per_coder) > 1:
+        text += " A text's human label is the majority of its coders' codes" + (
+            f"; {_n(ties)} texts whose coders tie are left out." if ties else "."
+        )
+    blocks.append(("p", text))
+    if len(per_coder) > 1:
+        by_coder = {
+            c: dict(zip(g["doc_id"], g["label"], strict=True)) for c, g in codes.groupby("coder")
+        }
+        inter = agreement.pairwise_agreement(by_coder)
+        alpha = b.fig("intercoder.alpha", fmt(inter.krippendorff_alpha))
+        pairs = "; ".join(
+            f"{p.coder_a} and {p.coder_b}: κ = "
+            f"{b.fig(f'intercoder.{p.coder_a}|{p.coder_b}.kappa', fmt(p.cohen_kappa))} on "
+            f"{_n(p.n)} texts ({fmt(100 * p.percent_agreement, 1)}% identical)"
+            for p in inter.pairs
+        )
+        blocks.append(
+            (
+                "p",
+                f"Inter-coder agreement: Krippendorff's α = {alpha} over the {_n(inter.n_items)} "
+                f"texts coded; Cohen's κ per pair of coders: {pairs}.",
+            )
+        )
+
+
+_METRICS = [
+    ("Accuracy", "accuracy"),
+    ("Macro-F1", "macro_f1"),
+    ("Weighted F1", "weighted_f1"),
+    ("Cohen's κ", "cohen_kappa"),
+    ("Krippendorff's α", "krippendorff_alpha"),
+]
+
+
+def _llm_test(b: _Builder, session, sample, codes, run, model, names) -> None:
+    """The LLM against the human labels of the held-out test part: the comparison's own row
+    when a student was compared (the figures the Results page shows), else computed here."""
+    blocks = b.section("LLM–human agreement on the held-out test part")
+    row = _comparison_row(model, "llm")
+    if row is None and sample is not None and run is not None and not codes.empty:
+        row = _score_llm(session, sample, codes, run, names)
+    if row is None:
+        blocks.append(
+            (
+                "p",
+                "Not available yet: it needs an LLM label run and human codes of at least two "
+                "held-out test texts.",
+            )
+        )
+        return
+    m, ci = row["metrics"], row["metrics"].get("ci", {})
+    shown = {k: b.fig(f"llm_test.{k}", fmt_ci(m.get(k), ci.get(k))) for _, k in _METRICS}
+    n = b.fig("llm_test.n", _n(m["n"]))
+    blocks.append(
+        (
+            "p",
+            f"On the {n} held-out test texts with a human label, the LLM's labels reached "
+            f"accuracy {shown['accuracy']}, macro-F1 {shown['macro_f1']}, Cohen's κ "
+            f"{shown['cohen_kappa']} and Krippendorff's α {shown['krippendorff_alpha']}. "
+            f"Intervals are 95% percentile bootstrap intervals ({N_BOOT:,} resamples of the "
+            "texts); an invalid or missing LLM answer counts as wrong.",
+        )
+    )
+    blocks.append(("table", ["Metric", "Estimate (95% CI)"], [[t, shown[k]] for t, k in _METRICS]))
+    blocks.append(_per_class_table(m, row.get("class_ci") or {}))
+
+
+def _comparison_row(model, key: str) -> dict | None:
+    if model is None or not (model.comparison or {}).get("eval"):
+        return None
+    for row in model.comparison.get("rows", []):
+        if row.get("key") == key and row.get("metrics"):
+            return row
+    return None
+
+
+def _score_llm(session, sample, codes, run, names) -> dict | None:
+    from distill_core.study import labelling as labeling
+
+    gold, _ = validation.gold_labels(codes)
+    pred = {
+        r.doc_id: (r.label if r.status == "ok" else None)
+        for r in labeling.run_results(session, run.id)
+    }
+    test = [d.doc_id for d in validation.sample_docs(session, sample, part="test")]
+    ids = [d for d in test if d in gold and d in pred and (not names or gold[d] in names)]
+    if len(ids) < 2:
+        return None
+    g, p = [gold[d] for d in ids], [pred[d] for d in ids]
+    result = agreement.compare(g, p, labels=names or None, n_boot=N_BOOT, seed=BOOT_SEED)
+    class_ci = validation.class_f1_intervals(g, p, names or result.labels) if names else {}
+    return {"metrics": result.to_dict(), "class_ci": {k: list(v) for k, v in class_ci.items()}}
+
+
+def _per_class_table(metrics: dict, class_ci: dict) -> Block:
+    rows = [
+        [
+            label,
+            fmt(c["precision"]),
+            fmt(c["recall"]),
+            fmt_ci(c["f1"], class_ci.get(label)),
+            _n(c["support"]),
+        ]
+        for label, c in metrics.get("per_class", {}).items()
+    ]
+    return ("table", ["Label", "Precision", "Recall", "F1 (95% CI)", "Test texts"], rows)
+
+
+def _student(b: _Builder, model) -> None:
+    blocks = b.section("Student model")
+    if model is None:
+        blocks.append(("p", "No student model has been trained yet."))
+        return
+    args, training, meta = model.args or {}, model.training or {}, model.meta or {}
+    filters = meta.get("filters") or {}
+    n_train = b.fig("student.n_train", _n(meta.get("n_train")))
+    n_val = b.fig("student.n_val", _n(meta.get("n_val")))
+    text = (
+        f"Student model {model.id}: {model.base_model} was fine-tuned on the LLM labels of run "
+        f"{model.label_run_id}. Of the {_n(training.get('n_llm'))} texts that run labelled, "
+        f"{_n(training.get('excluded_test'))} in the held-out test part were excluded, "
+        f"{_n(training.get('invalid'))} had no valid label"
+    )
+    if filters.get("min_confidence") is not None:
+        text += (
+            f", {_n(filters.get('dropped_low_confidence'))} fell below the confidence floor "
+            f"{filters['min_confidence']}"
+        )
+    if filters.get("min_consistency") is not None:
+        text += (
+            f", {_n(filters.get('dropped_low_consistency'))} below the consistency floor "
+            f"{filters['min_consistency']}"
+        )
+    text += (
+        f"; {n_train} texts were trained on and {n_val} held back for validation (early stopping)."
+    )
+    blocks.append(("p", text))
+    epochs = meta.get("history") or []
+    setting = "Settings: " + ", ".join(_training_settings(args, meta)) + "."
+    if meta.get("best_epoch"):
+        setting += (
+            f" The best epoch was {meta['best_epoch']} of {len(epochs)} (validation macro-F1 "
+            f"{fmt(meta.get('val_macro_f1'))})."
+        )
+    if meta.get("train_seconds") is not None:
+        seconds = b.fig("student.train_seconds", f"{float(meta['train_seconds']):,.0f}")
+        setting += (
+            f" Training took {seconds} seconds on {meta.get('device', 'an unrecorded device')}."
+        )
+    blocks.append(("p", setting))
+    counts = training.get("label_counts") or meta.get("label_counts") or {}
+    if counts:
+        listing = ", ".join(f"{k} {_n(v)}" for k, v in counts.items())
+        blocks.append(("p", f"LLM labels available for training, per label: {listing}."))
+    _comparison(b, blocks, model)
+
+
+def _training_settings(args: dict, meta: dict) -> list[str]:
+    """The training settings as phrases, leaving out any that was not recorded."""
+    phrases = {
+        "epochs": "at most {} epochs, stopped early on validation macro-F1",
+        "early_stopping_patience": "patience {} epochs",
+        "lr": "learning rate {}",
+        "warmup_ratio": "warm-up over a share {} of the steps",
+        "weight_decay": "weight decay {}",
+        "batch_size": "batch size {}",
+        "max_length": "at most {} tokens per text",
+        "seed": "seed {}",
+    }
+    values = dict(args, max_length=meta.get("max_length") or args.get("max_length"))
+    out = [p.format(values[k]) for k, p in phrases.items() if values.get(k) is not None]
+    if args.get("class_weights"):
+        out.append("inverse-frequency class weights in the loss")
+    return out or ["not recorded"]
+
+
+def _comparison(b: _Builder, blocks: list[Block], model) -> None:
+    comparison = model.comparison or {}
+    ev = comparison.get("eval")
+    if not ev:
+        if comparison.get("reason"):
+            blocks.append(("p", f"No comparison on human codes: {comparison['reason']}"))
+        return
+    n = b.fig("comparison.n", _n(ev.get("n")))
+    blocks.append(
+        (
+            "p",
+            f"Fair comparison: every row is scored on the same {n} held-out test texts (human "
+            f"label: {ev.get('gold', 'majority of coders')}), which no model was trained on; "
+            "95% percentile bootstrap intervals.",
+        )
+    )
+    rows, notes = [], []
+    for row in comparison.get("rows", []):
+        key, m = row.get("key"), row.get("metrics")
+        if not m:
+            rows.append([row.get("name", key), _n(row.get("n_train")), "n/a", "n/a", "n/a", "n/a"])
+        else:
+            ci = m.get("ci", {})
+            rows.append(
+                [
+                    row.get("name", key),
+                    _n(row.get("n_train")) if row.get("n_train") is not None else "–",
+                    b.fig(
+                        f"comparison.{key}.macro_f1", fmt_ci(m.get("macro_f1"), ci.get("macro_f1"))
+                    ),
+                    b.fig(
+                        f"comparison.{key}.accuracy", fmt_ci(m.get("accuracy"), ci.get("accuracy"))
+                    ),
+                    b.fig(
+                        f"comparison.{key}.cohen_kappa",
+                        fmt_ci(m.get("cohen_kappa"), ci.get("cohen_kappa")),
+                    ),
+                    b.fig(f"comparison.{key}.krippendorff_alpha", fmt(m.get("krippendorff_alpha"))),
+                ]
+            )
+        if row.get("note"):
+            notes.append((row.get("name", key), row["note"]))
+    header = [
+        "Classifier",
+        "Training texts",
+        "Macro-F1 (95% CI)",
+        "Accuracy (95% CI)",
+        "Cohen's κ (95% CI)",
+        "α",
+    ]
+    blocks.append(("table", header, rows))
+    if notes:
+        blocks.append(("ul", notes))
+    student = _comparison_row(model, "student_llm")
+    if student is not None:
+        blocks.append(("p", "Per-class F1 of the student on LLM labels:"))
+        blocks.append(_per_class_table(student["metrics"], student.get("class_ci") or {}))
+
+
+def _shares(b: _Builder, session: Session, project_id: int) -> None:
+    """Corrected corpus shares (``estimate.corrected_shares``) of the latest corpus pass."""
+    from distill_core import estimate
+
+    corrected_shares = estimate.corrected_shares
+    blocks = b.section("Corpus shares")
+    try:
+        shares = corrected_shares(session, project_id)
+    except ValueError as exc:
+        blocks.append(("p", f"Not available: {exc}"))
+        return
+    if shares is None:
+        blocks.append(("p", "Not available yet: it needs a student's pass over the corpus."))
+        return
+    n_corpus = b.fig("shares.n_corpus", _n(shares.n_corpus))
+    n_sample = b.fig("shares.n_sample", _n(shares.n_sample))
+    blocks.append(
+        (
+            "p",
+            f"Category shares of the {n_corpus} corpus texts. The naive share counts the "
+            f"student's predictions; the corrected share adds the mean prediction error measured "
+            f"on {n_sample} human-coded texts the student was not trained on (prediction-powered "
+            "inference, Angelopoulos et al. 2023, Science 382)"
+            + (", weighted by inverse inclusion probabilities" if shares.weighted else "")
+            + "; the sample-only share uses the human codes alone. Intervals are 95% intervals.",
+        )
+    )
+    rows = [
+        [
+            s.label,
+            b.fig(f"shares.{s.label}.naive", fmt_share(s.naive, s.naive_ci)),
+            b.fig(f"shares.{s.label}.corrected", fmt_share(s.corrected, s.corrected_ci)),
+            b.fig(f"shares.{s.label}.sample_only", fmt_share(s.sample_only, s.sample_only_ci)),
+        ]
+        for s in shares.rows
+    ]
+    blocks.append(("table", ["Label", "Naive", "Corrected", "Human sample only"], rows))
+    if shares.warnings:
+        blocks.append(("p", "Note: " + " ".join(shares.warnings)))
+
+
+def _by_run(b: _Builder, session: Session, project_id: int) -> None:
+    """The LLM's agreement per label run on the coded development texts (as on Results)."""
+    from distill_core.reports import report
+
+    points = report.agreement_by_run(session, project_id, part="dev")
+    if not points:
+        return
+    blocks = b.section("LLM–human agreement across label runs")
+    blocks.append(
+        (
+            "p",
+            "Each label run (a codebook version or LLM setting) scored on the coded texts of the "
+            "development part that it labelled, against the human codes (majority of coders); "
+            "95% percentile bootstrap intervals. The codebook was revised on these texts, so "
+            "these figures are optimistic; the held-out figures above are the ones to report.",
+        )
+    )
+    rows = [
+        [
+            p["name"],
+            b.fig(f"by_run.{p['run_id']}.n", _n(p["n"])),
+            b.fig(f"by_run.{p['run_id']}.accuracy", fmt_ci(p["accuracy"], p["accuracy_ci"])),
+            b.fig(f"by_run.{p['run_id']}.macro_f1", fmt_ci(p["macro_f1"], p["macro_f1_ci"])),
+        ]
+        for p in points
+    ]
+    blocks.append(("table", ["Label run", "n", "Accuracy (95% CI)", "Macro-F1 (95% CI)"], rows))
+
+
+def _cost(b: _Builder, session: Session, project_id: int) -> None:
+    """Tokens, money and time, and what labelling the whole corpus with the LLM would cost."""
+    from distill_core.reports import report
+
+    cost = report.cost_summary(session, project_id)
+    if not cost.answers and not cost.train_seconds:
+        return
+    blocks = b.section("Cost and time")
+    tokens = b.fig("cost.tokens", _n(cost.prompt_tokens + cost.completion_tokens))
+    text = (
+        f"The LLM gave {b.fig('cost.answers', _n(cost.answers))} answers using {tokens} tokens "
+        f"at a cost of US${b.fig('cost.llm_cost_usd', f'{cost.llm_cost_usd:,.2f}')}."
+    )
+    if cost.whole_corpus_cost_usd is not None:
+        whole = b.fig("cost.whole_corpus_cost_usd", f"{cost.whole_corpus_cost_usd:,.2f}")
+        text += (
+            f" Labelling all {_n(cost.corpus_n)} corpus texts with the LLM at the same price would "
+            f"have used about "
+            f"{_n(cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens)} tokens "
+            f"and cost about US${whole}."
+        )
+    text += (
+        f" Training the student took {b.fig('cost.train_seconds', f'{cost.train_seconds:,.0f}')} "
+        f"seconds; it labelled {b.fig('cost.predicted_texts', _n(cost.predicted_texts))} texts in "
+        f"{b.fig('cost.predict_seconds', f'{cost.predict_seconds:,.0f}')} seconds."
+    )
+    blocks.append(("p", text))
+
+
+def _software(b: _Builder, model) -> None:
+    from distill_core import __version__
+
+    blocks = b.section("Software")
+    versions = [f"Distill {__version__}", f"Python {platform.python_version()}"]
+    for package in PACKAGES:
+        try:
+            versions.append(f"{package} {metadata.version(package)}")
+        except metadata.PackageNotFoundError:
+            continue
+    text = "Produced with " + ", ".join(versions) + "."
+    trained = (model.meta or {}).get("versions") if model is not None else None
+    if trained:
+        text += (
+            " The student was trained with "
+            + ", ".join(f"{k} {v}" for k, v in trained.items())
+            + "."
+        )
+    text += f" Appendix generated on {datetime.now(UTC):%Y-%m-%d}."
+    blocks.append(("p", text))
+
+
+# ---------------------------------------------------------------- rendering
+
+
+def _md_inline(item: Inline) -> str:
+    if isinstance(item, tuple):
+        lead, rest = item
+        return f"**{lead}**: {rest}" if rest else f"**{lead}**"
+    return item
+
+
+def _md_block(block: Block) -> str:
+    kind = block[0]
+    if kind == "p":
+        return block[1]
+    if kind == "quote":
+        return "\n".join(f"> {line}".rstrip() for line in block[1].splitlines())
+    if kind in ("ul", "ol"):
+        lines = []
+        for i, item in enumerate(block[1], start=1):
+            prefix = "- " if kind == "ul" else f"{i}. "
+            text = _md_inline(item).replace("\n", "\n" + " " * len(prefix))
+            lines.append(prefix + text)
+        return "\n".join(lines)
+    header, rows = block[1], block[2]
+
+    def cells(values: Sequence[Any]) -> str:
+        return "| " + " | ".join(_md_cell(v) for v in values) + " |"
+
+    return "\n".join([cells(header), "|" + "---|" * len(header)] + [cells(r) for r in rows])
+
+
+def _md_cell(value: Any) -> str:
+    return " ".join(str(value).split()).replace("|", "\\|")
+
+
+def _e(text: Any) -> str:
+    return html.escape(str(text), quote=True)
+
+
+def _html_inline(item: Inline) -> str:
+    if isinstance(item, tuple):
+        lead, rest = item
+        body = f"<strong>{_e(lead)}</strong>" + (f": {_e(rest)}" if rest else "")
+        return body.replace("\n", "<br>")
+    return _e(item).replace("\n", "<br>")
+
+
+def _html_block(block: Block) -> str:
+    kind = block[0]
+    if kind == "p":
+        return f"<p>{_e(block[1])}</p>"
+    if kind == "quote":
+        return f"<blockquote>{_e(block[1])}</blockquote>"
+    if kind in ("ul", "ol"):
+        items = "".join(f"<li>{_html_inline(i)}</li>" for i in block[1])
+        return f"<{kind}>{items}</{kind}>"
+    header = "".join(f"<th>{_e(h)}</th>" for h in block[1])
+    rows = "".join("<tr>" + "".join(f"<td>{_e(c)}</td>" for c in r) + "</tr>" for r in block[2])
+    return f"<table><thead><tr>{header}</tr></thead><tbody>{rows}</tbody></table>"
+
+
+_HTML_PAGE = """<!DOCTYPE html>
+<html lang="en">
+<head>
+<meta charset="utf-8">
+<title>{title}</title>
+<style>
+body {{ font-family: Georgia, serif; max-width: 50em; margin: 2em auto; padding: 0 1em;
+  line-height: 1.5; color: #222; }}
+h1, h2 {{ font-family: Helvetica, Arial, sans-serif; }}
+table {{ border-collapse: collapse; margin: 1em 0; }}
+th, td {{ border: 1px solid #bbb; padding: 0.25em 0.6em; text-align: left; vertical-align: top; }}
+blockquote {{ white-space: pre-wrap; border-left: 3px solid #bbb; margin-left: 0;
+  padding-left: 1em; color: #444; }}
+</style>
+</head>
+<body>
+{body}
+</body>
+</html>
+"""

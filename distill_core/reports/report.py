@@ -1,0 +1,199 @@
+"""Figures a study reports beyond a single model: what the LLM and the student cost in tokens,
+money and time (and what labelling the whole corpus with the LLM would have cost), and the
+LLM's agreement with the human codes for each label run (codebook version) on the same texts.
+
+The Results page and the methods appendix both read these, so they show the same numbers.
+"""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+from sqlalchemy import func, select
+from sqlalchemy.orm import Session
+
+from distill_core import agreement
+from distill_core.codebook import Codebook
+from distill_core.llm.cost import Price, price_for
+from distill_core.store import (
+    CodebookVersion,
+    Job,
+    LabelRun,
+    LLMResponse,
+    PredictionRun,
+    StudentModel,
+)
+from distill_core.study import labelling as labeling
+from distill_core.study import projects, validation
+
+
+@dataclass(frozen=True)
+class CostSummary:
+    """Spent so far, and the LLM cost of the whole corpus extrapolated from what was observed.
+
+    ``answers`` and tokens count the LLM answers stored for the project's runs (an answer reused
+    from the cache is counted once); ``llm_seconds`` is the wall time of its labelling jobs.
+    The whole-corpus figures multiply the mean tokens per answer by the corpus size (one answer
+    per text) and price them with the price the last labelling job used, or the list price of
+    its model; ``whole_corpus_seconds`` assumes the observed answers per second.
+    """
+
+    corpus_n: int
+    answers: int
+    prompt_tokens: int
+    completion_tokens: int
+    llm_cost_usd: float
+    llm_seconds: float
+    llm_model: str | None
+    price: tuple[float, float] | None
+    train_seconds: float
+    predict_seconds: float
+    predicted_texts: int
+    whole_corpus_prompt_tokens: int
+    whole_corpus_completion_tokens: int
+    whole_corpus_cost_usd: float | None
+    whole_corpus_seconds: float | None
+
+    def to_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def cost_summary(session: Session, project_id: int) -> CostSummary:
+    """Tokens, money and time spent on the project, and the LLM-for-everything counterfactual."""
+    corpus = projects.get_corpus(session, project_id)
+    corpus_n = corpus.row_count if corpus else 0
+    keys = list(session.scalars(select(LabelRun.run_key).where(LabelRun.project_id == project_id)))
+    answers, prompt, completion = 0, 0, 0
+    if keys:
+        answers, prompt, completion = session.execute(
+            select(
+                func.count(),
+                func.coalesce(func.sum(LLMResponse.prompt_tokens), 0),
+                func.coalesce(func.sum(LLMResponse.completion_tokens), 0),
+            ).where(LLMResponse.run_key.in_(set(keys)), LLMResponse.status != "error")
+        ).one()
+    label_jobs = list(
+        session.scalars(
+            select(Job).where(Job.project_id == project_id, Job.kind == "label").order_by(Job.id)
+        )
+    )
+    cost = sum(j.cost_usd or 0.0 for j in label_jobs)
+    llm_seconds = sum(_duration(j) for j in label_jobs)
+    asked = sum(j.done for j in label_jobs if j.started_at and j.finished_at)
+    model, price = _last_price(session, project_id)
+    models = session.scalars(
+        select(StudentModel).where(
+            StudentModel.project_id == project_id, StudentModel.status == "ready"
+        )
+    )
+    train_seconds = sum(float((m.meta or {}).get("train_seconds") or 0.0) for m in models)
+    passes = list(
+        session.scalars(
+            select(PredictionRun).where(
+                PredictionRun.project_id == project_id, PredictionRun.status == "done"
+            )
+        )
+    )
+    per_prompt = prompt / answers if answers else 0.0
+    per_completion = completion / answers if answers else 0.0
+    whole_prompt = round(per_prompt * corpus_n)
+    whole_completion = round(per_completion * corpus_n)
+    whole_cost = (
+        (whole_prompt * price[0] + whole_completion * price[1]) / 1e6 if price and answers else None
+    )
+    return CostSummary(
+        corpus_n=corpus_n,
+        answers=int(answers),
+        prompt_tokens=int(prompt),
+        completion_tokens=int(completion),
+        llm_cost_usd=round(cost, 6),
+        llm_seconds=round(llm_seconds, 3),
+        llm_model=model,
+        price=price,
+        train_seconds=round(train_seconds, 3),
+        predict_seconds=round(sum(p.seconds for p in passes), 3),
+        predicted_texts=sum(p.n for p in passes),
+        whole_corpus_prompt_tokens=whole_prompt,
+        whole_corpus_completion_tokens=whole_completion,
+        whole_corpus_cost_usd=None if whole_cost is None else round(whole_cost, 6),
+        whole_corpus_seconds=(llm_seconds / asked * corpus_n) if asked and llm_seconds else None,
+    )
+
+
+def _duration(job: Job) -> float:
+    if job.started_at and job.finished_at:
+        return max(0.0, (job.finished_at - job.started_at).total_seconds())
+    return 0.0
+
+
+def _last_price(session: Session, project_id: int) -> tuple[str | None, tuple[float, float] | None]:
+    """The model of the project's newest LLM run and the price its job used (or its list price)."""
+    run = session.scalar(
+        select(LabelRun)
+        .where(LabelRun.project_id == project_id, LabelRun.teacher != "local")
+        .order_by(LabelRun.id.desc())
+        .limit(1)
+    )
+    if run is None:
+        return None, None
+    job = session.get(Job, run.job_id) if run.job_id else None
+    if job is not None and (job.params or {}).get("price"):
+        p = job.params["price"]
+        return run.model, (float(p[0]), float(p[1]))
+    known: Price | None = price_for(run.model)
+    return run.model, (known.input_per_million, known.output_per_million) if known else None
+
+
+# ---------------------------------------------------------------- agreement per label run
+
+
+def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> list[dict[str, Any]]:
+    """The LLM's agreement with the human codes (majority of coders) for every label run with
+    results, on the coded texts of one part of the current sample that the run labelled:
+    ``run_id``, ``name`` (model and codebook version), ``codebook_version``, ``n``, and
+    ``accuracy``/``macro_f1`` with their 95% bootstrap intervals; oldest run first.
+
+    Read the development part to follow codebook revisions; the held-out part is for the final
+    judgement only.
+    """
+    sample = validation.current_sample(session, project_id)
+    if sample is None:
+        return []
+    gold, _ = validation.gold_labels(validation.codes_frame(session, project_id))
+    ids = [d.doc_id for d in validation.sample_docs(session, sample, part=part) if d.doc_id in gold]
+    versions = {
+        v.id: v.version
+        for v in session.scalars(
+            select(CodebookVersion).where(CodebookVersion.project_id == project_id)
+        )
+    }
+    out = []
+    for run in reversed(labeling.project_runs(session, project_id, with_results=True)):
+        labels = [lab.name for lab in Codebook.from_dict(run.codebook, check=False).labels]
+        items = {r.doc_id: r for r in labeling.run_results(session, run.id)}
+        scored = [d for d in ids if d in items and gold[d] in labels]
+        if len(scored) < 2:
+            continue
+        result = agreement.compare(
+            [gold[d] for d in scored],
+            [items[d].label if items[d].status == "ok" else None for d in scored],
+            labels=labels,
+            n_boot=1000,
+            seed=0,
+        )
+        version = versions.get(run.codebook_version_id)
+        out.append(
+            {
+                "run_id": run.id,
+                "name": f"Run {run.id}: {run.model}, codebook v{version or '?'}",
+                "codebook_version": version,
+                "model": run.model,
+                "n": result.n,
+                "accuracy": result.accuracy,
+                "accuracy_ci": list(result.ci["accuracy"]),
+                "macro_f1": result.macro_f1,
+                "macro_f1_ci": list(result.ci["macro_f1"]),
+            }
+        )
+    return out

@@ -1,0 +1,369 @@
+"""Projects and what they hold: members, the corpus, codebook versions, the demo project.
+
+Every function takes the acting ``user``: in single-user mode that is the one local user, on a
+lab's shared instance the signed-in person, so sign-in changes no signature here.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import pandas as pd
+from sqlalchemy import delete, func, insert, select
+from sqlalchemy.orm import Session
+
+from distill_core.codebook import Codebook
+from distill_core.corpus import PreparedCorpus, Table
+from distill_core.store.models import (
+    ROLES,
+    CodebookVersion,
+    Corpus,
+    Document,
+    HumanCode,
+    LabelRun,
+    LabelRunItem,
+    Membership,
+    PredictionRun,
+    Project,
+    StudentModel,
+    User,
+)
+
+#: The user every single-user install acts as.
+LOCAL_USERNAME = "local"
+
+DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
+DEMO_PROJECT_NAME = "Demo: policy topics in news"
+
+#: Rows written per INSERT batch when a corpus is stored.
+_INSERT_BATCH = 5000
+
+
+class ProjectError(ValueError):
+    """A user-caused problem (a taken name, a missing project); str(e) is one sentence."""
+
+
+class AccessDenied(ProjectError):
+    """The user holds no (or too small a) role in the project."""
+
+
+# ---------------------------------------------------------------- users and projects
+
+
+def ensure_user(session: Session, username: str = LOCAL_USERNAME, display_name: str = "") -> User:
+    """The user with this name, created on first sight."""
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None:
+        user = User(username=username, display_name=display_name or username)
+        session.add(user)
+        session.flush()
+    return user
+
+
+def create_project(session: Session, user: User, name: str, description: str = "") -> Project:
+    """A new project owned by ``user``."""
+    name = (name or "").strip()
+    if not name:
+        raise ProjectError("A project needs a name.")
+    if session.scalar(select(Project.id).where(Project.name == name)) is not None:
+        raise ProjectError(f"A project named '{name}' exists already; choose another name.")
+    project = Project(name=name, description=description.strip(), created_by=user.id)
+    session.add(project)
+    session.flush()
+    session.add(Membership(project_id=project.id, user_id=user.id, role="owner"))
+    session.flush()
+    return project
+
+
+def list_projects(session: Session, user: User) -> list[Project]:
+    """Projects the user is a member of, newest first."""
+    stmt = (
+        select(Project)
+        .join(Membership, Membership.project_id == Project.id)
+        .where(Membership.user_id == user.id)
+        .order_by(Project.created_at.desc(), Project.id.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def role_of(session: Session, user: User, project_id: int) -> str | None:
+    return session.scalar(
+        select(Membership.role).where(
+            Membership.project_id == project_id, Membership.user_id == user.id
+        )
+    )
+
+
+def get_project(
+    session: Session, user: User, project_id: int, *, at_least: str = "viewer"
+) -> Project:
+    """The project, if ``user`` holds at least the role ``at_least`` in it."""
+    project = session.get(Project, project_id)
+    if project is None:
+        raise ProjectError(f"There is no project with id {project_id}.")
+    role = role_of(session, user, project_id)
+    if role is None or ROLES.index(role) > ROLES.index(at_least):
+        raise AccessDenied(f"You have no {at_least} access to the project '{project.name}'.")
+    return project
+
+
+def add_member(session: Session, owner: User, project_id: int, member: User, role: str) -> None:
+    """Give ``member`` a role in the project (only an owner may)."""
+    if role not in ROLES:
+        raise ProjectError(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
+    get_project(session, owner, project_id, at_least="owner")
+    existing = session.get(Membership, (project_id, member.id))
+    if existing is None:
+        session.add(Membership(project_id=project_id, user_id=member.id, role=role))
+    else:
+        existing.role = role
+    session.flush()
+
+
+def delete_project(session: Session, user: User, project_id: int) -> None:
+    """Delete a project and everything in it (owners only)."""
+    project = get_project(session, user, project_id, at_least="owner")
+    session.delete(project)
+    session.flush()
+
+
+# ---------------------------------------------------------------- corpus
+
+
+def save_corpus(
+    session: Session, user: User, project_id: int, table: Table, prepared: PreparedCorpus
+) -> Corpus:
+    """Store a validated corpus as the project's corpus, replacing an earlier one.
+
+    Runs inside the caller's transaction: if anything fails, nothing of it is kept.
+    """
+    get_project(session, user, project_id, at_least="editor")
+    old = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
+    if old is not None:
+        session.execute(delete(Document).where(Document.corpus_id == old.id))
+        session.delete(old)
+        session.flush()
+    corpus = Corpus(
+        project_id=project_id,
+        filename=table.filename,
+        file_format=table.file_format,
+        text_column=prepared.text_column,
+        id_column=prepared.id_column,
+        ids_generated=prepared.report.ids_generated,
+        row_count=len(prepared.ids),
+        encoding=table.encoding,
+        sha256=table.sha256,
+        report=prepared.report.to_dict(),
+        uploaded_by=user.id,
+    )
+    session.add(corpus)
+    session.flush()
+    rows = [
+        {"corpus_id": corpus.id, "position": i, "doc_id": d, "text": t, "extra": e}
+        for i, (d, t, e) in enumerate(
+            zip(prepared.ids, prepared.texts, prepared.extras, strict=True)
+        )
+    ]
+    for start in range(0, len(rows), _INSERT_BATCH):
+        session.execute(insert(Document), rows[start : start + _INSERT_BATCH])
+    session.flush()
+    return corpus
+
+
+def get_corpus(session: Session, project_id: int) -> Corpus | None:
+    """The project's corpus, or None before an upload."""
+    return session.scalar(select(Corpus).where(Corpus.project_id == project_id))
+
+
+def load_documents(session: Session, corpus_id: int, *, with_extra: bool = True) -> pd.DataFrame:
+    """The corpus as a frame: ``doc_id``, ``text`` and, if asked, the file's other columns."""
+    cols = [Document.doc_id, Document.text] + ([Document.extra] if with_extra else [])
+    result = session.execute(
+        select(*cols).where(Document.corpus_id == corpus_id).order_by(Document.position)
+    ).all()
+    frame = pd.DataFrame({"doc_id": [r[0] for r in result], "text": [r[1] for r in result]})
+    if with_extra and result:
+        extra = pd.DataFrame.from_records([r[2] or {} for r in result])
+        extra = extra[[c for c in extra.columns if c not in ("doc_id", "text")]]
+        frame = pd.concat([frame, extra], axis=1)
+    return frame
+
+
+def get_documents(session: Session, corpus_id: int, doc_ids: Sequence[str]) -> dict[str, str]:
+    """Texts of the given documents, by id."""
+    stmt = select(Document.doc_id, Document.text).where(
+        Document.corpus_id == corpus_id, Document.doc_id.in_(list(doc_ids))
+    )
+    return dict(session.execute(stmt).tuples().all())
+
+
+# ---------------------------------------------------------------- codebooks
+
+
+@dataclass(frozen=True)
+class SavedCodebook:
+    """Result of saving: the version row and whether it is new (an unchanged codebook is not)."""
+
+    version: CodebookVersion
+    created: bool
+
+
+def save_codebook(
+    session: Session, user: User, project_id: int, codebook: Codebook, note: str = ""
+) -> SavedCodebook:
+    """Save ``codebook`` as the next immutable version; an unchanged one keeps the latest."""
+    get_project(session, user, project_id, at_least="editor")
+    codebook.validate()
+    latest = latest_codebook(session, project_id)
+    fingerprint = codebook.fingerprint()
+    if latest is not None and latest.fingerprint == fingerprint:
+        return SavedCodebook(latest, created=False)
+    number = (latest.version if latest else 0) + 1
+    row = CodebookVersion(
+        project_id=project_id,
+        version=number,
+        name=codebook.name,
+        content=codebook.to_dict(),
+        fingerprint=fingerprint,
+        note=note.strip(),
+        created_by=user.id,
+    )
+    session.add(row)
+    session.flush()
+    return SavedCodebook(row, created=True)
+
+
+def codebook_versions(session: Session, project_id: int) -> list[CodebookVersion]:
+    """Every saved version, newest first."""
+    stmt = (
+        select(CodebookVersion)
+        .where(CodebookVersion.project_id == project_id)
+        .order_by(CodebookVersion.version.desc())
+    )
+    return list(session.scalars(stmt))
+
+
+def latest_codebook(session: Session, project_id: int) -> CodebookVersion | None:
+    stmt = (
+        select(CodebookVersion)
+        .where(CodebookVersion.project_id == project_id)
+        .order_by(CodebookVersion.version.desc())
+        .limit(1)
+    )
+    return session.scalar(stmt)
+
+
+def as_codebook(version: CodebookVersion) -> Codebook:
+    """Rebuild the codebook a stored version holds."""
+    return Codebook.from_dict(version.content)
+
+
+# ---------------------------------------------------------------- workflow state
+
+
+#: The workflow steps in order, as the sidebar and the pages name them.
+STEPS = ("Projects", "Data", "Codebook", "LLM labels", "Validate", "Fine-tune", "Results", "Export")
+
+
+def steps_done(session: Session, project_id: int) -> dict[str, bool]:
+    """Which workflow steps hold results for this project."""
+    has_corpus = get_corpus(session, project_id) is not None
+    n_codebooks = session.scalar(
+        select(func.count())
+        .select_from(CodebookVersion)
+        .where(CodebookVersion.project_id == project_id)
+    )
+    done = dict.fromkeys(STEPS, False)
+    done["Projects"] = True
+    done["Data"] = has_corpus
+    done["Codebook"] = bool(n_codebooks)
+    done["LLM labels"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(LabelRunItem)
+            .join(LabelRun, LabelRun.id == LabelRunItem.run_id)
+            .where(LabelRun.project_id == project_id)
+            .limit(1)
+        )
+        > 0
+    )
+    done["Validate"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(HumanCode)
+            .where(HumanCode.project_id == project_id)
+            .limit(1)
+        )
+        > 0
+    )
+    done["Fine-tune"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(StudentModel)
+            .where(StudentModel.project_id == project_id, StudentModel.status == "ready")
+        )
+        > 0
+    )
+    done["Results"] = (
+        session.scalar(
+            select(func.count())
+            .select_from(PredictionRun)
+            .where(PredictionRun.project_id == project_id, PredictionRun.status == "done")
+        )
+        > 0
+    )
+    return done
+
+
+# ---------------------------------------------------------------- demo project
+
+
+def ensure_demo_project(session: Session, user: User, *, recreate: bool = False) -> Project:
+    """The demo project (shipped corpus and codebook), created if missing or if ``recreate``."""
+    from distill_core.corpus import prepare_corpus, read_path
+
+    existing = session.scalar(select(Project).where(Project.name == DEMO_PROJECT_NAME))
+    if existing is not None:
+        if not recreate:
+            if role_of(session, user, existing.id) is None:
+                session.add(Membership(project_id=existing.id, user_id=user.id, role="owner"))
+                session.flush()
+            return existing
+        session.delete(existing)
+        session.flush()
+    project = create_project(
+        session,
+        user,
+        DEMO_PROJECT_NAME,
+        "360 short news sentences written for Distill, coded for their main policy topic. "
+        "Click through the whole workflow with it.",
+    )
+    project.is_demo = True
+    table = read_path(DEMO_DIR / "corpus.csv")
+    prepared = prepare_corpus(table, text_column="text", id_column="id")
+    save_corpus(session, user, project.id, table, prepared)
+    codebook = Codebook.from_json((DEMO_DIR / "codebook.json").read_text(encoding="utf-8"))
+    save_codebook(session, user, project.id, codebook, note="Shipped with the demo project.")
+    _load_demo_codes(session, user, project.id)
+    return project
+
+
+def _load_demo_codes(session: Session, user: User, project_id: int) -> None:
+    """The demo's human codes (two experts) and the random sample they coded, split 50/50."""
+    from distill_core.study import validation
+
+    codes = pd.read_csv(DEMO_DIR / "human_codes.csv", dtype=str)
+    coded = list(dict.fromkeys(codes["id"]))
+    validation.sample_from_ids(
+        session,
+        user,
+        project_id,
+        coded,
+        seed=2024,
+        test_share=0.5,
+        details={"source": "the demo's expert codes (a simple random sample of 120 texts)"},
+    )
+    for row in codes.itertuples(index=False):
+        validation.save_code(session, user, project_id, row.id, row.coder, row.label, source="demo")

@@ -1,0 +1,543 @@
+"""Human validation in the store: samples (development and held-out test parts), coders'
+codes, imports of existing codes, and the gold labels agreement is computed against.
+
+The held-out test part is locked: ``training_exclusions`` lists its documents so no student is
+ever trained on them, and ``mark_test_seen`` records when its score was first looked at so the
+app can warn about codebook edits made afterwards (re-scoring the same texts overfits).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import pandas as pd
+from sqlalchemy import delete, func, select
+from sqlalchemy.orm import Session
+
+from distill_core import sampling
+from distill_core.codebook import match_label
+from distill_core.corpus import id_text, is_blank
+from distill_core.store.models import (
+    Document,
+    HumanCode,
+    LabelRunItem,
+    SampleItem,
+    User,
+    ValidationSample,
+    utcnow,
+)
+from distill_core.study.projects import get_corpus, get_project
+
+PARTS = ("dev", "test")
+
+
+class ValidationError(ValueError):
+    """A user-caused problem (no corpus, a sample larger than the corpus...); one sentence."""
+
+
+# ---------------------------------------------------------------- samples
+
+
+def draw_sample(
+    session: Session,
+    user: User,
+    project_id: int,
+    *,
+    n: int,
+    seed: int,
+    test_share: float = 0.5,
+    method: str = "random",
+    strata_run_id: int | None = None,
+    min_per_stratum: int = 0,
+) -> ValidationSample:
+    """Draw a validation sample of ``n`` non-empty texts and split it into dev and test parts.
+
+    ``method`` "random" is a simple random sample; "stratified" allocates by the LLM labels of
+    ``strata_run_id`` (proportionally, at least ``min_per_stratum`` per label) so rare
+    categories appear — its shares are then not the corpus's shares.
+    """
+    get_project(session, user, project_id, at_least="editor")
+    corpus = get_corpus(session, project_id)
+    if corpus is None:
+        raise ValidationError("Upload a corpus before drawing a sample.")
+    ids = [
+        d
+        for d, t in session.execute(
+            select(Document.doc_id, Document.text)
+            .where(Document.corpus_id == corpus.id)
+            .order_by(Document.position)
+        )
+        if t.strip()
+    ]
+    if n < 2:
+        raise ValidationError("A sample needs at least 2 texts.")
+    if n > len(ids):
+        raise ValidationError(
+            f"The corpus has {len(ids):,} non-empty texts; the sample cannot be larger."
+        )
+    if not 0.0 < test_share < 1.0:
+        raise ValidationError("The held-out share must be between 0 and 1.")
+    strata = None
+    if method == "stratified":
+        if strata_run_id is None:
+            raise ValidationError("A stratified sample needs a label run to stratify by.")
+        by_doc = dict(
+            session.execute(
+                select(LabelRunItem.doc_id, LabelRunItem.label).where(
+                    LabelRunItem.run_id == strata_run_id
+                )
+            )
+            .tuples()
+            .all()
+        )
+        strata = [by_doc.get(d) for d in ids]
+        try:
+            chosen = sampling.stratified(ids, strata, n, seed, min_per_stratum=min_per_stratum)
+        except ValueError as exc:
+            raise ValidationError(str(exc)) from exc
+        chosen_strata = [by_doc.get(d) for d in chosen]
+    elif method == "random":
+        chosen = sampling.simple_random(ids, n, seed)
+        chosen_strata = None
+    else:
+        raise ValidationError(f"Unknown sampling method '{method}'.")
+    split = sampling.split_dev_test(chosen, test_share, seed, strata=chosen_strata)
+    return _store_sample(
+        session,
+        user,
+        project_id,
+        corpus.id,
+        split,
+        method=method,
+        seed=seed,
+        test_share=test_share,
+        strata_run_id=strata_run_id,
+        details={"min_per_stratum": min_per_stratum} if method == "stratified" else {},
+    )
+
+
+def sample_from_ids(
+    session: Session,
+    user: User,
+    project_id: int,
+    doc_ids: Sequence[str],
+    *,
+    seed: int,
+    test_share: float = 0.5,
+    details: dict | None = None,
+) -> ValidationSample:
+    """A sample of given documents (e.g. texts coded before Distill), split into dev and test."""
+    corpus = get_corpus(session, project_id)
+    split = sampling.split_dev_test(list(doc_ids), test_share, seed)
+    return _store_sample(
+        session,
+        user,
+        project_id,
+        corpus.id,
+        split,
+        method="imported",
+        seed=seed,
+        test_share=test_share,
+        strata_run_id=None,
+        details=details or {},
+    )
+
+
+def _store_sample(session, user, project_id, corpus_id, split, **fields) -> ValidationSample:
+    sample = ValidationSample(
+        project_id=project_id,
+        corpus_id=corpus_id,
+        n=len(split.dev) + len(split.test),
+        created_by=user.id,
+        **fields,
+    )
+    session.add(sample)
+    session.flush()
+    order = sorted(split.dev + split.test, key=_shuffle_key(sample.seed or 0))
+    parts = {d: "dev" for d in split.dev} | {d: "test" for d in split.test}
+    session.add_all(
+        SampleItem(sample_id=sample.id, doc_id=d, part=parts[d], position=i)
+        for i, d in enumerate(order)
+    )
+    session.flush()
+    return sample
+
+
+def _shuffle_key(seed: int):
+    """Coding order: a seeded shuffle, so coders do not see the texts in file order."""
+    import hashlib
+
+    return lambda d: hashlib.sha256(f"{seed}:{d}".encode()).hexdigest()
+
+
+def current_sample(session: Session, project_id: int) -> ValidationSample | None:
+    """The project's newest validation sample."""
+    return session.scalar(
+        select(ValidationSample)
+        .where(ValidationSample.project_id == project_id)
+        .order_by(ValidationSample.id.desc())
+        .limit(1)
+    )
+
+
+@dataclass
+class SampleDoc:
+    doc_id: str
+    text: str
+    part: str
+
+
+def sample_docs(
+    session: Session, sample: ValidationSample, part: str | None = None
+) -> list[SampleDoc]:
+    """The sample's documents in coding order (optionally only one part)."""
+    stmt = (
+        select(SampleItem.doc_id, Document.text, SampleItem.part)
+        .join(
+            Document,
+            (Document.doc_id == SampleItem.doc_id) & (Document.corpus_id == sample.corpus_id),
+        )
+        .where(SampleItem.sample_id == sample.id)
+        .order_by(SampleItem.position)
+    )
+    if part:
+        stmt = stmt.where(SampleItem.part == part)
+    return [SampleDoc(*row) for row in session.execute(stmt)]
+
+
+def training_exclusions(session: Session, project_id: int) -> set[str]:
+    """Documents in any held-out test part of the project: never used to train a student."""
+    stmt = (
+        select(SampleItem.doc_id)
+        .join(ValidationSample, ValidationSample.id == SampleItem.sample_id)
+        .where(ValidationSample.project_id == project_id, SampleItem.part == "test")
+    )
+    return set(session.scalars(stmt))
+
+
+def mark_test_seen(session: Session, sample_id: int, codebook_version: int | None) -> None:
+    """Record the first look at the held-out test score (and the codebook version scored)."""
+    sample = session.get(ValidationSample, sample_id)
+    if sample.test_seen_at is None:
+        sample.test_seen_at = utcnow()
+        sample.test_seen_codebook_version = codebook_version
+        session.flush()
+
+
+def test_seen_warning(
+    session: Session, project_id: int, codebook_version: int | None
+) -> str | None:
+    """A warning when the codebook changed after the held-out test score was seen."""
+    sample = current_sample(session, project_id)
+    if sample is None or sample.test_seen_at is None or codebook_version is None:
+        return None
+    if (
+        sample.test_seen_codebook_version is not None
+        and codebook_version > sample.test_seen_codebook_version
+    ):
+        return (
+            f"The held-out test score was looked at on {sample.test_seen_at:%Y-%m-%d} with codebook "
+            f"v{sample.test_seen_codebook_version}. Scoring a revised codebook on the same test "
+            "texts overfits: report the first test score, or draw a fresh test sample."
+        )
+    return None
+
+
+# ---------------------------------------------------------------- codes
+
+
+def save_code(
+    session: Session,
+    user: User,
+    project_id: int,
+    doc_id: str,
+    coder: str,
+    label: str,
+    *,
+    source: str = "browser",
+) -> None:
+    """Store (or change) ``coder``'s label for a document."""
+    get_project(session, user, project_id, at_least="coder")
+    coder = coder.strip()
+    if not coder:
+        raise ValidationError("Type your name as a coder first.")
+    row = session.scalar(
+        select(HumanCode).where(
+            HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
+        )
+    )
+    if row is None:
+        session.add(
+            HumanCode(
+                project_id=project_id,
+                doc_id=doc_id,
+                coder=coder,
+                label=label,
+                source=source,
+                user_id=user.id,
+            )
+        )
+    else:
+        row.label, row.source, row.updated_at, row.user_id = label, source, utcnow(), user.id
+    session.flush()
+
+
+def delete_code(session: Session, user: User, project_id: int, doc_id: str, coder: str) -> None:
+    get_project(session, user, project_id, at_least="coder")
+    session.execute(
+        delete(HumanCode).where(
+            HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
+        )
+    )
+
+
+def codes_frame(session: Session, project_id: int) -> pd.DataFrame:
+    """Every human code of the project: doc_id, coder, label, source, created_at, updated_at."""
+    rows = session.execute(
+        select(
+            HumanCode.doc_id,
+            HumanCode.coder,
+            HumanCode.label,
+            HumanCode.source,
+            HumanCode.created_at,
+            HumanCode.updated_at,
+        ).where(HumanCode.project_id == project_id)
+    ).all()
+    return pd.DataFrame(
+        rows, columns=["doc_id", "coder", "label", "source", "created_at", "updated_at"]
+    )
+
+
+def coders(session: Session, project_id: int) -> list[str]:
+    stmt = (
+        select(HumanCode.coder, func.count())
+        .where(HumanCode.project_id == project_id)
+        .group_by(HumanCode.coder)
+        .order_by(func.count().desc())
+    )
+    return [c for c, _ in session.execute(stmt)]
+
+
+def gold_labels(codes: pd.DataFrame, coder: str | None = None) -> tuple[dict[str, str], int]:
+    """One human label per document: ``coder``'s, or the majority of all coders.
+
+    Returns (doc_id → label, number of documents left out because coders tied).
+    """
+    if codes.empty:
+        return {}, 0
+    if coder is not None:
+        own = codes[codes["coder"] == coder]
+        return dict(zip(own["doc_id"], own["label"], strict=True)), 0
+    gold, ties = {}, 0
+    for doc_id, labels in codes.groupby("doc_id")["label"]:
+        counts = Counter(labels).most_common()
+        if len(counts) > 1 and counts[0][1] == counts[1][1]:
+            ties += 1
+            continue
+        gold[doc_id] = counts[0][0]
+    return gold, ties
+
+
+# ---------------------------------------------------------------- import
+
+
+@dataclass
+class ImportReport:
+    """What an import of existing codes would do; nothing wrong is imported silently."""
+
+    rows: int = 0
+    matched: int = 0
+    unmatched_ids: list[str] = field(default_factory=list)
+    unknown_labels: dict[str, int] = field(default_factory=dict)
+    empty: int = 0
+    codes: list[tuple[str, str, str]] = field(default_factory=list)  # (doc_id, coder, label)
+
+    def lines(self) -> list[str]:
+        out = [f"{self.rows:,} rows read; {len(self.codes):,} codes can be imported."]
+        if self.unmatched_ids:
+            sample = ", ".join(self.unmatched_ids[:5])
+            out.append(
+                f"{len(self.unmatched_ids):,} ids are not in the corpus and are skipped (e.g. {sample})."
+            )
+        if self.unknown_labels:
+            listed = ", ".join(f"'{k}' ({v})" for k, v in list(self.unknown_labels.items())[:8])
+            out.append(
+                f"{sum(self.unknown_labels.values()):,} rows have labels not in the codebook and are skipped: {listed}."
+            )
+        if self.empty:
+            out.append(f"{self.empty:,} rows have no label and are skipped.")
+        return out
+
+
+def plan_import(
+    session: Session,
+    project_id: int,
+    frame: pd.DataFrame,
+    *,
+    id_column: str,
+    label_column: str,
+    label_names: Sequence[str],
+    coder_column: str | None = None,
+    coder: str | None = None,
+) -> ImportReport:
+    """Match a table of codes to the corpus by id and to the codebook's labels (exactly, or
+    ignoring case and spaces — never by guesswork); report what does not match."""
+    for column in [id_column, label_column] + ([coder_column] if coder_column else []):
+        if column not in frame.columns:
+            raise ValidationError(
+                f"The column '{column}' is not in the file (columns: {', '.join(map(str, frame.columns))})."
+            )
+    if not coder_column and not (coder or "").strip():
+        raise ValidationError("Name the coder of these codes, or choose a coder column.")
+    corpus = get_corpus(session, project_id)
+    known = set(session.scalars(select(Document.doc_id).where(Document.corpus_id == corpus.id)))
+    report = ImportReport(rows=len(frame))
+    unmatched: dict[str, None] = {}
+    unknown: Counter = Counter()
+    for _, row in frame.iterrows():
+        doc_id = id_text(row[id_column])
+        raw = row[label_column]
+        if is_blank(raw):
+            report.empty += 1
+            continue
+        label = match_label(str(raw), label_names)
+        who = str(row[coder_column]).strip() if coder_column else coder.strip()
+        if doc_id not in known:
+            unmatched[doc_id] = None
+            continue
+        if label is None:
+            unknown[str(raw)] += 1
+            continue
+        report.codes.append((doc_id, who, label))
+    report.unmatched_ids = list(unmatched)
+    report.unknown_labels = dict(unknown.most_common())
+    report.matched = len(report.codes)
+    return report
+
+
+def apply_import(
+    session: Session, user: User, project_id: int, report: ImportReport, source: str
+) -> int:
+    """Store the matched codes of a planned import; returns how many."""
+    for doc_id, coder, label in report.codes:
+        save_code(session, user, project_id, doc_id, coder, label, source=source)
+    return len(report.codes)
+
+
+def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict[str, int]:
+    """How many of the sample's documents ``coder`` has coded, per part."""
+    stmt = (
+        select(SampleItem.part, func.count())
+        .join(
+            HumanCode,
+            (HumanCode.doc_id == SampleItem.doc_id) & (HumanCode.project_id == sample.project_id),
+        )
+        .where(SampleItem.sample_id == sample.id, HumanCode.coder == coder)
+        .group_by(SampleItem.part)
+    )
+    counts = defaultdict(int, dict(session.execute(stmt).tuples().all()))
+    return {p: counts[p] for p in PARTS}
+
+
+def class_f1_intervals(
+    gold: Sequence[str],
+    pred: Sequence[str | None],
+    labels: Sequence[str],
+    seed: int = 0,
+    n_boot: int = 1000,
+) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap 95% intervals of every class's F1.
+
+    Each of ``n_boot`` resamples draws len(gold) items with replacement (seeded); per class c,
+    F1 = 2·TP / (2·TP + FP + FN) on the resample (0 when the class is absent from both, as in
+    scikit-learn's ``zero_division=0``); the interval is the 2.5th and 97.5th percentiles.
+    Vectorised over resamples with numpy.
+    """
+    import numpy as np
+
+    code = {label: i for i, label in enumerate(labels)}
+    g = np.array([code.get(x, -1) for x in gold])
+    p = np.array([code.get(x, -2) if x is not None else -2 for x in pred])
+    rng = np.random.default_rng(seed)
+    idx = rng.integers(0, len(g), size=(n_boot, len(g)))
+    gs, ps = g[idx], p[idx]
+    out = {}
+    for label, c in code.items():
+        tp = ((gs == c) & (ps == c)).sum(axis=1)
+        fp = ((gs != c) & (ps == c)).sum(axis=1)
+        fn = ((gs == c) & (ps != c)).sum(axis=1)
+        denom = 2 * tp + fp + fn
+        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
+        out[label] = (float(np.percentile(f1, 2.5)), float(np.percentile(f1, 97.5)))
+    return out
+
+
+def compare_runs(
+    gold: dict[str, str], predictions: dict[str, dict[str, str | None]], doc_ids: Sequence[str]
+) -> tuple[pd.DataFrame, pd.DataFrame]:
+    """Several label runs (e.g. codebook versions) scored on the same documents.
+
+    ``predictions`` maps a run's name to its doc → label. Returns (a summary with n, accuracy
+    and macro-F1 per run, on the documents every run labelled; a per-document table marking
+    which runs got each document right), so a codebook edit's wins and losses are visible.
+    """
+    from distill_core import agreement
+
+    common = [d for d in doc_ids if d in gold and all(d in p for p in predictions.values())]
+    rows, per_doc = [], {"doc_id": common, "human": [gold[d] for d in common]}
+    for name, pred in predictions.items():
+        if len(common) < 2:
+            break
+        p = [pred[d] for d in common]
+        g = [gold[d] for d in common]
+        rows.append(
+            {
+                "run": name,
+                "n": len(common),
+                "accuracy": agreement.accuracy(g, p),
+                "macro_f1": agreement.macro_f1(g, p, labels=sorted(set(g))),
+            }
+        )
+        per_doc[name] = ["✓" if pred[d] == gold[d] else f"✗ {pred[d]}" for d in common]
+    return pd.DataFrame(rows), pd.DataFrame(per_doc)
+
+
+def disagreements(
+    texts: dict[str, str],
+    codes: pd.DataFrame,
+    gold: dict[str, str],
+    results: dict,
+    doc_ids: Sequence[str],
+) -> pd.DataFrame:
+    """Texts where the LLM's label differs from the human one, with every coder's code and the
+    LLM's confidence and consistency: the cases to read when sharpening the codebook.
+
+    ``results`` maps doc_id → a run item (``label``, ``confidence``, ``consistency``).
+    """
+    by_doc = (
+        codes.groupby("doc_id").apply(
+            lambda g: "; ".join(
+                f"{c}: {lab}" for c, lab in zip(g["coder"], g["label"], strict=True)
+            ),
+            include_groups=False,
+        )
+        if not codes.empty
+        else pd.Series(dtype=str)
+    )
+    rows = [
+        {
+            "doc_id": d,
+            "text": texts.get(d, ""),
+            "human": gold[d],
+            "coders": by_doc.get(d, ""),
+            "LLM": results[d].label,
+            "confidence": results[d].confidence,
+            "consistency": results[d].consistency,
+        }
+        for d in doc_ids
+        if d in gold and d in results and results[d].label != gold[d]
+    ]
+    columns = ["doc_id", "text", "human", "coders", "LLM", "confidence", "consistency"]
+    return pd.DataFrame(rows, columns=columns)

@@ -1,0 +1,189 @@
+"""The methods appendix: every figure in both renderings, the sentences a paper needs, the
+figures equal to the stored comparison and to a direct computation, escaping, and no key."""
+
+from __future__ import annotations
+
+import html
+
+import pytest
+
+from distill_core import agreement
+from distill_core.reports import appendix
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.study import validation
+from distill_core.codebook import Codebook
+from distill_core.store import StudentModel
+from tests.unit.reports.test_export import LABELS, fill_project, llm_label, new_project
+
+
+def build(store, project_id) -> appendix.Appendix:
+    with store.session() as s:
+        return appendix.methods_appendix(s, project_id)
+
+
+def assert_every_figure_shown(result: appendix.Appendix) -> None:
+    assert result.figures
+    for key, value in result.figures.items():
+        assert value in result.markdown, key
+        assert html.escape(value) in result.html, key
+
+
+@pytest.fixture
+def full(store):
+    project_id = new_project(store)
+    info = fill_project(store, project_id)
+    return store, project_id, info
+
+
+def test_every_figure_of_a_full_project_appears_in_both_renderings(full) -> None:
+    store, project_id, info = full
+    result = build(store, project_id)
+    assert_every_figure_shown(result)
+    f = result.figures
+    with store.session() as s:
+        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+    n_test_coded = sum(d in gold for d in info["test_ids"])  # coders tie on the others
+    assert f["corpus.n_texts"] == "30" and f["codebook.version"] == "1"
+    assert (f["sample.n"], f["sample.dev"], f["sample.test"], f["sample.seed"]) == (
+        "20",
+        "10",
+        "10",
+        "2024",
+    )
+    assert (f["llm.n_labelled"], f["llm.ok"], f["llm.invalid"]) == ("30", "29", "1")
+    assert f["llm.prompt_tokens"] == "12,345" and f["llm.cost_usd"] == "0.42"
+    assert f["student.n_train"] == "17" and f["comparison.n"] == str(n_test_coded)
+    assert "intercoder.alpha" in f and "intercoder.Anna Müller|Bob.kappa" in f
+    for key in ("naive", "corrected", "sample_only"):  # corrected shares, every label
+        assert all(f"shares.{label}.{key}" in f for label in LABELS)
+    md = result.markdown
+    assert (
+        "20 texts coded before Distill were imported and split into a development part (10) "
+        "and a held-out test part (10) at random (seed 2024)." in md
+    )
+    assert "## Codebook" in md and "**economy**: Taxes, jobs, prices." in md
+    assert "> Pick the one topic that fits best." in md
+    assert "Produced with Distill" in md
+
+
+def test_comparison_figures_are_the_stored_ones_with_their_intervals(full) -> None:
+    store, project_id, _ = full
+    with store.session() as s:
+        model = s.get(StudentModel, fill_project_model_id(s, project_id))
+        rows = {r["key"]: r["metrics"] for r in model.comparison["rows"]}
+    result = build(store, project_id)
+    for key in ("llm", "student_llm"):
+        m = rows[key]
+        expected = appendix.fmt_ci(m["macro_f1"], m["ci"]["macro_f1"])
+        assert result.figures[f"comparison.{key}.macro_f1"] == expected
+        assert "(95% CI " in expected and expected in result.markdown
+    llm = rows["llm"]
+    assert result.figures["llm_test.accuracy"] == appendix.fmt_ci(
+        llm["accuracy"], llm["ci"]["accuracy"]
+    )
+    assert result.figures["llm_test.n"] == str(llm["n"])
+
+
+def fill_project_model_id(session, project_id) -> int:
+    from distill_core.study import students
+
+    return students.latest_model(session, project_id).id
+
+
+def test_llm_test_agreement_is_computed_when_no_student_was_compared(full) -> None:
+    store, project_id, info = full
+    with store.session() as s:
+        s.delete(s.get(StudentModel, info["model_id"]))
+    result = build(store, project_id)
+    with store.session() as s:
+        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+    ids = [d for d in info["test_ids"] if d in gold]
+    expected = agreement.compare(
+        [gold[d] for d in ids],
+        [llm_label(int(d[1:])) for d in ids],
+        labels=LABELS,
+        n_boot=appendix.N_BOOT,
+        seed=appendix.BOOT_SEED,
+    )
+    assert result.figures["llm_test.n"] == str(expected.n)
+    assert result.figures["llm_test.macro_f1"] == appendix.fmt_ci(
+        expected.macro_f1, expected.ci["macro_f1"]
+    )
+    assert "No student model has been trained yet." in result.markdown
+    assert_every_figure_shown(result)
+
+
+def test_the_endpoint_is_shown_without_credentials(full) -> None:
+    store, project_id, _ = full
+    result = build(store, project_id)
+    assert "https://llm.example.org/v1" in result.markdown
+    for secret in ("user:pw", "token=abc"):
+        assert secret not in result.markdown and secret not in result.html
+
+
+def test_a_project_with_only_a_corpus_says_what_is_missing(store) -> None:
+    project_id = new_project(store)
+    result = build(store, project_id)
+    assert "No LLM label run has results yet." in result.markdown
+    assert "No validation sample has been drawn yet." in result.markdown
+    assert "No student model has been trained yet." in result.markdown
+    assert result.figures["corpus.n_texts"] == "30"
+    assert_every_figure_shown(result)
+
+
+def test_a_random_sample_is_described_with_its_seed_and_parts(store) -> None:
+    project_id = new_project(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        validation.draw_sample(s, user, project_id, n=12, seed=7, test_share=0.5)
+    md = build(store, project_id).markdown
+    assert (
+        "A simple random sample of 12 texts was drawn (seed 7) and split into a development "
+        "part (6) and a held-out test part (6)." in md
+    )
+
+
+def test_html_is_escaped_and_self_contained(store) -> None:
+    project_id = new_project(store)
+    evil = Codebook.from_dict(
+        {
+            "name": "Topics <b>",
+            "instructions": "Read & decide.",
+            "labels": [
+                {"name": "a|b", "definition": "<script>alert(1)</script>"},
+                {"name": "other", "definition": "Anything else."},
+            ],
+        }
+    )
+    with store.session() as s:
+        projects.save_codebook(s, projects.ensure_user(s), project_id, evil)
+    result = build(store, project_id)
+    page = result.html
+    assert page.startswith("<!DOCTYPE html>") and "<style>" in page
+    assert "<script>" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
+    assert "Read &amp; decide." in page and "Topics &lt;b&gt;" in page
+    assert "http://" not in page.replace("http://www.w3.org", "")  # nothing fetched
+    assert "**a|b**: <script>alert(1)</script>" in result.markdown
+
+
+def test_markdown_tables_escape_pipes_and_newlines() -> None:
+    block = ("table", ["A", "B"], [["x|y", "two\nlines"]])
+    assert appendix._md_block(block) == "| A | B |\n|---|---|\n| x\\|y | two lines |"
+
+
+def test_formatting_of_intervals_and_shares() -> None:
+    assert appendix.fmt_ci(0.71234, [0.65, 0.78]) == "0.712 (95% CI 0.650–0.780)"
+    assert appendix.fmt_ci(0.5, None) == "0.500"
+    assert appendix.fmt_ci(float("nan"), [0.1, 0.2]) == "n/a (95% CI 0.100–0.200)"
+    assert appendix.fmt_share(0.1234, (0.1, 0.15)) == "12.3% (95% CI 10.0–15.0%)"
+
+
+def test_the_demo_project_appendix(store) -> None:
+    with store.session() as s:
+        project = projects.ensure_demo_project(s, projects.ensure_user(s))
+        result = appendix.methods_appendix(s, project.id)
+        assert not labeling.project_runs(s, project.id)
+    assert result.figures["corpus.n_texts"] == "360" and result.figures["sample.n"] == "120"
+    assert "Krippendorff's α" in result.markdown
+    assert_every_figure_shown(result)

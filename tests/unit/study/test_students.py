@@ -1,0 +1,257 @@
+"""Students in a project: the training set leaves out held-out test texts and invalid answers,
+training runs as a job with progress and the fair comparison, cancel leaves nothing behind,
+and a corpus pass stores every prediction and resumes after an interruption."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from pathlib import Path
+
+import pytest
+from sqlalchemy import delete, select
+
+from distill_core.jobs import queue as jobs
+from distill_core.study import labelling as labeling
+from distill_core.study import projects
+from distill_core.study import students
+from distill_core.study import validation
+from distill_core.student.predict import Predictor
+from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
+from distill_core.student.train import TrainingArgs
+from tests.fakes import demo_with_run
+
+TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
+
+
+@pytest.fixture
+def sqlite_store(tmp_path, monkeypatch) -> Store:
+    monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
+    s = Store(f"sqlite:///{tmp_path / 'distill.db'}")
+    s.migrate()
+    yield s
+    s.dispose()
+
+
+def test_the_training_set_leaves_out_held_out_texts_and_invalid_answers(store: Store) -> None:
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        ts = students.training_set(s, pid, run_id)
+        held_out = validation.training_exclusions(s, pid)
+        results = labeling.results_frame(s, run_id)
+    assert ts.n_llm == 360
+    assert ts.excluded_test == len(held_out) == 60
+    outside = results[~results["doc_id"].isin(held_out)]
+    assert ts.invalid == int((outside["status"] != "ok").sum()) > 0
+    assert len(ts.texts) == 360 - 60 - ts.invalid
+    assert not set(ts.doc_ids) & held_out
+    assert ts.counts()["n_available"] == len(ts.texts)
+    with store.session() as s, pytest.raises(students.StudentError, match="not part"):
+        students.training_set(s, pid + 1, run_id)
+
+
+def test_too_few_labels_is_a_sentence_and_queues_nothing(store: Store) -> None:
+    pid, run_id = demo_with_run(store)
+    args = TrainingArgs(min_confidence=0.99)  # the fake teacher gives no confidences
+    with store.session() as s, pytest.raises(students.StudentError, match="at least 10"):
+        students.start_train_job(s, project_id=pid, label_run_id=run_id, args=args)
+    with store.session() as s:
+        assert s.scalar(select(StudentModel)) is None
+
+
+def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
+        )
+    jobs.execute(store, job_id)
+    with store.session() as s:
+        job, model = s.get(Job, job_id), s.get(StudentModel, model_id)
+        assert job.status == "done", job.message
+        assert "held-out" in job.message
+        assert model.status == "ready"
+        folder = students.model_dir(model)
+        comparison, meta, training = model.comparison, model.meta, model.training
+        assert projects.steps_done(s, pid)["Fine-tune"]
+        assert students.latest_model(s, pid).id == model_id
+        # the comparison showed the LLM's held-out score: later codebook edits get a warning
+        assert validation.current_sample(s, pid).test_seen_codebook_version == 1
+    assert training["excluded_test"] == 60
+    assert meta["n_train"] + meta["n_val"] == training["n_available"]
+    assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
+    assert (folder / "config.json").is_file()
+    saved = json.loads((folder / "distill.json").read_text(encoding="utf-8"))
+    assert [r["key"] for r in saved["heldout"]["rows"]] == [
+        "llm",
+        "student_llm",
+        "student_human",
+        "tfidf_llm",
+    ]
+    assert "## Scores on held-out human codes" in (folder / "README.md").read_text("utf-8")
+    assert meta["heldout"] == saved["heldout"]
+    with store.session() as s:
+        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
+        n_eval = len(validation.training_exclusions(s, pid) & set(gold))
+    assert comparison["eval"]["n"] == n_eval >= 50  # coders tie on a few held-out texts
+    assert comparison["eval"]["part"] == "test"
+    rows = {r["key"]: r for r in comparison["rows"]}
+    assert list(rows) == ["llm", "student_llm", "student_human", "tfidf_llm"]
+    # The fake teacher knows the human codes, so its labels agree on every valid answer.
+    llm = rows["llm"]["metrics"]
+    assert llm["accuracy"] == pytest.approx(1 - llm["n_missing"] / n_eval)
+    for row in rows.values():
+        m = row["metrics"]
+        assert m["n"] == n_eval
+        low, high = m["ci"]["macro_f1"]
+        assert low <= m["macro_f1"] <= high
+        assert set(row["class_ci"]) == set(meta["labels"])
+    assert "2-fold" in rows["student_human"]["name"]
+    # The student's own scores equal a fresh prediction of the held-out texts.
+    with store.session() as s:
+        texts = projects.get_documents(
+            s, projects.get_corpus(s, pid).id, comparison["eval"]["doc_ids"]
+        )
+    again = Predictor(folder).predict([texts[d] for d in comparison["eval"]["doc_ids"]]).labels
+    assert again == rows["student_llm"]["predictions"]
+    curves = job.result  # the job's result holds the summary; curves were live progress
+    assert curves["model_id"] == model_id
+
+    with store.session() as s:
+        pjob, prun = students.start_predict_job(s, project_id=pid, model_id=model_id)
+    jobs.execute(store, pjob)
+    with store.session() as s:
+        assert s.get(Job, pjob).status == "done"
+        run = s.get(PredictionRun, prun)
+        assert run.status == "done" and run.n == 360
+        frame = students.predictions_frame(s, prun)
+        assert students.latest_prediction_run(s, pid).id == prun
+        assert projects.steps_done(s, pid)["Results"]
+    assert len(frame) == 360 and frame["doc_id"].is_unique
+    probs = frame[[f"prob_{label}" for label in meta["labels"]]].to_numpy()
+    assert probs.sum(axis=1) == pytest.approx(1.0, abs=1e-4)
+    assert frame["pred_confidence"].to_numpy() == pytest.approx(probs.max(axis=1), abs=1e-6)
+
+    # An interrupted pass continues: drop half the predictions, mark the run failed, restart.
+    kept = set(frame["doc_id"][:200])
+    with store.session() as s:
+        s.execute(
+            delete(Prediction).where(Prediction.run_id == prun, Prediction.doc_id.not_in(kept))
+        )
+        s.get(PredictionRun, prun).status = "failed"
+    with store.session() as s:
+        pjob2, prun2 = students.start_predict_job(s, project_id=pid, model_id=model_id)
+    assert prun2 == prun
+    jobs.execute(store, pjob2)
+    with store.session() as s:
+        assert s.get(PredictionRun, prun).status == "done"
+        again = students.predictions_frame(s, prun, probabilities=False)
+    assert len(again) == 360
+    merged = again.merge(frame, on="doc_id", suffixes=("", "_first"))
+    assert (merged["pred_label"] == merged["pred_label_first"]).all()
+
+
+def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    long = TrainingArgs(epochs=50, batch_size=8, max_length=32, early_stopping_patience=0)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=long, human_folds=0
+        )
+    worker = threading.Thread(target=jobs.execute, args=(store, job_id))
+    worker.start()
+    deadline = time.monotonic() + 300
+    while time.monotonic() < deadline:
+        with store.session() as s:
+            if s.get(Job, job_id).done > 0:
+                jobs.request_cancel(s, job_id)
+                break
+        time.sleep(0.2)
+    worker.join(timeout=300)
+    with store.session() as s:
+        assert s.get(Job, job_id).status == "cancelled"
+        model = s.get(StudentModel, model_id)
+        assert model.status == "cancelled" and model.path is None
+        assert not projects.steps_done(s, pid)["Fine-tune"]
+    project_dir = Path(store.engine.url.database).parent / "home" / "models" / str(pid)
+    assert not project_dir.exists() or not any(project_dir.iterdir())
+
+
+def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -> None:
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        for doc_id in validation.training_exclusions(s, pid):
+            for coder in validation.coders(s, pid):
+                validation.delete_code(s, user, pid, doc_id, coder)
+        ts = students.training_set(s, pid, run_id)
+    # It stops before it needs a model: no student is trained for this.
+    comparison = students.fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
+    assert comparison["eval"] is None and comparison["rows"] == []
+    assert "code at least 10" in comparison["reason"]
+
+
+def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
+    sqlite_store: Store,
+) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
+        )
+        s.get(StudentModel, model_id).status = "training"
+    partial = students.models_root() / str(pid) / f".{model_id}.partial-abcd1234"
+    partial.mkdir(parents=True)
+    (partial / "model.safetensors").write_bytes(b"half")
+    with store.session() as s:  # the worker was killed: the stale sweep fails the job
+        job = s.get(Job, job_id)
+        job.status, job.message = "failed", "The worker stopped."
+    with store.session() as s:
+        models = students.project_models(s, pid)
+        assert [(m.id, m.status) for m in models] == [(model_id, "failed")]
+    assert not partial.exists()
+
+
+def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: Store) -> None:
+    store = sqlite_store
+    pid, run_id = demo_with_run(store)
+    args = TrainingArgs(base_model="/no/such/model-folder", epochs=1)
+    with store.session() as s:
+        job_id, model_id = students.start_train_job(
+            s, project_id=pid, label_run_id=run_id, args=args, human_folds=0
+        )
+    jobs.execute(store, job_id)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        assert job.status == "failed"
+        assert job.message.startswith("Could not load the model") and "\n" not in job.message
+        assert s.get(StudentModel, model_id).status == "failed"
+
+
+def test_the_page_count_under_floors_follows_trains_own_rule() -> None:
+    ts = students.TrainingSet(
+        doc_ids=[f"d{i}" for i in range(20)],
+        texts=[f"text {i}" for i in range(20)],
+        labels=["p", "q"] * 10,
+        confidences=[0.95, 0.5, None, float("nan")] * 5,  # no logprobs for some: kept
+        consistencies=[1.0, 1.0, 0.4, None] * 5,
+        label_names=["p", "q"],
+        n_llm=20,
+        excluded_test=0,
+        invalid=0,
+    )
+    assert ts.kept_by(None, None) == 20
+    assert ts.kept_by(0.9, None) == 15
+    assert ts.kept_by(0.9, 0.5) == 10
+    from distill_core.student.train import _prepare
+
+    for conf, cons in ((0.9, None), (0.9, 0.5), (None, 0.5)):
+        args = TrainingArgs(min_confidence=conf, min_consistency=cons)
+        kept = _prepare(ts.texts, ts.labels, args, ts.label_names, ts.confidences, ts.consistencies)
+        assert len(kept.texts) == ts.kept_by(conf, cons)

@@ -1,0 +1,216 @@
+"""Validation in the store (SQLite and PostgreSQL): samples and their locked test part, coders'
+codes kept apart, imports with a report, gold labels, the test-seen warning, the demo's codes."""
+
+from __future__ import annotations
+
+import pandas as pd
+import pytest
+
+from distill_core.study import projects
+from distill_core.study import validation
+from distill_core.corpus import prepare_corpus, read_table
+from distill_core.store import Store
+
+CSV = "id,text\n" + "".join(f"d{i},text number {i}\n" for i in range(100))
+LABELS = ["economy", "health", "other"]
+
+
+def setup_project(store: Store) -> int:
+    table = read_table(CSV.encode(), "c.csv")
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        pid = projects.create_project(s, user, "V").id
+        projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
+    return pid
+
+
+def test_a_sample_is_reproducible_and_split_into_disjoint_parts(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        a = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
+        docs_a = [(d.doc_id, d.part) for d in validation.sample_docs(s, a)]
+        b = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
+        docs_b = [(d.doc_id, d.part) for d in validation.sample_docs(s, b)]
+        c = validation.draw_sample(s, user, pid, n=40, seed=8, test_share=0.25)
+        docs_c = {d.doc_id for d in validation.sample_docs(s, c)}
+    assert docs_a == docs_b
+    assert {d for d, _ in docs_a} != docs_c
+    parts = pd.Series([p for _, p in docs_a]).value_counts()
+    assert parts["test"] == 10 and parts["dev"] == 30
+    with store.session() as s:
+        assert validation.current_sample(s, pid).id == c.id
+        excluded = validation.training_exclusions(s, pid)
+    assert {d for d, p in docs_a if p == "test"} <= excluded
+
+
+@pytest.mark.parametrize(("n", "fragment"), [(1, "at least 2"), (1000, "cannot be larger")])
+def test_impossible_samples_are_refused_with_a_sentence(store: Store, n, fragment) -> None:
+    pid = setup_project(store)
+    with pytest.raises(validation.ValidationError, match=fragment), store.session() as s:
+        validation.draw_sample(s, projects.ensure_user(s), pid, n=n, seed=1)
+
+
+def test_coders_are_kept_apart_and_a_change_replaces_the_code(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        validation.save_code(s, user, pid, "d1", "anna", "economy")
+        validation.save_code(s, user, pid, "d1", "ben", "health")
+        validation.save_code(s, user, pid, "d1", "anna", "other")  # anna changes her mind
+        validation.save_code(s, user, pid, "d2", "anna", "health")
+        validation.save_code(s, user, pid, "d2", "ben", "health")
+        codes = validation.codes_frame(s, pid)
+        assert set(validation.coders(s, pid)) == {"anna", "ben"}
+        with pytest.raises(validation.ValidationError, match="name"):
+            validation.save_code(s, user, pid, "d3", "  ", "health")
+    assert len(codes) == 4
+    assert codes.set_index(["doc_id", "coder"]).loc[("d1", "anna"), "label"] == "other"
+    gold, ties = validation.gold_labels(codes)
+    assert gold == {"d2": "health"} and ties == 1  # d1: anna other vs ben health
+    assert validation.gold_labels(codes, "ben")[0] == {"d1": "health", "d2": "health"}
+
+
+def test_an_import_reports_unmatched_ids_and_unknown_labels_and_imports_nothing_wrong(
+    store: Store,
+) -> None:
+    pid = setup_project(store)
+    frame = pd.DataFrame(
+        {
+            "doc": ["d1", "d2", "zz9", "d3", "d4", "d5"],
+            "code": ["Economy", "health ", "health", "healthcare", "", "other"],
+        }
+    )
+    with store.session() as s:
+        plan = validation.plan_import(
+            s, pid, frame, id_column="doc", label_column="code", label_names=LABELS, coder="expert"
+        )
+        assert plan.unmatched_ids == ["zz9"]
+        assert plan.unknown_labels == {"healthcare": 1}
+        assert plan.empty == 1
+        assert plan.codes == [
+            ("d1", "expert", "economy"),
+            ("d2", "expert", "health"),
+            ("d5", "expert", "other"),
+        ]
+        text = " ".join(plan.lines())
+        assert "zz9" in text and "'healthcare'" in text
+        validation.apply_import(s, projects.ensure_user(s), pid, plan, "import:codes.csv")
+        codes = validation.codes_frame(s, pid)
+    assert sorted(codes["doc_id"]) == ["d1", "d2", "d5"] and set(codes["source"]) == {
+        "import:codes.csv"
+    }
+    with pytest.raises(validation.ValidationError, match="'nope'"), store.session() as s:
+        validation.plan_import(
+            s, pid, frame, id_column="nope", label_column="code", label_names=LABELS, coder="x"
+        )
+
+
+def test_editing_the_codebook_after_seeing_the_test_score_warns(store: Store) -> None:
+    pid = setup_project(store)
+    with store.session() as s:
+        sample = validation.draw_sample(s, projects.ensure_user(s), pid, n=20, seed=1)
+        assert validation.test_seen_warning(s, pid, 1) is None
+        validation.mark_test_seen(s, sample.id, 1)
+        validation.mark_test_seen(s, sample.id, 2)  # the first look is what counts
+        assert validation.test_seen_warning(s, pid, 1) is None
+        warning = validation.test_seen_warning(s, pid, 2)
+    assert warning and "v1" in warning and "overfits" in warning
+
+
+def test_the_demo_project_ships_a_sample_and_two_experts_codes(store: Store) -> None:
+    with store.session() as s:
+        user = projects.ensure_user(s)
+        pid = projects.ensure_demo_project(s, user).id
+        sample = validation.current_sample(s, pid)
+        codes = validation.codes_frame(s, pid)
+        steps = projects.steps_done(s, pid)
+    assert sample.n == 120 and sample.method == "imported"
+    assert sorted(codes["coder"].unique()) == ["expert_a", "expert_b"]
+    assert len(codes) == 160 and steps["Validate"]
+
+
+def test_class_f1_intervals_match_per_class_f1_on_the_same_resamples() -> None:
+    import numpy as np
+
+    from distill_core.agreement import per_class
+
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c"]
+    gold = list(rng.choice(labels, 80))
+    pred = [g if rng.random() < 0.7 else rng.choice(labels) for g in gold]
+    got = validation.class_f1_intervals(gold, pred, labels, seed=5, n_boot=200)
+    idx = np.random.default_rng(5).integers(0, len(gold), size=(200, len(gold)))
+    for label in labels:
+        f1s = [
+            per_class([gold[i] for i in row], [pred[i] for i in row], labels=labels)[label].f1
+            for row in idx
+        ]
+        assert got[label] == pytest.approx((np.percentile(f1s, 2.5), np.percentile(f1s, 97.5)))
+        point = per_class(gold, pred, labels=labels)[label].f1
+        assert got[label][0] <= point <= got[label][1]
+
+
+def test_disagreements_list_only_texts_where_the_llm_differs() -> None:
+    from types import SimpleNamespace as R
+
+    codes = pd.DataFrame(
+        {
+            "doc_id": ["a", "a", "b"],
+            "coder": ["x", "y", "x"],
+            "label": ["health", "health", "economy"],
+        }
+    )
+    results = {
+        "a": R(label="economy", confidence=0.6, consistency=1.0),
+        "b": R(label="economy", confidence=0.9, consistency=1.0),
+    }
+    table = validation.disagreements(
+        {"a": "text a", "b": "text b"}, codes, {"a": "health", "b": "economy"}, results, ["a", "b"]
+    )
+    assert list(table["doc_id"]) == ["a"]
+    assert table.iloc[0]["coders"] == "x: health; y: health" and table.iloc[0]["confidence"] == 0.6
+
+
+def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> None:
+    from distill_core.study import labelling as labeling
+    from distill_core.codebook import Codebook
+    from tests.fakes import MappingTeacher
+
+    pid = setup_project(store)
+    codebook = Codebook.from_dict(
+        {"name": "T", "labels": [{"name": n, "definition": n} for n in LABELS]}
+    )
+    with store.session() as s:
+        projects.save_codebook(s, projects.ensure_user(s), pid, codebook)
+        corpus = projects.get_corpus(s, pid)
+        docs = projects.load_documents(s, corpus.id, with_extra=False)
+        # 'health' is rare: 5 of the 100 texts
+        by_text = {t: "health" for t in docs["text"][:5]}
+        teacher = MappingTeacher(by_text, "economy")
+        run_id = labeling.create_run(
+            s,
+            teacher=teacher,
+            codebook=codebook,
+            n_texts=len(docs),
+            project_id=pid,
+            corpus_id=corpus.id,
+        ).id
+    items = list(zip(docs["doc_id"], docs["text"], strict=True))
+    labeling.label_texts(store, run_id, teacher, items)
+    with store.session() as s:
+        sample = validation.draw_sample(
+            s,
+            projects.ensure_user(s),
+            pid,
+            n=20,
+            seed=3,
+            method="stratified",
+            strata_run_id=run_id,
+            min_per_stratum=4,
+        )
+        chosen = {d.doc_id for d in validation.sample_docs(s, sample)}
+        counts = validation.coded_counts(s, sample, "nobody")
+    assert len(chosen) == 20 and len(chosen & set(docs["doc_id"][:5])) >= 4
+    assert sample.method == "stratified"
+    assert counts == {"dev": 0, "test": 0}
