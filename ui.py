@@ -10,9 +10,9 @@ from datetime import datetime
 import pandas as pd
 import streamlit as st
 
-from distill_core.study import projects
 from distill_core.config import Settings
 from distill_core.store import Store
+from distill_core.study import projects
 
 #: The workflow's pages: (step name, script, icon). The step names are projects.STEPS.
 PAGES = {
@@ -171,10 +171,10 @@ def project_corpus(ctx: Context) -> projects.Corpus | None:
 
 @st.cache_resource
 def _job_queue(url: str, home: str, redis_url: str | None):
-    from distill_core.jobs import queue as jobs
+    from distill_core.jobs import kinds, queue
 
     settings = Settings.from_env()
-    return jobs.make_huey(settings), jobs.Supervisor(settings)
+    return kinds.make_huey(settings), queue.Supervisor(settings)
 
 
 def job_queue():
@@ -185,12 +185,12 @@ def job_queue():
 
 def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
     """Make sure a worker runs, then queue the job (the key goes to the worker in memory)."""
-    from distill_core.jobs import queue as jobs
+    from distill_core.jobs import queue
 
     huey, supervisor = job_queue()
     if not supervisor.ensure():
         raise RuntimeError(f"The background worker did not start; see {supervisor.logfile}.")
-    jobs.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
+    queue.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
 
 
 def job_panel(ctx: Context, kind: str, details=None) -> None:
@@ -199,22 +199,22 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
     ``details(container, job)`` shows what is particular to the kind (the default: the LLM
     labelling's errors, tokens and cost).
     """
-    from distill_core.jobs import queue as jobs
+    from distill_core.jobs import records
 
     def latest():
         with ctx.store.session() as s:
-            jobs.mark_stale(s)
-            found = jobs.latest_jobs(s, ctx.project_id, kind, limit=1)
+            records.mark_stale(s)
+            found = records.latest_jobs(s, ctx.project_id, kind, limit=1)
         return found[0] if found else None
 
     first = latest()
     if first is None:
         return
 
-    @st.fragment(run_every=1.0 if first.status in jobs.ACTIVE else None)
+    @st.fragment(run_every=1.0 if first.status in records.ACTIVE else None)
     def panel() -> None:
         job = latest()
-        active = job.status in jobs.ACTIVE
+        active = job.status in records.ACTIVE
         box = st.container(border=True)
         box.markdown(f"**Job {job.id}** ({job.status}): {job.message}")
         share = job.done / job.total if job.total else 0.0
@@ -223,11 +223,11 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
         if active:
             if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
                 with ctx.store.session() as s:
-                    jobs.request_cancel(s, job.id)
+                    records.request_cancel(s, job.id)
                 st.rerun(scope="fragment")
             if job.cancel_requested:
                 box.caption("Cancelling: what is done so far is kept.")
-        elif first.status in jobs.ACTIVE:
+        elif first.status in records.ACTIVE:
             st.rerun()  # the job just ended: refresh the whole page to show its results
 
     panel()
@@ -271,25 +271,25 @@ def audit_jsonl(ctx: Context, run_id: int):
     def build() -> bytes:
         import io
 
-        from distill_core.study.labelling import write_audit_log
+        from distill_core.study.runs import write_audit_log
 
-        buffer = io.StringIO()
+        buffer = io.BytesIO()
         with ctx.store.session() as s:
-            write_audit_log(s, run_id, buffer)
-        return buffer.getvalue().encode("utf-8")
+            write_audit_log(s, [run_id], buffer)
+        return buffer.getvalue()
 
     return build
 
 
-def llm_labels_for(ctx: Context, runs, doc_ids: set[str]) -> dict[str, str]:
+def llm_labels_for(ctx: Context, label_runs, doc_ids: set[str]) -> dict[str, str]:
     """The LLM's labels for these documents from the newest run that labelled any of them."""
-    from distill_core.study import labelling as labeling
+    from distill_core.study import runs
 
     with ctx.store.session() as s:
-        for run in runs:
+        for run in label_runs:
             found = {
                 r.doc_id: r.label
-                for r in labeling.run_results(s, run.id)
+                for r in runs.run_results(s, run.id)
                 if r.doc_id in doc_ids and r.label is not None
             }
             if found:
@@ -487,16 +487,16 @@ def export_file(ctx: Context, fmt: str, **options):
 def label_run_picker(ctx: Context, label: str, key: str):
     """A choice among the project's label runs with results (newest first), each named by its
     model, codebook version, size and date; None when there is none."""
-    from distill_core.study import labelling as labeling
+    from distill_core.study import runs
 
     with ctx.store.session() as s:
-        runs = labeling.project_runs(s, ctx.project_id, with_results=True)
+        label_runs = runs.project_runs(s, ctx.project_id, with_results=True)
         version_of = {v.id: v.version for v in projects.codebook_versions(s, ctx.project_id)}
-    if not runs:
+    if not label_runs:
         return None
     return st.selectbox(
         label,
-        runs,
+        label_runs,
         format_func=lambda r: (
             f"Run {r.id}: {r.model}, codebook v{version_of.get(r.codebook_version_id, '?')}, "
             f"{r.n_texts:,} texts, {r.created_at:%Y-%m-%d %H:%M} UTC"

@@ -4,8 +4,6 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.codebook import (
     Codebook,
     CodebookError,
@@ -13,6 +11,7 @@ from distill_core.codebook import (
     diff_text,
     render_messages,
 )
+from distill_core.study import projects, validation
 
 ctx = ui.context()
 st.title("Codebook")

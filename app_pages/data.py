@@ -3,7 +3,6 @@
 import streamlit as st
 
 import ui
-from distill_core.study import projects
 from distill_core.config import MAX_UPLOAD_MB
 from distill_core.corpus import (
     SUPPORTED_SUFFIXES,
@@ -12,6 +11,7 @@ from distill_core.corpus import (
     read_table,
     text_columns,
 )
+from distill_core.study import projects
 
 ctx = ui.context()
 st.title("Data")

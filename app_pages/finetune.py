@@ -3,9 +3,11 @@
 import streamlit as st
 
 import ui
-from distill_core.study import students
+from distill_core.jobs.predict import start_predict_job
+from distill_core.jobs.train import start_train_job
 from distill_core.reports.charts import training_curves
 from distill_core.student.train import TrainingArgs
+from distill_core.study import students
 
 ctx = ui.context()
 st.title("Fine-tune")
@@ -138,7 +140,7 @@ c4.metric(
 if st.button("Start fine-tuning", type="primary"):
     try:
         with ctx.store.session() as s:
-            job_id, _ = students.start_train_job(
+            job_id, _ = start_train_job(
                 s,
                 project_id=ctx.project_id,
                 label_run_id=run.id,
@@ -217,7 +219,7 @@ st.caption(
 )
 if st.button("Label the corpus with this model", type="primary", key="ft_predict"):
     with ctx.store.session() as s:
-        job_id, _ = students.start_predict_job(
+        job_id, _ = start_predict_job(
             s, project_id=ctx.project_id, model_id=model.id, user_id=ctx.user_id
         )
     try:

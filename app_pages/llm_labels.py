@@ -5,14 +5,13 @@ import os
 import streamlit as st
 
 import ui
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import validation
-from distill_core.reports.charts import label_distribution
+from distill_core import sampling
 from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, price_for
+from distill_core.reports.charts import label_distribution
+from distill_core.study import projects, runs, validation
 
 ctx = ui.context()
 st.title("LLM labels")
@@ -125,7 +124,7 @@ if provider == "openai":
     if repeats > 1 and temperature == 0:
         st.warning("Repeated answers at temperature 0 are near-identical; raise the temperature.")
 if scope == "A random subset":
-    doc_ids = labeling.random_subset(list(texts["doc_id"]), int(n), int(sample_seed))
+    doc_ids = sampling.simple_random(list(texts["doc_id"]), int(n), int(sample_seed))
 elif scope == SAMPLE:
     doc_ids = sample_ids
 else:
@@ -196,7 +195,7 @@ if not ctx.steps.get("LLM labels"):
 st.subheader("Results")
 run = ui.label_run_picker(ctx, "Label run", "llm_run")
 with ctx.store.session() as s:
-    results = labeling.results_frame(s, run.id)
+    results = runs.results_frame(s, run.id)
 c1, c2, c3 = st.columns(3)
 labels = c1.multiselect("Label", sorted(results["label"].dropna().unique()), key="llm_f_label")
 statuses = c2.multiselect("Status", ["ok", "invalid", "error"], key="llm_f_status")

@@ -5,7 +5,6 @@ import streamlit as st
 import ui
 from distill_core import estimate
 from distill_core.reports import report
-from distill_core.study import students
 from distill_core.reports.appendix import fmt_ci, fmt_share
 from distill_core.reports.charts import (
     label_distribution,
@@ -13,6 +12,7 @@ from distill_core.reports.charts import (
     shares_chart,
     training_curves,
 )
+from distill_core.study import students
 
 ctx = ui.context()
 st.title("Results")

@@ -7,10 +7,8 @@ import streamlit as st
 
 import ui
 from distill_core import agreement
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.corpus import CorpusError, read_table
+from distill_core.study import projects, runs, validation
 
 ctx = ui.context()
 st.title("Validate")
@@ -23,7 +21,7 @@ ui.require_step(ctx, "Codebook", "a saved codebook")
 with ctx.store.session() as s:
     version = projects.latest_codebook(s, ctx.project_id)
     sample = validation.current_sample(s, ctx.project_id)
-    runs = labeling.project_runs(s, ctx.project_id, with_results=True)
+    label_runs = runs.project_runs(s, ctx.project_id, with_results=True)
 codebook = projects.as_codebook(version)
 names = codebook.label_names
 
@@ -63,7 +61,7 @@ with sample_tab:
             help="Stratified needs an LLM label run; its category shares are not the corpus's.",
         )
         run_for_strata = st.selectbox(
-            "Label run to stratify by", runs, format_func=lambda r: f"Run {r.id} ({r.model})"
+            "Label run to stratify by", label_runs, format_func=lambda r: f"Run {r.id} ({r.model})"
         )
         min_per = st.number_input("At least this many per label (stratified)", 0, 1000, 10)
         drawn = st.form_submit_button("Draw the sample", type="primary")
@@ -124,7 +122,7 @@ with code_tab:
         pos = min(st.session_state[pos_key], len(items) - 1)
         st.progress(done / len(items) if items else 0.0, text=f"{done} of {len(items)} coded")
         item = items[pos]
-        llm = ui.llm_labels_for(ctx, runs, sample_ids)
+        llm = ui.llm_labels_for(ctx, label_runs, sample_ids)
         left, right = st.columns([3, 2])
         with left:
             st.caption(f"Text {pos + 1} of {len(items)} · id {item.doc_id}")
@@ -198,12 +196,15 @@ with code_tab:
 
 # ---------------------------------------------------------------- agreement
 with agree_tab:
-    if codes.empty or not runs:
+    if codes.empty or not label_runs:
         st.info("Agreement needs human codes (Code or Import tab) and an LLM label run.")
     else:
         c1, c2, c3 = st.columns(3)
         run = c1.selectbox(
-            "LLM label run", runs, format_func=lambda r: f"Run {r.id} ({r.model})", key="agree_run"
+            "LLM label run",
+            label_runs,
+            format_func=lambda r: f"Run {r.id} ({r.model})",
+            key="agree_run",
         )
         coder_names = sorted(codes["coder"].unique())
         gold_from = c2.selectbox(
@@ -216,7 +217,7 @@ with agree_tab:
         if ties:
             st.caption(f"{ties} texts left out: their coders tie.")
         with ctx.store.session() as s:
-            results = {r.doc_id: r for r in labeling.run_results(s, run.id)}
+            results = {r.doc_id: r for r in runs.run_results(s, run.id)}
         pred = {d: r.label for d, r in results.items()}
         parts = {d.doc_id: d.part for d in docs}
 
@@ -252,7 +253,7 @@ with agree_tab:
             if by_llm:
                 disagree = disagree[disagree["LLM"].isin(by_llm)]
             st.dataframe(disagree, hide_index=True, width="stretch")
-        if len(runs) > 1:
+        if len(label_runs) > 1:
             st.subheader("Codebook versions on the same development texts")
             with ctx.store.session() as s:
                 version_of = {
@@ -260,9 +261,9 @@ with agree_tab:
                 }
                 preds = {
                     f"v{version_of.get(r.codebook_version_id, '?')} · run {r.id} ({r.model})": {
-                        i.doc_id: i.label for i in labeling.run_results(s, r.id)
+                        i.doc_id: i.label for i in runs.run_results(s, r.id)
                     }
-                    for r in runs
+                    for r in label_runs
                 }
             dev_docs = [d.doc_id for d in docs if d.part == "dev"]
             summary, wins = validation.compare_runs(gold, preds, dev_docs)

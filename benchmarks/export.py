@@ -20,12 +20,11 @@ from pathlib import Path
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from distill_core.reports import export  # noqa: E402
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.reports.appendix import methods_appendix  # noqa: E402
+from distill_core.clock import utcnow  # noqa: E402
 from distill_core.codebook import Codebook  # noqa: E402
 from distill_core.corpus import prepare_corpus, read_table  # noqa: E402
+from distill_core.reports import export  # noqa: E402
+from distill_core.reports.appendix import methods_appendix  # noqa: E402
 from distill_core.store import (  # noqa: E402
     LabelRun,
     LabelRunItem,
@@ -33,8 +32,9 @@ from distill_core.store import (  # noqa: E402
     PredictionRun,
     Store,
     StudentModel,
+    bulk,
 )
-from distill_core.store.models import utcnow  # noqa: E402
+from distill_core.study import projects
 
 LABELS = ["economy", "health", "education", "environment", "crime", "other"]
 WORDS = [
@@ -82,7 +82,7 @@ def build(store: Store, rows: int, seed: int = 0) -> int:
         )
         s.add(run)
         s.flush()
-        labeling.insert_many(
+        bulk.insert_many(
             s,
             LabelRunItem.__table__,
             [
@@ -121,7 +121,7 @@ def build(store: Store, rows: int, seed: int = 0) -> int:
         s.add(pass_)
         s.flush()
         k = len(LABELS)
-        labeling.insert_many(
+        bulk.insert_many(
             s,
             Prediction.__table__,
             [

@@ -64,9 +64,9 @@ def server_stats(base_url: str) -> dict:
 
 
 def label_stored(base_url: str, n: int, concurrency: int, transport: str, workdir: str):
-    """The app's and CLI's path: labeling.label_texts, every answer stored in SQLite."""
-    from distill_core.study import labelling as labeling
+    """The app's and CLI's path: labelling.label_texts, every answer stored in SQLite."""
     from distill_core.store import Store
+    from distill_core.study import labelling
 
     store = Store(f"sqlite:///{workdir}/distill.db")
     store.migrate()
@@ -76,10 +76,10 @@ def label_stored(base_url: str, n: int, concurrency: int, transport: str, workdi
         transport=transport,
     )
     with store.session() as s:
-        run_id = labeling.create_run(s, teacher=teacher, codebook=CODEBOOK, n_texts=n).id
+        run_id = labelling.create_run(s, teacher=teacher, codebook=CODEBOOK, n_texts=n).id
     items = bench_items(n)
     started = time.perf_counter()
-    outcome = labeling.label_texts(store, run_id, teacher, items, concurrency=concurrency)
+    outcome = labelling.label_texts(store, run_id, teacher, items, concurrency=concurrency)
     elapsed = time.perf_counter() - started
     return type(
         "Stats",
@@ -134,7 +134,7 @@ def main() -> None:
         "--path",
         choices=["stored", "runner"],
         default="stored",
-        help="stored: the app's path (labeling.label_texts, answers written to SQLite, then a "
+        help="stored: the app's path (labelling.label_texts, answers written to SQLite, then a "
         "rerun that must send nothing); runner: the concurrent client alone",
     )
     args = p.parse_args()

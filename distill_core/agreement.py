@@ -463,7 +463,6 @@ class _Coded:
         )
 
 
-
 def _json_float(x: float | None) -> float | None:
     return None if x is None or math.isnan(x) else float(x)
 

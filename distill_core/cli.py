@@ -184,11 +184,13 @@ def cmd_ingest(args: argparse.Namespace) -> int:
 def cmd_label(args: argparse.Namespace) -> int:
     from pathlib import Path
 
+    import pandas as pd
+
     from distill_core.codebook import Codebook
     from distill_core.corpus import prepare_corpus, read_path
     from distill_core.llm import Endpoint, make_teacher
     from distill_core.store import Store
-    from distill_core.study import labelling as labeling
+    from distill_core.study import labelling, runs
 
     if args.repeats < 1 or args.concurrency < 1:
         raise UserError("--repeats and --concurrency must be at least 1.")
@@ -214,7 +216,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     store.migrate()
     items = list(zip(prepared.ids, prepared.texts, strict=True))
     with store.session() as s:
-        run_id = labeling.create_run(
+        run_id = labelling.create_run(
             s,
             teacher=teacher,
             codebook=codebook,
@@ -223,7 +225,7 @@ def cmd_label(args: argparse.Namespace) -> int:
             repeats=args.repeats,
         ).id
     bar = _ProgressBar("Labelling")
-    outcome = labeling.label_texts(
+    outcome = labelling.label_texts(
         store,
         run_id,
         teacher,
@@ -236,15 +238,13 @@ def cmd_label(args: argparse.Namespace) -> int:
     if outcome.stopped == "failing":
         raise UserError(f"Every request failed, so nothing was written: {outcome.first_error}")
     with store.session() as s:
-        results = {r.doc_id: r for r in labeling.run_results(s, run_id)}
+        results = runs.results_frame(s, run_id, with_text=False)
     frame = table.frame.copy()
     if id_column is None:
         frame.insert(0, "id", prepared.ids)
-    ids = prepared.ids
-    frame["llm_label"] = [results[i].label if i in results else None for i in ids]
-    frame["llm_confidence"] = [results[i].confidence if i in results else None for i in ids]
-    frame["llm_consistency"] = [results[i].consistency if i in results else None for i in ids]
-    frame["llm_status"] = [results[i].status if i in results else "error" for i in ids]
+    ids = pd.Series(prepared.ids, index=frame.index)
+    for col, values in runs.llm_columns(ids, results, missing_status="error").items():
+        frame[col] = values
     _write_csv_atomically(frame, Path(args.output))
     p, c = outcome.progress, outcome.counts
     print(

@@ -57,8 +57,7 @@ from sqlalchemy import func, select
 from distill_core import sampling
 from distill_core.corpus import is_blank
 from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel
-from distill_core.study import labelling as labeling
-from distill_core.study import validation
+from distill_core.study import runs, validation
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -420,7 +419,7 @@ def _stratified_weights(session, sample, corpus_id, blank, coded):
     the sentence that says so (or, when its label run is gone, no weights and a warning)."""
     if sample.strata_run_id is None or session.get(LabelRun, sample.strata_run_id) is None:
         return None, None, _UNWEIGHTED
-    frame = labeling.results_frame(session, sample.strata_run_id)
+    frame = runs.results_frame(session, sample.strata_run_id)
     llm = {
         d: (None if is_blank(x) else x)
         for d, x in zip(frame["doc_id"], frame["label"], strict=True)

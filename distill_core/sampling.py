@@ -174,4 +174,3 @@ def _groups(strata: Sequence[Hashable | None]) -> dict[Hashable | None, list[int
 
 def _stratum_order(key: Hashable | None) -> tuple[int, str]:
     return (1, "") if key is None else (0, str(key))
-

@@ -87,3 +87,17 @@ def is_blank(value) -> bool:
     if not isinstance(value, str) and is_missing(value):
         return True
     return str(value).strip() == ""
+
+
+def json_safe(value: Any) -> Any:
+    """``value`` as JSON can store it: NaN and infinities become None, tuples lists, and
+    anything else that is not JSON its string."""
+    if isinstance(value, dict):
+        return {str(k): json_safe(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [json_safe(v) for v in value]
+    if isinstance(value, float):
+        return value if math.isfinite(value) else None
+    if value is None or isinstance(value, str | int | bool):
+        return value
+    return str(value)

@@ -2,12 +2,10 @@
 
 from __future__ import annotations
 
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer
 from distill_core.store import Store
+from distill_core.study import labelling, projects, validation
 
 
 class FixedTeacher:
@@ -37,7 +35,7 @@ def label_sample(store: Store, project_id: int, label: str = "economy") -> int:
         cb = Codebook.from_dict(projects.latest_codebook(s, project_id).content)
         sample = validation.current_sample(s, project_id)
         items = [(d.doc_id, d.text) for d in validation.sample_docs(s, sample)]
-        run_id = labeling.create_run(
+        run_id = labelling.create_run(
             s,
             teacher=FixedTeacher(label),
             codebook=cb,
@@ -45,7 +43,7 @@ def label_sample(store: Store, project_id: int, label: str = "economy") -> int:
             project_id=project_id,
             corpus_id=sample.corpus_id,
         ).id
-    labeling.label_texts(store, run_id, FixedTeacher(label), items)
+    labelling.label_texts(store, run_id, FixedTeacher(label), items)
     return run_id
 
 
@@ -92,7 +90,7 @@ def demo_with_run(store: Store) -> tuple[int, int]:
             t: gold[d] for d, t in zip(docs["doc_id"], docs["text"], strict=True) if d in gold
         }
         teacher = _HalfInvalid(by_text, "other")
-        run_id = labeling.create_run(
+        run_id = labelling.create_run(
             s,
             teacher=teacher,
             codebook=cb,
@@ -102,7 +100,7 @@ def demo_with_run(store: Store) -> tuple[int, int]:
             codebook_version_id=version.id,
         ).id
         items = list(zip(docs["doc_id"], docs["text"], strict=True))
-    labeling.label_texts(store, run_id, teacher, items)
+    labelling.label_texts(store, run_id, teacher, items)
     return pid, run_id
 
 
@@ -110,9 +108,9 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
     """A ready student record with a comparison in which the LLM is right on every held-out
     text and the student always says "other" (no training: for page tests), and optionally a
     corpus pass with the same predictions. Returns the held-out doc ids scored."""
-    from distill_core.study import students
+    from distill_core.clock import utcnow
     from distill_core.store import Prediction, PredictionRun, StudentModel
-    from distill_core.store.models import utcnow
+    from distill_core.study import comparison, students
 
     with store.session() as s:
         ts = students.training_set(s, project_id, run_id)
@@ -120,8 +118,8 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
         eval_ids = sorted(validation.training_exclusions(s, project_id) & set(gold))
         truth = [gold[d] for d in eval_ids]
         rows = [
-            students._row("llm", truth, truth, ts.label_names, None, ""),
-            students._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
+            comparison._row("llm", truth, truth, ts.label_names, None, ""),
+            comparison._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
         ]
         corpus = projects.get_corpus(s, project_id)
         model = StudentModel(

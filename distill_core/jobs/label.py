@@ -12,11 +12,12 @@ from dataclasses import dataclass
 from sqlalchemy import select
 
 from distill_core.codebook import Codebook
-from distill_core.jobs import queue as jobs
-from distill_core.llm import Endpoint, make_teacher
+from distill_core.jobs import records
+from distill_core.jobs.records import JobOutcome
+from distill_core.llm import Endpoint, make_teacher, runner
 from distill_core.llm.cost import Price, cost_of
-from distill_core.store import Document, LabelRun, Store
-from distill_core.study import labelling as labeling
+from distill_core.store import Document, Job, LabelRun, Store
+from distill_core.study import labelling
 
 
 @dataclass(frozen=True)
@@ -46,7 +47,7 @@ def start_label_job(
     """Record a run and its queued job; returns (job id, run id). Submit the job afterwards."""
     teacher = _teacher(request.provider, request.endpoint)
     n = len(doc_ids) if doc_ids is not None else _count_docs(session, corpus_id)
-    job = jobs.create_job(
+    job = records.create_job(
         session,
         "label",
         project_id=project_id,
@@ -65,7 +66,7 @@ def start_label_job(
             else None,
         },
     )
-    run = labeling.create_run(
+    run = labelling.create_run(
         session,
         teacher=teacher,
         codebook=codebook,
@@ -83,11 +84,10 @@ def start_label_job(
     return job.id, run.id
 
 
-@jobs.runner("label")
-def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
+def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     """Worker side: label the job's documents, reporting progress; resumable."""
     with store.session() as s:
-        job = s.get(jobs.Job, job_id)
+        job = s.get(Job, job_id)
         params = dict(job.params)
         run = s.get(LabelRun, params["run_id"])
         run_id = run.id
@@ -100,8 +100,8 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
     model = str(teacher.params().get("model", ""))
     cancel = [False]
 
-    def on_progress(p: labeling.Progress) -> None:
-        cancel[0] = jobs.update_job(
+    def on_progress(p: runner.Progress) -> None:
+        cancel[0] = records.update_job(
             store,
             job_id,
             done=p.done,
@@ -113,7 +113,7 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
             message=f"{p.done:,} of {p.total:,} answers ({p.cached:,} from earlier runs).",
         )
 
-    outcome = labeling.label_texts(
+    outcome = labelling.label_texts(
         store,
         run_id,
         teacher,
@@ -134,18 +134,17 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> dict:
     )
     result = outcome.to_dict()
     if outcome.stopped == "cancelled":
-        raise jobs.JobCancelled
+        raise records.JobCancelled
     if outcome.stopped == "failing":
-        result["_status"] = "failed"
-        result["_message"] = f"Stopped: every request failed. {outcome.first_error}"
-    elif outcome.stopped == "budget":
-        result["_status"] = "done"
-        result["_message"] = (
-            f"Stopped at the budget cap. {summary} Raise the cap and start again to continue."
+        return JobOutcome(
+            result, status="failed", message=f"Stopped: every request failed. {outcome.first_error}"
         )
-    else:
-        result["_message"] = summary
-    return result
+    if outcome.stopped == "budget":
+        return JobOutcome(
+            result,
+            message=f"Stopped at the budget cap. {summary} Raise the cap and start again to continue.",
+        )
+    return JobOutcome(result, message=summary)
 
 
 def _teacher(provider: str, endpoint: Endpoint | None):

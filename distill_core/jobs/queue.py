@@ -20,123 +20,26 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
 from pathlib import Path
-from typing import Any
 
-from sqlalchemy import select, update
-
+from distill_core.clock import utcnow
 from distill_core.config import Settings
+from distill_core.jobs.records import ACTIVE, JobCancelled, JobOutcome
 from distill_core.store import Job, Store
-from distill_core.store.models import utcnow
 
-#: Seconds without a heartbeat after which a running job counts as stopped.
-STALE_AFTER_S = 120
-ACTIVE = ("queued", "running")
-
-#: Job kinds and the functions that run them: ``fn(store, job_id, secret) -> result dict``.
-RUNNERS: dict[str, Callable[[Store, int, str | None], dict]] = {}
-
-
-class JobCancelled(Exception):
-    """Raised inside a job when its cancel flag is seen."""
-
-
-def runner(kind: str):
-    """Register the function that runs jobs of ``kind``."""
-
-    def register(fn):
-        RUNNERS[kind] = fn
-        return fn
-
-    return register
-
-
-# ---------------------------------------------------------------- records
-
-
-def create_job(
-    session,
-    kind: str,
-    *,
-    params: dict[str, Any] | None = None,
-    project_id: int | None = None,
-    user_id: int | None = None,
-    total: int = 0,
-) -> Job:
-    """A queued job record (``params`` must not hold secrets)."""
-    job = Job(
-        kind=kind,
-        params=params or {},
-        project_id=project_id,
-        created_by=user_id,
-        total=total,
-        status="queued",
-        message="Waiting for a worker…",
-    )
-    session.add(job)
-    session.flush()
-    return job
-
-
-def update_job(store: Store, job_id: int, **fields: Any) -> bool:
-    """Write progress fields and a heartbeat; returns whether cancel was requested."""
-    with store.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow(), **fields))
-        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
-
-
-def request_cancel(session, job_id: int) -> None:
-    """Ask a job to stop; it stops at its next check and keeps what it has done."""
-    job = session.get(Job, job_id)
-    if job is None:
-        return
-    if job.status == "queued":
-        job.status, job.message, job.finished_at = (
-            "cancelled",
-            "Cancelled before it started.",
-            utcnow(),
-        )
-    job.cancel_requested = True
-    session.flush()
-
-
-def latest_jobs(session, project_id: int, kind: str | None = None, limit: int = 10) -> list[Job]:
-    stmt = select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit)
-    if kind:
-        stmt = stmt.where(Job.kind == kind)
-    return list(session.scalars(stmt))
-
-
-def mark_stale(session, *, now=None, after_s: float = STALE_AFTER_S) -> int:
-    """Running jobs whose worker stopped sending heartbeats become ``failed`` with a sentence."""
-    now = now or utcnow()
-    limit = now - timedelta(seconds=after_s)
-    stale = session.scalars(select(Job).where(Job.status == "running")).all()
-    n = 0
-    for job in stale:
-        beat = job.heartbeat_at or job.started_at or job.created_at
-        if beat.tzinfo is None:
-            beat = beat.replace(tzinfo=limit.tzinfo)
-        if beat < limit:
-            job.status = "failed"
-            job.finished_at = now
-            job.message = (
-                "The worker stopped while running this job; what it had finished is kept. "
-                "Start it again to continue where it stopped."
-            )
-            n += 1
-    session.flush()
-    return n
+#: A job kind's runner: ``fn(store, job_id, secret) -> JobOutcome``; the table is ``jobs.kinds``.
+Runner = Callable[[Store, int, str | None], JobOutcome]
+Runners = Mapping[str, Runner]
 
 
 # ---------------------------------------------------------------- running a job
 
 
-def execute(store: Store, job_id: int, secret: str | None = None) -> None:
-    """Run one job in this process: status, timing, result and a one-sentence error."""
+def execute(store: Store, job_id: int, secret: str | None, runners: Runners) -> None:
+    """Run one job in this process with the runner of its kind (from ``runners``): status,
+    timing, result and a one-sentence error."""
     with store.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.status not in ACTIVE or job.cancel_requested:
@@ -146,22 +49,17 @@ def execute(store: Store, job_id: int, secret: str | None = None) -> None:
         job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
         job.message = "Running…"
         kind = job.kind
-    fn = RUNNERS.get(kind)
-    if fn is None:
-        _load_runners()
-        fn = RUNNERS.get(kind)
+    fn = runners.get(kind)
     try:
         if fn is None:
             raise RuntimeError(f"No worker knows jobs of kind '{kind}'.")
-        result = fn(store, job_id, secret) or {}
+        outcome = fn(store, job_id, secret) or JobOutcome()
     except JobCancelled:
         _finish(store, job_id, "cancelled", "Cancelled; what was done before is kept.", {})
     except Exception as exc:  # the job ends; the worker lives on
         _finish(store, job_id, "failed", _sentence(exc), {})
     else:
-        status = result.pop("_status", "done")
-        message = result.pop("_message", "Finished.")
-        _finish(store, job_id, status, message, result)
+        _finish(store, job_id, outcome.status, outcome.message, outcome.result)
 
 
 def _finish(store: Store, job_id: int, status: str, message: str, result: dict) -> None:
@@ -176,7 +74,7 @@ def _sentence(exc: BaseException) -> str:
     """One sentence for a job's failure: a user-fixable problem (a ValueError such as
     TrainingError or StudentError) says itself; a request failure is described by the LLM
     client's rules."""
-    from distill_core.llm.openai_teacher import describe_error
+    from distill_core.llm.errors import describe_error
 
     if isinstance(exc, ValueError) and str(exc):
         return " ".join(str(exc).split())
@@ -186,17 +84,12 @@ def _sentence(exc: BaseException) -> str:
         return " ".join(f"{type(exc).__name__}: {exc}".split())
 
 
-def _load_runners() -> None:
-    """Import the modules that register job kinds."""
-    import distill_core.jobs.label  # noqa: F401
-    import distill_core.study.students  # noqa: F401
-
-
 # ---------------------------------------------------------------- the queue
 
 
-def make_huey(settings: Settings | None = None, name: str = "distill"):
-    """The huey queue for these settings, with the one task every job goes through."""
+def make_huey(runners: Runners, settings: Settings | None = None, name: str = "distill"):
+    """The huey queue for these settings, with the one task every job goes through (run by the
+    runner of its kind from ``runners``)."""
     settings = settings or Settings.from_env()
     if settings.redis_url:
         from huey import RedisHuey
@@ -212,7 +105,7 @@ def make_huey(settings: Settings | None = None, name: str = "distill"):
     @huey.task(name="distill.run_job")
     def run_job(job_id: int) -> None:
         store = _store_for(url)
-        execute(store, job_id, Keyring.take(job_id))
+        execute(store, job_id, Keyring.take(job_id), runners)
 
     huey.distill_run_job = run_job
     return huey
@@ -388,11 +281,10 @@ def submit(
     *,
     settings: Settings | None = None,
     api_key: str | None = None,
-    huey=None,
+    huey,
 ) -> None:
     """Queue a job; its key (if any) goes to the worker in memory before the job is queued."""
     settings = settings or Settings.from_env()
-    huey = huey or make_huey(settings)
     if api_key:
         if settings.redis_url:
             raise ValueError(

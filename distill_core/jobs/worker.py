@@ -10,14 +10,13 @@ import signal
 import sys
 
 from distill_core.config import Settings
-from distill_core.jobs.queue import make_huey, mark_stale, serve_keys, socket_path
+from distill_core.jobs.kinds import make_huey
+from distill_core.jobs.queue import serve_keys, socket_path
+from distill_core.jobs.records import mark_stale
 from distill_core.store import Store
 
 settings = Settings.from_env()
 huey = make_huey(settings)
-
-import distill_core.jobs.label  # noqa: E402,F401  (registers the job kinds)
-import distill_core.study.students  # noqa: E402,F401
 
 
 def main(workers: int = 2) -> int:

@@ -12,15 +12,15 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from distill_core.llm.base import Answer, Endpoint, Status, Teacher, aggregate
-from distill_core.llm.runner import RunStats, run_items, run_items_sync
+from distill_core.llm.runner import Progress, run_items, run_items_sync
 
 if TYPE_CHECKING:
+    from distill_core.llm.errors import describe_error
     from distill_core.llm.local import LocalTeacher
     from distill_core.llm.openai_teacher import (
         ConnectionResult,
         OpenAITeacher,
         RetryPolicy,
-        describe_error,
         test_connection,
     )
 
@@ -31,7 +31,7 @@ __all__ = [
     "LocalTeacher",
     "OpenAITeacher",
     "RetryPolicy",
-    "RunStats",
+    "Progress",
     "Status",
     "Teacher",
     "aggregate",
@@ -47,7 +47,7 @@ _LAZY = {
     "OpenAITeacher": "distill_core.llm.openai_teacher",
     "RetryPolicy": "distill_core.llm.openai_teacher",
     "ConnectionResult": "distill_core.llm.openai_teacher",
-    "describe_error": "distill_core.llm.openai_teacher",
+    "describe_error": "distill_core.llm.errors",
     "test_connection": "distill_core.llm.openai_teacher",
 }
 

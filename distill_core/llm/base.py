@@ -13,8 +13,10 @@ from abc import ABC, abstractmethod
 from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
+
+from distill_core.clock import utcnow
 
 if TYPE_CHECKING:
     from distill_core.codebook import Codebook
@@ -23,11 +25,6 @@ Status = Literal["ok", "invalid", "error"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
-
-
-def utcnow() -> datetime:
-    """The current time as an aware UTC datetime (what every record stores)."""
-    return datetime.now(UTC)
 
 
 @dataclass(frozen=True)

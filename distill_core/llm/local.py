@@ -22,7 +22,8 @@ import threading
 from collections.abc import Sequence
 from typing import TYPE_CHECKING, Any
 
-from distill_core.llm.base import Answer, Teacher, utcnow
+from distill_core.clock import utcnow
+from distill_core.llm.base import Answer, Teacher
 
 if TYPE_CHECKING:
     import numpy as np

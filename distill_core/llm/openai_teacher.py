@@ -25,8 +25,16 @@ from typing import Any
 
 import openai
 
+from distill_core.clock import utcnow
 from distill_core.codebook import Codebook, answer_schema, parse_answer, render_messages
-from distill_core.llm.base import Answer, Endpoint, Teacher, utcnow
+from distill_core.llm.base import Answer, Endpoint, Teacher
+from distill_core.llm.errors import (
+    MalformedResponse,
+    RequestFailed,
+    _server_message,
+    describe_error,
+    is_retryable,
+)
 
 DEFAULT_CONCURRENCY = 16
 TOP_LOGPROBS = 5
@@ -47,166 +55,6 @@ class RetryPolicy:
     base_delay: float = 0.5
     max_delay: float = 20.0
     max_retry_after: float = 120.0
-
-
-class MalformedResponse(Exception):
-    """The server answered 200 but the body is not a usable chat completion."""
-
-
-class RequestFailed(Exception):
-    """A question gave up; ``str(e)`` is one sentence without the key."""
-
-    def __init__(self, message: str, *, attempts: int, request: dict[str, Any]) -> None:
-        super().__init__(message)
-        self.message = message
-        self.attempts = attempts
-        self.request = request
-
-
-# --- errors ------------------------------------------------------------------------------------
-
-
-def _chain(exc: BaseException) -> list[BaseException]:
-    """The exception and its causes/contexts, outermost first."""
-    seen: list[BaseException] = []
-    while exc is not None and exc not in seen and len(seen) < 20:
-        seen.append(exc)
-        exc = exc.__cause__ or exc.__context__
-    return seen
-
-
-def _request_url(exc: BaseException) -> str:
-    """The URL an openai error was about, without its query string ("the server" if unknown)."""
-    try:
-        url = exc.request.url  # type: ignore[attr-defined]
-        return str(url.copy_with(query=None))
-    except Exception:
-        return "the server"
-
-
-def _timeout_of(exc: BaseException) -> float | None:
-    try:
-        timeout = exc.request.extensions.get("timeout") or {}  # type: ignore[attr-defined]
-        value = timeout.get("read") or timeout.get("connect")
-        return float(value) if value is not None else None
-    except Exception:
-        return None
-
-
-def _server_message(exc: BaseException, limit: int = 200) -> str:
-    """The error message a server put in its body (OpenAI style), shortened."""
-    body = getattr(exc, "body", None)
-    message: Any = None
-    if isinstance(body, Mapping):
-        inner = body.get("error", body)
-        message = inner.get("message") if isinstance(inner, Mapping) else inner
-    if not message:
-        message = getattr(exc, "message", None) or str(exc)
-    text = re.sub(r"\s+", " ", str(message)).strip().rstrip(".")
-    text = re.sub(r"^Error code: \d+ - ", "", text)
-    return text if len(text) <= limit else text[: limit - 1] + "…"
-
-
-def _error_code(exc: BaseException) -> str:
-    code = getattr(exc, "code", None)
-    return str(code or "")
-
-
-def describe_error(exc: BaseException) -> str:
-    """One sentence a user can act on for any failure of a request to an LLM endpoint.
-
-    This is the single place where exceptions become messages (runs, the connection test and
-    the command line all use it). It never includes request headers, so never the key.
-    """
-    if isinstance(exc, RequestFailed):
-        return exc.message
-    if isinstance(exc, openai.APIConnectionError | TimeoutError):
-        # Look at the causes first: some transports report a refused or dropped connection
-        # as a timeout.
-        reason = _connection_failure(exc)
-        if reason is None and isinstance(exc, openai.APITimeoutError | TimeoutError):
-            seconds = _timeout_of(exc)
-            within = f"within {seconds:g} s" if seconds is not None else "in time"
-            return f"The server did not answer {within}."
-        return f"Could not reach {_request_url(exc)}: {reason or 'the connection failed'}."
-    if isinstance(exc, openai.APIStatusError):
-        status = exc.status_code
-        detail = _server_message(exc)
-        if status == 401:
-            return "The server rejected the API key (401)."
-        if status == 403:
-            return f"The server refused access (403): {detail}."
-        if status == 404:
-            model = _request_model(exc)
-            low = detail.lower()
-            if model and ("model" in low or _error_code(exc) == "model_not_found"):
-                return f"The model '{model}' was not found on the server (404)."
-            return (
-                f"The server has no chat-completions endpoint at {_request_url(exc)} (404); "
-                "check the base URL (it often ends in /v1)."
-            )
-        if status == 429:
-            if "quota" in detail.lower() or _error_code(exc) == "insufficient_quota":
-                return f"The account has no quota left (429): {detail}."
-            return "The server kept answering 'too many requests' (429); lower the concurrency or try later."
-        if status >= 500:
-            return f"The server failed with an internal error ({status})."
-        return f"The server rejected the request ({status}): {detail}."
-    if isinstance(
-        exc, MalformedResponse | json.JSONDecodeError | openai.APIResponseValidationError
-    ):
-        return "The server sent a response that is not a valid chat completion."
-    if isinstance(exc, openai.OpenAIError):
-        return f"The request failed: {_server_message(exc)}."
-    return f"The request failed unexpectedly ({type(exc).__name__}: {_server_message(exc)})."
-
-
-def _connection_failure(exc: BaseException) -> str | None:
-    """Why a connection failed, from the exception's causes; ``None`` when nothing specific."""
-    for cause in _chain(exc):
-        causes = [cause, getattr(cause, "os_error", None)]
-        for item in causes:
-            if item is None:
-                continue
-            name = type(item).__name__
-            text = str(item).lower()
-            if isinstance(item, ConnectionRefusedError) or "refused" in text:
-                return "connection refused"
-            if name == "gaierror" or "name or service not known" in text or "nodename" in text:
-                return "the host name could not be resolved"
-            if "ssl" in name.lower() or "certificate" in text:
-                return "the secure connection (TLS) failed"
-            if (
-                name in ("RemoteProtocolError", "ServerDisconnectedError", "ReadError")
-                or "disconnected" in text
-                or isinstance(item, ConnectionResetError)
-            ):
-                return "the server closed the connection without answering"
-    return None
-
-
-def _request_model(exc: BaseException) -> str | None:
-    try:
-        body = json.loads(exc.request.content)  # type: ignore[attr-defined]
-        return str(body.get("model")) if isinstance(body, dict) and body.get("model") else None
-    except Exception:
-        return None
-
-
-def is_retryable(exc: BaseException) -> bool:
-    """429 (but not an exhausted quota), 5xx, timeouts, dropped connections, malformed bodies."""
-    if isinstance(exc, openai.APIStatusError):
-        if exc.status_code == 429:
-            return _error_code(exc) != "insufficient_quota"
-        return exc.status_code >= 500
-    return isinstance(
-        exc,
-        openai.APIConnectionError  # includes APITimeoutError
-        | MalformedResponse
-        | json.JSONDecodeError
-        | openai.APIResponseValidationError
-        | TimeoutError,
-    )
 
 
 def retry_after_seconds(

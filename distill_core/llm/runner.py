@@ -15,10 +15,11 @@ from collections import deque
 from collections.abc import Awaitable, Callable, Collection, Sequence
 from dataclasses import dataclass
 
+from distill_core.clock import utcnow
 from distill_core.codebook import Codebook
-from distill_core.llm.base import Answer, Teacher, aggregate, utcnow
+from distill_core.llm.base import Answer, Teacher, aggregate
 
-__all__ = ["OnAnswer", "RunStats", "aggregate", "run_items", "run_items_sync"]
+__all__ = ["OnAnswer", "Progress", "aggregate", "run_items", "run_items_sync"]
 
 OnAnswer = Callable[[str, int, Answer], Awaitable[None] | None]
 
@@ -26,20 +27,31 @@ DEFAULT_CONCURRENCY = 16
 
 
 @dataclass
-class RunStats:
-    """Totals of one run; ``stopped`` is True when ``should_stop`` ended it before every job."""
+class Progress:
+    """How far a labelling is, the one progress record of every run, job and command.
 
-    requests: int = 0  # answers delivered (one per item and repeat asked)
+    ``done`` of ``total`` (text, repeat) answers are stored (``cached`` of them from earlier
+    runs); ``requested`` answers were asked for in this run, of which ``ok``, ``invalid`` and
+    ``errors``, using the tokens and money shown. ``stopped`` is True when ``should_stop``
+    ended the run before every answer was asked for.
+    """
+
+    done: int = 0
+    total: int = 0
+    cached: int = 0
+    requested: int = 0
     ok: int = 0
     invalid: int = 0
     errors: int = 0
     prompt_tokens: int = 0
     completion_tokens: int = 0
+    cost_usd: float = 0.0
     elapsed_s: float = 0.0
     stopped: bool = False
 
     def add(self, answer: Answer) -> None:
-        self.requests += 1
+        """Count one delivered answer."""
+        self.requested += 1
         if answer.status == "ok":
             self.ok += 1
         elif answer.status == "invalid":
@@ -60,11 +72,12 @@ async def run_items(
     on_answer: OnAnswer | None = None,
     should_stop: Callable[[], bool] | None = None,
     skip: Collection[tuple[str, int]] = (),
-) -> RunStats:
+    progress: Progress | None = None,
+) -> Progress:
     """Ask ``teacher`` about every ``(key, text)`` item ``repeats`` times.
 
     ``skip`` holds ``(key, repeat_index)`` pairs answered before (a resumed run asks only the
-    rest).
+    rest). Answers are counted into ``progress`` (a new record when None), which is returned.
 
     Jobs go item by item (all repeats of an item before the next item), so a stopped run leaves
     whole items. ``on_answer(key, repeat_index, answer)`` (sync or async) runs for every answer
@@ -72,7 +85,7 @@ async def run_items(
     the exception is re-raised. ``should_stop()`` is checked before each new request.
     """
     started = time.perf_counter()
-    stats = RunStats()
+    stats = progress if progress is not None else Progress()
     jobs: deque[tuple[str, str, int]] = deque(
         (key, text, r)
         for key, text in items
@@ -94,7 +107,7 @@ async def run_items(
             except asyncio.CancelledError:
                 raise
             except Exception as exc:  # a teacher should not raise; keep the run going anyway
-                from distill_core.llm.openai_teacher import describe_error
+                from distill_core.llm.errors import describe_error
 
                 answer = Answer(label=None, status="error", error=describe_error(exc))
                 answer.finished_at = utcnow()
@@ -110,7 +123,7 @@ async def run_items(
 
     n_workers = min(concurrency, len(jobs))
     await asyncio.gather(*(worker() for _ in range(n_workers)))
-    stats.elapsed_s = time.perf_counter() - started
+    stats.elapsed_s += time.perf_counter() - started
     if failure:
         raise failure[0]
     return stats
@@ -126,10 +139,11 @@ def run_items_sync(
     on_answer: OnAnswer | None = None,
     should_stop: Callable[[], bool] | None = None,
     skip: Collection[tuple[str, int]] = (),
-) -> RunStats:
+    progress: Progress | None = None,
+) -> Progress:
     """``run_items`` for callers without an event loop; closes the teacher's connections after."""
 
-    async def main() -> RunStats:
+    async def main() -> Progress:
         try:
             return await run_items(
                 teacher,
@@ -140,6 +154,7 @@ def run_items_sync(
                 on_answer=on_answer,
                 should_stop=should_stop,
                 skip=skip,
+                progress=progress,
             )
         finally:
             await teacher.aclose()

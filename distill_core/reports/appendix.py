@@ -27,9 +27,8 @@ from sqlalchemy import func, select
 
 from distill_core import agreement
 from distill_core.codebook import Codebook
-from distill_core.reports.export import label_names, provenance_run
 from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project
-from distill_core.study import projects, students, validation
+from distill_core.study import projects, runs, students, validation
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -147,8 +146,8 @@ def methods_appendix(session: Session, project_id: int) -> Appendix:
         raise projects.ProjectError(f"There is no project with id {project_id}.")
     b = _Builder()
     corpus = projects.get_corpus(session, project_id)
-    run = provenance_run(session, project_id, corpus.id if corpus else None)
-    names = label_names(session, project_id, run)
+    run = runs.provenance_run(session, project_id, corpus.id if corpus else None)
+    names = runs.label_names(session, project_id, run)
     model = students.latest_model(session, project_id)
     _data(b, corpus)
     _codebook(b, session, project_id, run)
@@ -283,14 +282,14 @@ def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -
             "no API key is stored.",
         )
     )
-    runs = _run_table(session, project_id)
-    if len(runs) > 1:
+    table = _run_table(session, project_id)
+    if len(table) > 1:
         blocks.append(("p", "All label runs of the project:"))
         blocks.append(
             (
                 "table",
                 ["Run", "Date", "Model", "Codebook", "Scope", "Texts", "Tokens", "Cost"],
-                runs,
+                table,
             )
         )
 
@@ -305,11 +304,11 @@ def _status_counts(session: Session, run_id: int) -> dict[str, int]:
 
 
 def _run_table(session: Session, project_id: int) -> list[list[str]]:
-    from distill_core.study import labelling as labeling
+    from distill_core.study import runs
 
     versions = {v.id: v.version for v in projects.codebook_versions(session, project_id)}
     rows = []
-    for run in reversed(labeling.project_runs(session, project_id, with_results=True)):
+    for run in reversed(runs.project_runs(session, project_id, with_results=True)):
         job = session.get(Job, run.job_id) if run.job_id else None
         tokens = (job.prompt_tokens + job.completion_tokens) if job else None
         rows.append(
@@ -454,12 +453,11 @@ def _comparison_row(model, key: str) -> dict | None:
 
 
 def _score_llm(session, sample, codes, run, names) -> dict | None:
-    from distill_core.study import labelling as labeling
+    from distill_core.study import runs
 
     gold, _ = validation.gold_labels(codes)
     pred = {
-        r.doc_id: (r.label if r.status == "ok" else None)
-        for r in labeling.run_results(session, run.id)
+        r.doc_id: (r.label if r.status == "ok" else None) for r in runs.run_results(session, run.id)
     }
     test = [d.doc_id for d in validation.sample_docs(session, sample, part="test")]
     ids = [d for d in test if d in gold and d in pred and (not names or gold[d] in names)]

@@ -33,12 +33,9 @@ from typing import IO, TYPE_CHECKING, Any
 
 import numpy as np
 import pandas as pd
-from sqlalchemy import select
 
-from distill_core.codebook import Codebook
-from distill_core.store.models import CodebookVersion, LabelRun, StudentModel
-from distill_core.study import labelling as labeling
-from distill_core.study import projects, students, validation
+from distill_core.store.models import LabelRun, StudentModel
+from distill_core.study import projects, runs, students, validation
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -105,7 +102,7 @@ def labelled_corpus(
 
     Columns: ``doc_id``, ``text``, the file's other columns (one that clashes with a column
     below is prefixed ``file_``), then ``llm_label``, ``llm_confidence``, ``llm_consistency``,
-    ``llm_status``, ``llm_model``, ``codebook_version`` (from :func:`provenance_run`),
+    ``llm_status``, ``llm_model``, ``codebook_version`` (from ``runs.provenance_run``),
     ``student_label``, ``student_probability`` (and ``prob_<label>`` per class with
     ``probabilities``), ``student_model`` (from the latest corpus pass of a student), one
     ``human_<coder>`` per coder, ``human_gold`` (majority of coders) and ``sample_part``
@@ -116,8 +113,8 @@ def labelled_corpus(
     if corpus is None:
         raise ExportError("The project has no corpus yet: upload one on the Data page first.")
     frame = projects.load_documents(session, corpus.id)
-    run = provenance_run(session, project_id, corpus.id)
-    labels = label_names(session, project_id, run)
+    run = runs.provenance_run(session, project_id, corpus.id)
+    labels = runs.label_names(session, project_id, run)
     frame = _prefix_clashes(frame)
     ids = frame["doc_id"]
     _add_llm(session, frame, run)
@@ -136,30 +133,8 @@ def labelled_corpus(
     label_cols += [c for c in frame.columns if str(c).startswith("human_") and c != "human_gold"]
     for col in label_cols:
         frame[col] = _categorical(frame[col], labels)
-    frame["llm_status"] = _categorical(frame["llm_status"], list(labeling.STATUSES))
+    frame["llm_status"] = _categorical(frame["llm_status"], list(runs.STATUSES))
     return frame
-
-
-def provenance_run(session: Session, project_id: int, corpus_id: int | None = None):
-    """The label run the export reports: the one the newest ready student was trained on, else
-    the newest run with results (None when the project has no labelled run of its corpus)."""
-    model = students.latest_model(session, project_id)
-    if model is not None and model.label_run_id is not None:
-        run = session.get(LabelRun, model.label_run_id)
-        if run is not None and (corpus_id is None or run.corpus_id == corpus_id):
-            return run
-    for run in labeling.project_runs(session, project_id, with_results=True):
-        if corpus_id is None or run.corpus_id == corpus_id:
-            return run
-    return None
-
-
-def label_names(session: Session, project_id: int, run: LabelRun | None = None) -> list[str]:
-    """The codebook's labels in order: the run's codebook, else the latest saved version."""
-    if run is not None and run.codebook:
-        return Codebook.from_dict(run.codebook, check=False).label_names
-    version = projects.latest_codebook(session, project_id)
-    return projects.as_codebook(version).label_names if version is not None else []
 
 
 def _prefix_clashes(frame: pd.DataFrame) -> pd.DataFrame:
@@ -180,18 +155,13 @@ def _add_llm(session: Session, frame: pd.DataFrame, run: LabelRun | None) -> Non
             frame[col] = np.nan if col in ("llm_confidence", "llm_consistency") else None
         frame["codebook_version"] = pd.array([None] * len(frame), dtype="Int64")
         return
-    items = labeling.results_frame(session, run.id).set_index("doc_id")
-    frame["llm_label"] = ids.map(items["label"])
-    frame["llm_confidence"] = ids.map(items["confidence"]).astype(float)
-    frame["llm_consistency"] = ids.map(items["consistency"]).astype(float)
-    frame["llm_status"] = ids.map(items["status"])
+    results = runs.results_frame(session, run.id, with_text=False)
+    for col, values in runs.llm_columns(ids, results).items():
+        frame[col] = values
+    items = results.set_index("doc_id")
     has = ids.isin(items.index).to_numpy()
     frame["llm_model"] = pd.Series(np.where(has, run.model, None), index=frame.index)
-    version = None
-    if run.codebook_version_id is not None:
-        version = session.scalar(
-            select(CodebookVersion.version).where(CodebookVersion.id == run.codebook_version_id)
-        )
+    version = projects.version_number(session, run.codebook_version_id)
     frame["codebook_version"] = pd.array(
         np.where(has & (version is not None), version, None), dtype="Int64"
     )
@@ -523,29 +493,17 @@ def human_codes(session: Session, project_id: int) -> pd.DataFrame:
     return codes.sort_values(["doc_id", "coder"], kind="stable").reset_index(drop=True)
 
 
-class _Utf8Writer:
-    """A text sink over a binary file (what ``labeling.write_audit_log`` writes to)."""
-
-    def __init__(self, fh: IO[bytes]) -> None:
-        self.fh = fh
-
-    def write(self, text: str) -> int:
-        return self.fh.write(text.encode("utf-8"))
-
-
 def write_audit_log(
     session: Session, project_id: int, fh: IO[bytes], *, run_id: int | None = None
 ) -> int:
-    """Every stored LLM answer behind the project's label runs (or only ``run_id``) as JSON
-    Lines, oldest run first, each record naming its run; returns the number of records.
-    Records hold the request body and the raw answer, never a key."""
-    runs = labeling.project_runs(session, project_id, with_results=True)
+    """The audit log of the project's label runs (or only ``run_id``), oldest run first
+    (``runs.write_audit_log``); returns the number of records."""
+    found = runs.project_runs(session, project_id, with_results=True)
     if run_id is not None:
-        runs = [r for r in runs if r.id == run_id]
-    if not runs:
+        found = [r for r in found if r.id == run_id]
+    if not found:
         raise ExportError("The project has no LLM label run yet: there is no audit log.")
-    sink = _Utf8Writer(fh)
-    return sum(labeling.write_audit_log(session, run.id, sink) for run in reversed(runs))
+    return runs.write_audit_log(session, [r.id for r in reversed(found)], fh)
 
 
 def model_zip(

@@ -24,8 +24,7 @@ from distill_core.store import (
     PredictionRun,
     StudentModel,
 )
-from distill_core.study import labelling as labeling
-from distill_core.study import projects, validation
+from distill_core.study import projects, runs, validation
 
 
 @dataclass(frozen=True)
@@ -169,9 +168,9 @@ def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> li
         )
     }
     out = []
-    for run in reversed(labeling.project_runs(session, project_id, with_results=True)):
+    for run in reversed(runs.project_runs(session, project_id, with_results=True)):
         labels = [lab.name for lab in Codebook.from_dict(run.codebook, check=False).labels]
-        items = {r.doc_id: r for r in labeling.run_results(session, run.id)}
+        items = {r.doc_id: r for r in runs.run_results(session, run.id)}
         scored = [d for d in ids if d in items and gold[d] in labels]
         if len(scored) < 2:
             continue

@@ -3,7 +3,7 @@ that a later step depends on (codebook versions are immutable rows)."""
 
 from __future__ import annotations
 
-from datetime import UTC, datetime
+from datetime import datetime
 from typing import Any
 
 from sqlalchemy import (
@@ -21,15 +21,13 @@ from sqlalchemy import (
 from sqlalchemy.dialects.postgresql import JSONB
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column, relationship
 
+from distill_core.clock import utcnow
+
 #: JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
 #: Roles a user can hold in a project, most powerful first.
 ROLES = ("owner", "editor", "coder", "viewer")
-
-
-def utcnow() -> datetime:
-    return datetime.now(UTC)
 
 
 class Base(DeclarativeBase):
@@ -141,6 +139,10 @@ class CodebookVersion(Base):
     note: Mapped[str] = mapped_column(Text, default="")
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+#: A job that has not ended yet.
+ACTIVE_JOB_STATUSES = ("queued", "running")
 
 
 class Job(Base):

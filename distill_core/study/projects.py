@@ -255,6 +255,23 @@ def latest_codebook(session: Session, project_id: int) -> CodebookVersion | None
     return session.scalar(stmt)
 
 
+def version_numbers(session: Session, project_id: int) -> dict[int, int]:
+    """Codebook version id → its number (v1, v2…) for the project."""
+    return dict(
+        session.execute(
+            select(CodebookVersion.id, CodebookVersion.version).where(
+                CodebookVersion.project_id == project_id
+            )
+        ).tuples()
+    )
+
+
+def version_number(session: Session, version_id: int | None) -> int | None:
+    """The number of one codebook version (None when there is none)."""
+    row = session.get(CodebookVersion, version_id) if version_id else None
+    return row.version if row else None
+
+
 def as_codebook(version: CodebookVersion) -> Codebook:
     """Rebuild the codebook a stored version holds."""
     return Codebook.from_dict(version.content)

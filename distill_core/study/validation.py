@@ -17,6 +17,7 @@ from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
 from distill_core import sampling
+from distill_core.clock import utcnow
 from distill_core.codebook import match_label
 from distill_core.corpus import id_text, is_blank
 from distill_core.store.models import (
@@ -26,7 +27,6 @@ from distill_core.store.models import (
     SampleItem,
     User,
     ValidationSample,
-    utcnow,
 )
 from distill_core.study.projects import get_corpus, get_project
 

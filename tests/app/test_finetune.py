@@ -3,9 +3,9 @@ is refused with a sentence, and a ready model's comparison table, charts and cor
 
 from __future__ import annotations
 
-from distill_core.study import students
 from distill_core.config import Settings
 from distill_core.store import Store
+from distill_core.study import students
 from tests.app.conftest import open_page, texts
 from tests.fakes import add_ready_model, demo_with_run
 

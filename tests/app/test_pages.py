@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import pytest
 
-from distill_core.study import projects
 from distill_core.config import Settings
 from distill_core.store import Store
+from distill_core.study import projects
 from tests.app.conftest import open_page, texts
 from ui import PAGES
 

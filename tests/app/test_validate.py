@@ -3,10 +3,9 @@ buttons with keyboard shortcuts, progress, the import report, agreement figures.
 
 from __future__ import annotations
 
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.config import Settings
 from distill_core.store import Store
+from distill_core.study import projects, validation
 from tests.app.conftest import open_page, texts
 from tests.fakes import label_sample
 

@@ -65,8 +65,8 @@ def test_a_csv_uploaded_through_the_file_input_becomes_a_corpus(page: Page, app,
     expect(page.get_by_text("Corpus: tweets.csv")).to_be_visible()
     no_exception(page)
 
-    from distill_core.study import projects
     from distill_core.store import Store
+    from distill_core.study import projects
 
     store = Store(app.database_url)
     with store.session() as s:
@@ -166,9 +166,8 @@ def test_label_the_demo_offline_and_with_the_loopback_llm_across_a_reload(
 
 
 def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
-    from distill_core.study import labelling as labeling
-    from distill_core.study import projects
     from distill_core.store import Store
+    from distill_core.study import projects, runs
     from tests.fakes import label_sample
 
     # First open the app (on a fresh install it creates the database and the demo project)
@@ -177,7 +176,7 @@ def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
     store = Store(app.database_url)
     with store.session() as s:
         demo = next(p for p in projects.list_projects(s, projects.ensure_user(s)) if p.is_demo)
-        has_run = bool(labeling.project_runs(s, demo.id, with_results=True))
+        has_run = bool(runs.project_runs(s, demo.id, with_results=True))
     if not has_run:  # this test does not depend on the labelling test having run first
         label_sample(store, demo.id)
     store.dispose()

@@ -106,9 +106,8 @@ def expert_codes() -> dict[str, str]:
 def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     page: Page, app, teacher, tmp_path
 ) -> None:
-    from distill_core.study import projects
-    from distill_core.study import students
     from distill_core.store import Store
+    from distill_core.study import projects, students
     from tests.llm_server import choose_label
 
     page.set_viewport_size({"width": 1280, "height": 800})

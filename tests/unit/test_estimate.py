@@ -10,8 +10,6 @@ import numpy as np
 import pytest
 
 from distill_core import estimate, sampling
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import (
     LabelRun,
@@ -23,6 +21,7 @@ from distill_core.store import (
     StudentModel,
     ValidationSample,
 )
+from distill_core.study import projects, validation
 
 Z95 = 1.959963984540054
 

@@ -12,13 +12,13 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from distill_core.jobs import queue as jobs
-from distill_core.study import projects
 from distill_core.codebook import Codebook
 from distill_core.config import Settings
+from distill_core.jobs import kinds, queue, records
 from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.store import Job, Store
+from distill_core.study import projects
 from tests.llm_server import LoopbackLLM, ServerConfig
 
 KEY = "sk-job-SECRET-7777-never-stored"
@@ -82,14 +82,14 @@ def test_a_job_runs_through_a_sqlite_huey_queue(tmp_path, server) -> None:
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    huey = jobs.make_huey(settings)
+    huey = kinds.make_huey(settings)
     endpoint = Endpoint(base_url=server.base_url, model="m")
     job_id, run_id = demo_job(store, endpoint)
-    jobs.Keyring.put(job_id, KEY)  # what the key socket does in the worker process
+    queue.Keyring.put(job_id, KEY)  # what the key socket does in the worker process
     consumer = run_consumer(huey)
     try:
-        jobs.enqueue(huey, job_id)
-        job = wait_for(lambda: (j := job_of(store, job_id)).status not in jobs.ACTIVE and j)
+        queue.enqueue(huey, job_id)
+        job = wait_for(lambda: (j := job_of(store, job_id)).status not in records.ACTIVE and j)
     finally:
         consumer.stop(graceful=True)
     assert job.status == "done", job.message
@@ -110,13 +110,13 @@ def test_a_job_runs_through_a_redis_huey_queue(tmp_path, server) -> None:
     )
     store = Store(settings.database_url)
     store.migrate()
-    huey = jobs.make_huey(settings, name=f"distill-test-{uuid.uuid4().hex[:8]}")
+    huey = kinds.make_huey(settings, name=f"distill-test-{uuid.uuid4().hex[:8]}")
     job_id, _ = demo_job(store, Endpoint(base_url=server.base_url, model="m"), n=10)
-    jobs.Keyring.put(job_id, KEY)
+    queue.Keyring.put(job_id, KEY)
     consumer = run_consumer(huey)
     try:
-        jobs.enqueue(huey, job_id)
-        job = wait_for(lambda: (j := job_of(store, job_id)).status not in jobs.ACTIVE and j)
+        queue.enqueue(huey, job_id)
+        job = wait_for(lambda: (j := job_of(store, job_id)).status not in records.ACTIVE and j)
     finally:
         consumer.stop(graceful=True)
         huey.storage.flush_all()
@@ -128,18 +128,18 @@ def test_cancel_stops_a_running_job_and_keeps_its_answers(tmp_path, server) -> N
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    huey = jobs.make_huey(settings)
+    huey = kinds.make_huey(settings)
     job_id, run_id = demo_job(
         store, Endpoint(base_url=server.base_url, model="m"), n=None, concurrency=2
     )
-    jobs.Keyring.put(job_id, KEY)
+    queue.Keyring.put(job_id, KEY)
     consumer = run_consumer(huey)
     try:
-        jobs.enqueue(huey, job_id)
+        queue.enqueue(huey, job_id)
         wait_for(lambda: job_of(store, job_id).done >= 4)
         with store.session() as s:
-            jobs.request_cancel(s, job_id)
-        job = wait_for(lambda: (j := job_of(store, job_id)).status not in jobs.ACTIVE and j)
+            records.request_cancel(s, job_id)
+        job = wait_for(lambda: (j := job_of(store, job_id)).status not in records.ACTIVE and j)
     finally:
         consumer.stop(graceful=True)
     assert job.status == "cancelled"
@@ -155,8 +155,8 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path) -> None:
     store.migrate()
     job_id, _ = demo_job(store, None, provider="local", n=5)
     with store.session() as s:
-        jobs.request_cancel(s, job_id)
-    jobs.execute(store, job_id)
+        records.request_cancel(s, job_id)
+    kinds.execute(store, job_id)
     assert job_of(store, job_id).status == "cancelled"
 
 
@@ -164,12 +164,12 @@ def test_stale_running_jobs_are_marked_failed_with_a_sentence(tmp_path) -> None:
     store = Store(f"sqlite:///{tmp_path / 'distill.db'}")
     store.migrate()
     with store.session() as s:
-        job = jobs.create_job(s, "label")
+        job = records.create_job(s, "label")
         job.status = "running"
         job_id = job.id
     with store.session() as s:
-        assert jobs.mark_stale(s, after_s=3600) == 0
-        assert jobs.mark_stale(s, after_s=0) == 1
+        assert records.mark_stale(s, after_s=3600) == 0
+        assert records.mark_stale(s, after_s=0) == 1
     job = job_of(store, job_id)
     assert job.status == "failed" and "worker stopped" in job.message
 
@@ -182,13 +182,13 @@ def test_the_supervised_worker_gets_the_key_in_memory_and_survives_a_kill(tmp_pa
     settings = Settings(home=home, database_url=f"sqlite:///{home / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    supervisor = jobs.Supervisor(settings)
+    supervisor = queue.Supervisor(settings)
     assert supervisor.ensure(wait_s=60)
     first_pid = int(supervisor.pidfile.read_text())
-    huey = jobs.make_huey(settings)
+    huey = kinds.make_huey(settings)
     endpoint = Endpoint(base_url=server.base_url, model="m")
     job_id, run_id = demo_job(store, endpoint, n=200, concurrency=2)
-    jobs.submit(store, job_id, settings=settings, api_key=KEY, huey=huey)
+    queue.submit(store, job_id, settings=settings, api_key=KEY, huey=huey)
     wait_for(lambda: job_of(store, job_id).done >= 10)
     os.kill(first_pid, signal.SIGKILL)  # the worker dies mid-run
     wait_for(lambda: not supervisor.alive())
@@ -198,8 +198,10 @@ def test_the_supervised_worker_gets_the_key_in_memory_and_survives_a_kill(tmp_pa
     asked_before = server.stats()["requests"]
     # Resuming: a new job for the same documents asks only for what is missing.
     job2, _ = demo_job(store, endpoint, n=200, concurrency=4)
-    jobs.submit(store, job2, settings=settings, api_key=KEY, huey=huey)
-    done = wait_for(lambda: (j := job_of(store, job2)).status not in jobs.ACTIVE and j, timeout=120)
+    queue.submit(store, job2, settings=settings, api_key=KEY, huey=huey)
+    done = wait_for(
+        lambda: (j := job_of(store, job2)).status not in records.ACTIVE and j, timeout=120
+    )
     supervisor.stop()
     assert done.status == "done", done.message
     stats = server.stats()

@@ -65,7 +65,7 @@ def test_ask_through_the_runner_batches_and_is_deterministic(teacher):
             on_answer=lambda key, r, a: got.__setitem__((key, r), a),
         )
     )
-    assert stats.requests == len(items) * 2 == len(got) and stats.ok == stats.requests
+    assert stats.requested == len(items) * 2 == len(got) and stats.ok == stats.requested
     direct = {a.request["text"]: a.label for a in teacher.label_texts(CODEBOOK, list(OBVIOUS))}
     for answer in got.values():
         assert answer.label == direct[answer.request["text"]]

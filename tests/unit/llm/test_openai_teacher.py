@@ -216,7 +216,7 @@ def test_persistent_500_is_an_error_sentence_and_the_run_continues(server, codeb
             await teacher.aclose()
 
     stats = asyncio.run(main())
-    assert (stats.ok, stats.errors, stats.requests) == (2, 1, 3)
+    assert (stats.ok, stats.errors, stats.requested) == (2, 1, 3)
     assert delivered["b"].status == "error"
     assert delivered["b"].error == (
         "The server failed with an internal error (500); gave up after 4 attempts."

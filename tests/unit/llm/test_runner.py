@@ -88,7 +88,7 @@ def test_every_item_and_repeat_is_asked_once_in_item_order():
         on_answer=lambda k, r, a: delivered.append((k, r)),
     )
     assert delivered == [(f"k{i}", r) for i in range(10) for r in range(3)]
-    assert (stats.requests, stats.ok, stats.errors, stats.stopped) == (30, 30, 0, False)
+    assert (stats.requested, stats.ok, stats.errors, stats.stopped) == (30, 30, 0, False)
     assert (stats.prompt_tokens, stats.completion_tokens) == (300, 60)
     assert teacher.concurrency_set == 1
 
@@ -97,7 +97,7 @@ def test_concurrency_limit_is_respected_and_used():
     teacher = CountingTeacher(pause=0.01)
     items = [(str(i), f"t{i}") for i in range(40)]
     stats = run_items_sync(teacher, CODEBOOK, items, concurrency=5)
-    assert stats.requests == 40
+    assert stats.requested == 40
     assert teacher.max_in_flight == 5
 
 
@@ -110,7 +110,7 @@ def test_async_on_answer_is_awaited():
         stored.append(key)
 
     stats = run_items_sync(teacher, CODEBOOK, [("x", "t"), ("y", "u")], on_answer=on_answer)
-    assert sorted(stored) == ["x", "y"] and stats.requests == 2
+    assert sorted(stored) == ["x", "y"] and stats.requested == 2
 
 
 def test_a_raising_teacher_becomes_an_error_answer_and_the_run_goes_on():
@@ -157,13 +157,13 @@ def test_should_stop_stops_new_requests_and_delivers_those_in_flight():
     )
     assert stats.stopped is True
     assert 10 <= len(delivered) < 100
-    assert len(teacher.asked) == len(delivered) == stats.requests  # nothing asked was lost
+    assert len(teacher.asked) == len(delivered) == stats.requested  # nothing asked was lost
     assert len(delivered) <= 10 + 4  # at most the ones in flight when it stopped
 
 
 def test_empty_run():
     stats = run_items_sync(CountingTeacher(), CODEBOOK, [])
-    assert stats.requests == 0 and stats.stopped is False
+    assert stats.requested == 0 and stats.stopped is False
 
 
 # --- run_items against the loopback server -----------------------------------------------------
@@ -198,8 +198,8 @@ def test_should_stop_against_the_server_delivers_in_flight_answers(server):
         on_answer=lambda k, r, a: delivered.append(a),
         should_stop=lambda: len(delivered) >= 20,
     )
-    assert stats.stopped and 20 <= stats.requests < 200
-    assert server.stats()["requests"] == stats.requests == len(delivered)  # none lost
+    assert stats.stopped and 20 <= stats.requested < 200
+    assert server.stats()["requests"] == stats.requested == len(delivered)  # none lost
     assert all(a.status == "ok" for a in delivered)
 
 

@@ -8,12 +8,10 @@ import html
 import pytest
 
 from distill_core import agreement
-from distill_core.reports import appendix
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.codebook import Codebook
+from distill_core.reports import appendix
 from distill_core.store import StudentModel
+from distill_core.study import projects, runs, validation
 from tests.unit.reports.test_export import LABELS, fill_project, llm_label, new_project
 
 
@@ -183,7 +181,7 @@ def test_the_demo_project_appendix(store) -> None:
     with store.session() as s:
         project = projects.ensure_demo_project(s, projects.ensure_user(s))
         result = appendix.methods_appendix(s, project.id)
-        assert not labeling.project_runs(s, project.id)
+        assert not runs.project_runs(s, project.id)
     assert result.figures["corpus.n_texts"] == "360" and result.figures["sample.n"] == "120"
     assert "Krippendorff's α" in result.markdown
     assert_every_figure_shown(result)

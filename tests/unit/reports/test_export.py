@@ -13,12 +13,9 @@ import pandas as pd
 import pytest
 
 from distill_core import agreement, cli
-from distill_core.reports import export
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.codebook import Codebook
 from distill_core.corpus import prepare_corpus, read_table
+from distill_core.reports import export
 from distill_core.store import (
     Job,
     LabelRun,
@@ -28,6 +25,7 @@ from distill_core.store import (
     Store,
     StudentModel,
 )
+from distill_core.study import labelling, projects, validation
 
 LABELS = ["economy", "health", "other"]
 CODEBOOK = Codebook.from_dict(
@@ -471,7 +469,7 @@ def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
         with store.session() as s:
             corpus = projects.get_corpus(s, project_id)
             docs = projects.load_documents(s, corpus.id, with_extra=False)
-            run_id = labeling.create_run(
+            run_id = labelling.create_run(
                 s,
                 teacher=teacher,
                 codebook=CODEBOOK,
@@ -480,7 +478,7 @@ def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
                 corpus_id=corpus.id,
             ).id
         items = list(zip(docs["doc_id"], docs["text"], strict=True))
-        labeling.label_texts(store, run_id, teacher, items)
+        labelling.label_texts(store, run_id, teacher, items)
     buffer = io.BytesIO()
     with store.session() as s:
         n = export.write_audit_log(s, project_id, buffer)

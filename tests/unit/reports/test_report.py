@@ -7,15 +7,13 @@ from datetime import timedelta
 
 import pytest
 
-from distill_core.jobs import queue as jobs
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.reports import report
-from distill_core.study import validation
+from distill_core.clock import utcnow
 from distill_core.codebook import Codebook
+from distill_core.jobs import records
 from distill_core.llm.base import Answer
+from distill_core.reports import report
 from distill_core.store import Store
-from distill_core.store.models import utcnow
+from distill_core.study import labelling, projects, runs, validation
 from tests.fakes import FixedTeacher, demo_with_run
 
 
@@ -38,11 +36,11 @@ def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> 
         corpus = projects.get_corpus(s, pid)
         version = projects.latest_codebook(s, pid)
         docs = projects.load_documents(s, corpus.id, with_extra=False).head(40)
-        job = jobs.create_job(s, "label", project_id=pid, params={"price": [1.0, 10.0]})
+        job = records.create_job(s, "label", project_id=pid, params={"price": [1.0, 10.0]})
         job.started_at = utcnow() - timedelta(seconds=8)
         job.finished_at = utcnow()
         job.done, job.cost_usd = 40, 0.006
-        run = labeling.create_run(
+        run = labelling.create_run(
             s,
             teacher=_PricedTeacher(),
             codebook=Codebook.from_dict(version.content),
@@ -54,7 +52,7 @@ def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> 
         )
         run_id = run.id
     items = list(zip(docs["doc_id"], docs["text"], strict=True))
-    labeling.label_texts(store, run_id, _PricedTeacher(), items)
+    labelling.label_texts(store, run_id, _PricedTeacher(), items)
     with store.session() as s:
         cost = report.cost_summary(s, pid)
     assert cost.answers == 40
@@ -76,7 +74,7 @@ def test_agreement_by_run_scores_each_run_on_the_coded_development_texts(store: 
         gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
         sample = validation.current_sample(s, pid)
         dev = {d.doc_id for d in validation.sample_docs(s, sample, part="dev")} & set(gold)
-        results = {r.doc_id: r for r in labeling.run_results(s, run_id)}
+        results = {r.doc_id: r for r in runs.run_results(s, run_id)}
     assert [p["run_id"] for p in points] == [run_id]
     p = points[0]
     assert p["n"] == len(dev)

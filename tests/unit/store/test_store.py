@@ -5,11 +5,11 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, inspect, select
 
-from distill_core.study import projects
 from distill_core.codebook import Codebook, CodebookError
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import CodebookVersion, Document, Store
 from distill_core.store.models import Base
+from distill_core.study import projects
 
 CSV = b"id,text,party\n1,Taxes will rise next year,A\n2,New hospital opens,B\n3,,A\n4,New hospital opens,C\n"
 

@@ -9,11 +9,11 @@ import json
 import pytest
 from sqlalchemy import text
 
-from distill_core.study import labelling as labeling
 from distill_core.codebook import Codebook
 from distill_core.llm import Endpoint
 from distill_core.llm.openai_teacher import OpenAITeacher, RetryPolicy
 from distill_core.store import Store
+from distill_core.study import labelling, runs
 from tests.llm_server import LoopbackLLM, ServerConfig
 
 CODEBOOK = Codebook.from_dict(
@@ -52,19 +52,19 @@ def teacher(srv, **kw) -> OpenAITeacher:
 
 def new_run(store: Store, t, repeats: int = 1) -> int:
     with store.session() as s:
-        return labeling.create_run(
+        return labelling.create_run(
             s, teacher=t, codebook=CODEBOOK, n_texts=len(ITEMS), repeats=repeats
         ).id
 
 
 def results(store: Store, run_id: int) -> dict:
     with store.session() as s:
-        return {r.doc_id: r for r in labeling.run_results(s, run_id)}
+        return {r.doc_id: r for r in runs.run_results(s, run_id)}
 
 
 def test_identical_texts_are_asked_once_and_every_document_gets_a_result(store, server) -> None:
     t = teacher(server)
-    out = labeling.label_texts(store, new_run(store, t), t, ITEMS)
+    out = labelling.label_texts(store, new_run(store, t), t, ITEMS)
     assert server.stats()["requests"] == 4  # 4 distinct non-empty texts
     assert server.stats()["requests_per_text"] == 1.0
     assert out.n_distinct == 4 and out.progress.done == out.progress.total == 4
@@ -78,10 +78,10 @@ def test_identical_texts_are_asked_once_and_every_document_gets_a_result(store, 
 
 def test_rerunning_the_same_labelling_sends_no_request(store, server) -> None:
     t = teacher(server)
-    labeling.label_texts(store, new_run(store, t), t, ITEMS)
+    labelling.label_texts(store, new_run(store, t), t, ITEMS)
     server.reset()
     t2 = teacher(server)
-    out = labeling.label_texts(store, new_run(store, t2), t2, ITEMS)
+    out = labelling.label_texts(store, new_run(store, t2), t2, ITEMS)
     assert server.stats()["requests"] == 0
     assert out.progress.cached == 4 and out.progress.requested == 0
     assert results(store, out.run_id)["b"].label == "health"
@@ -91,7 +91,7 @@ def test_a_stopped_run_resumes_asking_only_what_is_missing(store, server) -> Non
     t = teacher(server)
     run_id = new_run(store, t)
     seen = []
-    out = labeling.label_texts(
+    out = labelling.label_texts(
         store,
         run_id,
         t,
@@ -103,7 +103,7 @@ def test_a_stopped_run_resumes_asking_only_what_is_missing(store, server) -> Non
     assert out.stopped == "cancelled"
     first = server.stats()["requests"]
     assert 2 <= first < 4
-    out2 = labeling.label_texts(store, run_id, teacher(server), ITEMS)
+    out2 = labelling.label_texts(store, run_id, teacher(server), ITEMS)
     assert out2.stopped is None and out2.progress.cached == first
     stats = server.stats()
     assert stats["requests"] == 4 and set(stats["per_text"].values()) == {1}
@@ -112,7 +112,7 @@ def test_a_stopped_run_resumes_asking_only_what_is_missing(store, server) -> Non
 def test_repeats_give_the_modal_label_and_consistency(store, server) -> None:
     server.config.scripted = {"The weather is nice": ["other", "health", "other"]}
     t = teacher(server, temperature=1.0)
-    out = labeling.label_texts(store, new_run(store, t, 3), t, ITEMS, repeats=3)
+    out = labelling.label_texts(store, new_run(store, t, 3), t, ITEMS, repeats=3)
     res = results(store, out.run_id)
     assert res["e"].label == "other" and res["e"].consistency == pytest.approx(2 / 3)
     assert res["a"].consistency == 1.0 and res["e"].answers == 3
@@ -121,12 +121,12 @@ def test_repeats_give_the_modal_label_and_consistency(store, server) -> None:
 def test_an_off_codebook_answer_is_invalid_with_its_raw_text_kept(store, server) -> None:
     server.config.off_codebook_marker = "weather"
     t = teacher(server)
-    out = labeling.label_texts(store, new_run(store, t), t, ITEMS)
+    out = labelling.label_texts(store, new_run(store, t), t, ITEMS)
     res = results(store, out.run_id)
     assert res["e"].status == "invalid" and res["e"].label is None
     assert server.stats()["per_text"]["The weather is nice"] == 2  # asked again once
     with store.session() as s:
-        records = [r for r in labeling.audit_log(s, out.run_id) if r["doc_ids"] == ["e"]]
+        records = [r for r in runs.audit_log(s, out.run_id) if r["doc_ids"] == ["e"]]
     assert records and records[0]["status"] == "invalid" and "unsure" in records[0]["raw"]
 
 
@@ -134,7 +134,7 @@ def test_the_budget_cap_stops_the_run_cleanly(store, server) -> None:
     many = [(str(i), f"Tax item number {i}") for i in range(40)]
     t = teacher(server)
     run_id = new_run(store, t)
-    out = labeling.label_texts(
+    out = labelling.label_texts(
         store, run_id, t, many, concurrency=2, cost_of=lambda p, c: 1.0, budget_usd=5.0
     )
     assert out.stopped == "budget"
@@ -146,7 +146,7 @@ def test_a_wrong_key_stops_early_with_one_sentence(store, server) -> None:
     many = [(str(i), f"Text {i}") for i in range(50)]
     endpoint = Endpoint(base_url=server.base_url, model="m", api_key="sk-wrong")
     t = OpenAITeacher(endpoint, retry=RetryPolicy(base_delay=0.001))
-    out = labeling.label_texts(store, new_run(store, t), t, many, concurrency=2)
+    out = labelling.label_texts(store, new_run(store, t), t, many, concurrency=2)
     assert out.stopped == "failing"
     assert "401" in out.first_error
     assert server.stats()["requests"] < 20
@@ -154,10 +154,11 @@ def test_a_wrong_key_stops_early_with_one_sentence(store, server) -> None:
 
 def test_the_key_is_never_stored_and_the_audit_log_is_complete(store, server) -> None:
     t = teacher(server)
-    out = labeling.label_texts(store, new_run(store, t), t, ITEMS)
+    out = labelling.label_texts(store, new_run(store, t), t, ITEMS)
     with store.session() as s:
-        buf = io.StringIO()
-        n = labeling.write_audit_log(s, out.run_id, buf)
+        raw = io.BytesIO()
+        n = runs.write_audit_log(s, [out.run_id], raw)
+        buf = io.StringIO(raw.getvalue().decode("utf-8"))
         dump = []
         for table in ("llm_responses", "label_runs", "label_run_items"):
             dump += [str(row) for row in s.execute(text(f"select * from {table}"))]

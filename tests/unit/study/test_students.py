@@ -12,14 +12,14 @@ from pathlib import Path
 import pytest
 from sqlalchemy import delete, select
 
-from distill_core.jobs import queue as jobs
-from distill_core.study import labelling as labeling
-from distill_core.study import projects
-from distill_core.study import students
-from distill_core.study import validation
-from distill_core.student.predict import Predictor
+from distill_core.jobs import kinds, records
+from distill_core.jobs.predict import start_predict_job
+from distill_core.jobs.train import start_train_job
 from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
+from distill_core.student.predict import Predictor
 from distill_core.student.train import TrainingArgs
+from distill_core.study import projects, runs, students, validation
+from distill_core.study.comparison import fair_comparison
 from tests.fakes import demo_with_run
 
 TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
@@ -39,7 +39,7 @@ def test_the_training_set_leaves_out_held_out_texts_and_invalid_answers(store: S
     with store.session() as s:
         ts = students.training_set(s, pid, run_id)
         held_out = validation.training_exclusions(s, pid)
-        results = labeling.results_frame(s, run_id)
+        results = runs.results_frame(s, run_id)
     assert ts.n_llm == 360
     assert ts.excluded_test == len(held_out) == 60
     outside = results[~results["doc_id"].isin(held_out)]
@@ -55,7 +55,7 @@ def test_too_few_labels_is_a_sentence_and_queues_nothing(store: Store) -> None:
     pid, run_id = demo_with_run(store)
     args = TrainingArgs(min_confidence=0.99)  # the fake teacher gives no confidences
     with store.session() as s, pytest.raises(students.StudentError, match="at least 10"):
-        students.start_train_job(s, project_id=pid, label_run_id=run_id, args=args)
+        start_train_job(s, project_id=pid, label_run_id=run_id, args=args)
     with store.session() as s:
         assert s.scalar(select(StudentModel)) is None
 
@@ -66,10 +66,10 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     store = sqlite_store
     pid, run_id = demo_with_run(store)
     with store.session() as s:
-        job_id, model_id = students.start_train_job(
+        job_id, model_id = start_train_job(
             s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
         )
-    jobs.execute(store, job_id)
+    kinds.execute(store, job_id)
     with store.session() as s:
         job, model = s.get(Job, job_id), s.get(StudentModel, model_id)
         assert job.status == "done", job.message
@@ -122,8 +122,8 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     assert curves["model_id"] == model_id
 
     with store.session() as s:
-        pjob, prun = students.start_predict_job(s, project_id=pid, model_id=model_id)
-    jobs.execute(store, pjob)
+        pjob, prun = start_predict_job(s, project_id=pid, model_id=model_id)
+    kinds.execute(store, pjob)
     with store.session() as s:
         assert s.get(Job, pjob).status == "done"
         run = s.get(PredictionRun, prun)
@@ -144,9 +144,9 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         )
         s.get(PredictionRun, prun).status = "failed"
     with store.session() as s:
-        pjob2, prun2 = students.start_predict_job(s, project_id=pid, model_id=model_id)
+        pjob2, prun2 = start_predict_job(s, project_id=pid, model_id=model_id)
     assert prun2 == prun
-    jobs.execute(store, pjob2)
+    kinds.execute(store, pjob2)
     with store.session() as s:
         assert s.get(PredictionRun, prun).status == "done"
         again = students.predictions_frame(s, prun, probabilities=False)
@@ -160,16 +160,16 @@ def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -
     pid, run_id = demo_with_run(store)
     long = TrainingArgs(epochs=50, batch_size=8, max_length=32, early_stopping_patience=0)
     with store.session() as s:
-        job_id, model_id = students.start_train_job(
+        job_id, model_id = start_train_job(
             s, project_id=pid, label_run_id=run_id, args=long, human_folds=0
         )
-    worker = threading.Thread(target=jobs.execute, args=(store, job_id))
+    worker = threading.Thread(target=kinds.execute, args=(store, job_id))
     worker.start()
     deadline = time.monotonic() + 300
     while time.monotonic() < deadline:
         with store.session() as s:
             if s.get(Job, job_id).done > 0:
-                jobs.request_cancel(s, job_id)
+                records.request_cancel(s, job_id)
                 break
         time.sleep(0.2)
     worker.join(timeout=300)
@@ -191,7 +191,7 @@ def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -
                 validation.delete_code(s, user, pid, doc_id, coder)
         ts = students.training_set(s, pid, run_id)
     # It stops before it needs a model: no student is trained for this.
-    comparison = students.fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
+    comparison = fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
     assert comparison["eval"] is None and comparison["rows"] == []
     assert "code at least 10" in comparison["reason"]
 
@@ -202,7 +202,7 @@ def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
     store = sqlite_store
     pid, run_id = demo_with_run(store)
     with store.session() as s:
-        job_id, model_id = students.start_train_job(
+        job_id, model_id = start_train_job(
             s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
         )
         s.get(StudentModel, model_id).status = "training"
@@ -223,10 +223,10 @@ def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: 
     pid, run_id = demo_with_run(store)
     args = TrainingArgs(base_model="/no/such/model-folder", epochs=1)
     with store.session() as s:
-        job_id, model_id = students.start_train_job(
+        job_id, model_id = start_train_job(
             s, project_id=pid, label_run_id=run_id, args=args, human_folds=0
         )
-    jobs.execute(store, job_id)
+    kinds.execute(store, job_id)
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job.status == "failed"

@@ -6,10 +6,9 @@ from __future__ import annotations
 import pandas as pd
 import pytest
 
-from distill_core.study import projects
-from distill_core.study import validation
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import Store
+from distill_core.study import projects, validation
 
 CSV = "id,text\n" + "".join(f"d{i},text number {i}\n" for i in range(100))
 LABELS = ["economy", "health", "other"]
@@ -173,8 +172,8 @@ def test_disagreements_list_only_texts_where_the_llm_differs() -> None:
 
 
 def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> None:
-    from distill_core.study import labelling as labeling
     from distill_core.codebook import Codebook
+    from distill_core.study import labelling
     from tests.fakes import MappingTeacher
 
     pid = setup_project(store)
@@ -188,7 +187,7 @@ def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> 
         # 'health' is rare: 5 of the 100 texts
         by_text = {t: "health" for t in docs["text"][:5]}
         teacher = MappingTeacher(by_text, "economy")
-        run_id = labeling.create_run(
+        run_id = labelling.create_run(
             s,
             teacher=teacher,
             codebook=codebook,
@@ -197,7 +196,7 @@ def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> 
             corpus_id=corpus.id,
         ).id
     items = list(zip(docs["doc_id"], docs["text"], strict=True))
-    labeling.label_texts(store, run_id, teacher, items)
+    labelling.label_texts(store, run_id, teacher, items)
     with store.session() as s:
         sample = validation.draw_sample(
             s,

@@ -1,0 +1,175 @@
+"""A student's pass over the whole corpus as a job: length-sorted chunks, stored as they finish,
+resumable after a cancel or a killed worker."""
+
+from __future__ import annotations
+
+import time
+from typing import TYPE_CHECKING, Any
+
+from sqlalchemy import select
+
+from distill_core.clock import utcnow
+from distill_core.jobs import records
+from distill_core.jobs.records import JobOutcome
+from distill_core.store import (
+    Document,
+    Job,
+    Prediction,
+    PredictionRun,
+    Store,
+    StudentModel,
+    bulk,
+)
+from distill_core.study import projects
+from distill_core.study.students import StudentError, model_dir
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+# ---------------------------------------------------------------- the whole corpus
+
+
+#: Texts handed to the model per chunk of a corpus pass (stored, then progress is reported).
+PREDICT_CHUNK = 2048
+
+
+def start_predict_job(
+    session: Session, *, project_id: int, model_id: int, user_id: int | None = None
+) -> tuple[int, int]:
+    """Queue a pass of a ready model over the project's corpus; returns (job id, run id).
+
+    An unfinished pass of the same model over the same corpus (cancelled, or its worker was
+    killed) is continued: the documents it already predicted are not predicted again.
+    """
+    model = session.get(StudentModel, model_id)
+    if model is None or model.project_id != project_id or model.status != "ready":
+        raise StudentError("Choose a trained model of this project first.")
+    corpus = projects.get_corpus(session, project_id)
+    if corpus is None:
+        raise StudentError("The project has no corpus to label.")
+    run = session.scalar(
+        select(PredictionRun)
+        .where(
+            PredictionRun.model_id == model_id,
+            PredictionRun.corpus_id == corpus.id,
+            PredictionRun.status != "done",
+        )
+        .order_by(PredictionRun.id.desc())
+        .limit(1)
+    )
+    labels = list(model.meta.get("labels") or [])
+    if run is None:
+        run = PredictionRun(
+            project_id=project_id,
+            model_id=model_id,
+            corpus_id=corpus.id,
+            labels={"labels": labels},
+            created_by=user_id,
+        )
+        session.add(run)
+    run.status = "running"
+    session.flush()
+    job = records.create_job(
+        session,
+        "predict",
+        project_id=project_id,
+        user_id=user_id,
+        total=corpus.row_count,
+        params={"prediction_run_id": run.id},
+    )
+    run.job_id = job.id
+    session.flush()
+    return job.id, run.id
+
+
+def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> JobOutcome:
+    """Worker side: predict every document not yet predicted, longest-last in chunks that are
+    stored as they finish (a killed pass resumes where it stopped)."""
+    from distill_core.student.predict import PredictionCancelled, Predictor
+
+    with store.session() as s:
+        run = s.get(PredictionRun, s.get(Job, job_id).params["prediction_run_id"])
+        run_id, corpus_id = run.id, run.corpus_id
+        folder = model_dir(s.get(StudentModel, run.model_id))
+        done = set(s.scalars(select(Prediction.doc_id).where(Prediction.run_id == run_id)))
+        docs = [
+            (d, t)
+            for d, t in s.execute(
+                select(Document.doc_id, Document.text).where(Document.corpus_id == corpus_id)
+            ).tuples()
+            if d not in done
+        ]
+    total = len(done) + len(docs)
+    docs.sort(key=lambda dt: len(dt[1] or ""))
+    started = time.perf_counter()
+    stop = records.update_job(
+        store, job_id, done=len(done), total=total, message="Loading the model…"
+    )
+    predictor = Predictor(folder)
+    finished = len(done)
+    flag = {"stop": stop, "at": 0.0}
+
+    def report(n_done: int, message: str | None = None, force: bool = False) -> None:
+        now = time.perf_counter()
+        if force or now - flag["at"] >= 0.5:
+            flag["at"] = now
+            rate = (n_done - len(done)) / max(1e-9, now - started)
+            flag["stop"] = records.update_job(
+                store,
+                job_id,
+                done=n_done,
+                message=message or f"{n_done:,} of {total:,} texts labelled ({rate:,.0f} texts/s).",
+            )
+
+    try:
+        for start in range(0, len(docs), PREDICT_CHUNK):
+            chunk = docs[start : start + PREDICT_CHUNK]
+            out = predictor.predict(
+                [t for _, t in chunk],
+                on_progress=lambda i, _n, base=finished: report(base + i),
+                should_stop=lambda: flag["stop"],
+            )
+            rows = [
+                {
+                    "run_id": run_id,
+                    "doc_id": d,
+                    "label": label,
+                    "confidence": float(conf),
+                    "probs": [round(float(p), 6) for p in probs],
+                }
+                for (d, _), label, conf, probs in zip(
+                    chunk, out.labels, out.confidence, out.probabilities, strict=True
+                )
+            ]
+            with store.session() as s:
+                bulk.insert_many(s, Prediction.__table__, rows)
+            finished += len(chunk)
+            report(finished, force=True)
+            if flag["stop"]:
+                raise PredictionCancelled
+    except PredictionCancelled:
+        _set_run(store, run_id, status="cancelled", n=finished)
+        raise records.JobCancelled from None
+    except Exception:
+        _set_run(store, run_id, status="failed", n=finished)
+        raise
+    seconds = time.perf_counter() - started
+    _set_run(
+        store,
+        run_id,
+        status="done",
+        n=finished,
+        seconds=round(seconds, 3),
+        device=predictor.device,
+        finished_at=utcnow(),
+    )
+    return JobOutcome(
+        {"prediction_run_id": run_id},
+        message=f"Labelled {finished:,} texts with the student in {seconds:,.0f} s.",
+    )
+
+
+def _set_run(store: Store, run_id: int, **values: Any) -> None:
+    with store.session() as s:
+        run = s.get(PredictionRun, run_id)
+        for key, value in values.items():
+            setattr(run, key, value)

@@ -1,0 +1,237 @@
+"""Training a student as a job: the model record and its queued job, then, in the worker, the
+training, the fair comparison and the model card; cancel and failure leave no folder."""
+
+from __future__ import annotations
+
+import shutil
+from dataclasses import asdict, fields
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+from distill_core.clock import utcnow
+from distill_core.jobs import records
+from distill_core.jobs.records import JobOutcome
+from distill_core.store import (
+    Job,
+    LabelRun,
+    Store,
+    StudentModel,
+)
+from distill_core.student.train import MIN_EXAMPLES, TrainingArgs, TrainingCancelled
+from distill_core.study import projects
+from distill_core.study.comparison import Tracker, fair_comparison
+from distill_core.study.students import (
+    DEFAULT_BASE,
+    StudentError,
+    models_root,
+    training_set,
+)
+from distill_core.values import json_safe
+
+if TYPE_CHECKING:
+    from sqlalchemy.orm import Session
+# ---------------------------------------------------------------- training as a job
+
+
+def args_from_dict(data: dict[str, Any]) -> TrainingArgs:
+    names = {f.name for f in fields(TrainingArgs)}
+    return TrainingArgs(**{k: v for k, v in data.items() if k in names})
+
+
+def start_train_job(
+    session: Session,
+    *,
+    project_id: int,
+    label_run_id: int,
+    args: TrainingArgs,
+    human_folds: int = 5,
+    user_id: int | None = None,
+) -> tuple[int, int]:
+    """Record a model and its queued training job; returns (job id, model id).
+
+    ``human_folds`` ≥ 2 also trains students on the human codes, cross-validated over the
+    held-out test texts (that many extra trainings, each on the human-coded texts only).
+    """
+    ts = training_set(session, project_id, label_run_id)
+    kept = ts.kept_by(args.min_confidence, args.min_consistency)
+    if kept < MIN_EXAMPLES:
+        raise StudentError(
+            f"Only {kept} usable LLM labels remain (of {ts.n_llm}: {ts.excluded_test} held out "
+            f"for testing, {ts.invalid} invalid, {len(ts.texts) - kept} below the filters); "
+            f"a student needs at least {MIN_EXAMPLES}."
+        )
+    if len(set(ts.labels)) < 2:
+        raise StudentError("The LLM labels hold only one category; a classifier needs two.")
+    run = session.get(LabelRun, label_run_id)
+    model = StudentModel(
+        project_id=project_id,
+        corpus_id=run.corpus_id,
+        label_run_id=run.id,
+        codebook_version_id=run.codebook_version_id,
+        status="queued",
+        base_model=args.base_model or DEFAULT_BASE,
+        args=asdict(args),
+        training=ts.counts(),
+        created_by=user_id,
+    )
+    session.add(model)
+    session.flush()
+    job = records.create_job(
+        session,
+        "train",
+        project_id=project_id,
+        user_id=user_id,
+        params={"model_id": model.id, "human_folds": int(human_folds)},
+    )
+    model.job_id = job.id
+    session.flush()
+    return job.id, model.id
+
+
+def _set_model(store: Store, model_id: int, **values: Any) -> None:
+    with store.session() as s:
+        model = s.get(StudentModel, model_id)
+        for key, value in values.items():
+            setattr(model, key, value)
+
+
+def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOutcome:
+    """Worker side: train the student, then the fair comparison; the model record follows."""
+    from distill_core.student.train import train
+
+    with store.session() as s:
+        params = dict(s.get(Job, job_id).params)
+        model = s.get(StudentModel, params["model_id"])
+        model_id, project_id, run_id = model.id, model.project_id, model.label_run_id
+        args = args_from_dict(model.args)
+        ts = training_set(s, project_id, run_id)
+        run = s.get(LabelRun, run_id)
+        version = run.codebook_version_id
+        extra = {
+            "project_id": project_id,
+            "label_run_id": run_id,
+            "codebook_version_id": version,
+            "codebook_version": projects.version_number(s, version),
+            "codebook": run.codebook,
+            "teacher": {"kind": run.teacher, "model": run.model},
+            "training_set": ts.counts(),
+        }
+    tracker = _Tracker(store, job_id)
+    relative = Path(str(project_id)) / str(model_id)
+    out = models_root() / relative
+    if out.exists():  # left by a worker killed while renaming: nothing to keep
+        shutil.rmtree(out, ignore_errors=True)
+    _set_model(store, model_id, status="training")
+    try:
+        result = train(
+            ts.texts,
+            ts.labels,
+            out,
+            args,
+            label_names=ts.label_names,
+            confidences=ts.confidences,
+            consistencies=ts.consistencies,
+            on_progress=tracker.phase("Student on LLM labels"),
+            should_stop=tracker.cancelled,
+            extra_metadata=extra,
+        )
+        _set_model(store, model_id, path=str(relative), meta=json_safe(result.metadata))
+        comparison = fair_comparison(
+            store,
+            project_id,
+            run_id,
+            out,
+            ts,
+            args,
+            human_folds=params.get("human_folds", 5),
+            tracker=tracker,
+        )
+    except TrainingCancelled:
+        _set_model(store, model_id, status="cancelled", finished_at=utcnow())
+        shutil.rmtree(out, ignore_errors=True)
+        raise records.JobCancelled from None
+    except Exception:
+        _set_model(store, model_id, status="failed", finished_at=utcnow())
+        shutil.rmtree(out, ignore_errors=True)
+        raise
+    meta = _record_heldout(out, comparison)
+    _set_model(
+        store, model_id, status="ready", comparison=comparison, meta=meta, finished_at=utcnow()
+    )
+    summary = f"Trained on {result.n_train:,} texts in {result.train_seconds:,.0f} s"
+    best = next((r for r in comparison.get("rows", []) if r["key"] == "student_llm"), None)
+    if best is not None:
+        summary += (
+            f"; macro-F1 {best['metrics']['macro_f1']:.3f} on "
+            f"{best['metrics']['n']} held-out human-coded texts"
+        )
+    return JobOutcome({"model_id": model_id}, message=summary + ".")
+
+
+def _record_heldout(folder: Path, comparison: dict) -> dict:
+    """Add the held-out scores to the model's ``distill.json`` and model card; returns the
+    updated metadata."""
+    import json
+
+    from distill_core.student.train import METADATA_FILE, model_card
+
+    path = folder / METADATA_FILE
+    meta = json.loads(path.read_text(encoding="utf-8"))
+    if comparison.get("eval"):
+        meta["heldout"] = {
+            "n": comparison["eval"]["n"],
+            "rows": [
+                {
+                    "key": r["key"],
+                    "name": r["name"],
+                    "macro_f1": r["metrics"]["macro_f1"],
+                    "macro_f1_ci": r["metrics"]["ci"]["macro_f1"],
+                    "accuracy": r["metrics"]["accuracy"],
+                    "accuracy_ci": r["metrics"]["ci"]["accuracy"],
+                }
+                for r in comparison["rows"]
+                if r.get("metrics")
+            ],
+        }
+    for target, text in (
+        (path, json.dumps(meta, indent=2, ensure_ascii=False, default=str)),
+        (folder / "README.md", model_card(meta)),
+    ):
+        partial = target.with_suffix(target.suffix + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)
+    return json_safe(meta)
+
+
+class _Tracker(Tracker):
+    """Job progress across phases (the student, then each cross-validation fold): step/total,
+    loss and the validation macro-F1 of each finished epoch; polls the cancel flag."""
+
+    def __init__(self, store: Store, job_id: int) -> None:
+        self.store, self.job_id = store, job_id
+        self.stop = False
+        self.curves: dict[str, list[dict]] = {}
+
+    def cancelled(self) -> bool:
+        return self.stop
+
+    def phase(self, name: str):
+        curve = self.curves.setdefault(name, [])
+
+        def on_progress(p) -> None:
+            if p.val_macro_f1 is not None and "done" in p.message:
+                curve.append({"epoch": p.epoch, "loss": p.loss, "val_macro_f1": p.val_macro_f1})
+            loss = f" · loss {p.loss:.3f}" if p.loss is not None else ""
+            self.stop = records.update_job(
+                self.store,
+                self.job_id,
+                done=p.step,
+                total=p.total_steps,
+                message=f"{name}: {p.message}{loss}",
+                result={"phase": name, "curves": self.curves},
+            )
+
+        return on_progress
+
+    def note(self, message: str) -> None:
+        self.stop = records.update_job(self.store, self.job_id, message=message)

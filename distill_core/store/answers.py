@@ -1,0 +1,62 @@
+"""The answer cache in the store: ``llm_responses`` rows behind ``llm.cache.AnswerCache``."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Sequence
+from typing import Any
+
+from sqlalchemy import select
+
+from distill_core.llm.base import Answer
+from distill_core.llm.cache import FINAL, AnswerCache
+from distill_core.store.bulk import insert_many
+from distill_core.store.db import Store
+from distill_core.store.models import LLMResponse
+
+#: Hashes per ``IN (...)`` query.
+CHUNK = 500
+_KEY_COLUMNS = ("run_key", "text_hash", "repeat_index")
+
+
+class StoreAnswerCache(AnswerCache):
+    """Answers kept in the project's database, shared by every run, job and command."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def answered(self, key: str, hashes: Sequence[str]) -> set[tuple[str, int]]:
+        found: set[tuple[str, int]] = set()
+        hashes = list(hashes)
+        with self.store.session() as s:
+            for start in range(0, len(hashes), CHUNK):
+                stmt = select(LLMResponse.text_hash, LLMResponse.repeat_index).where(
+                    LLMResponse.run_key == key,
+                    LLMResponse.text_hash.in_(hashes[start : start + CHUNK]),
+                    LLMResponse.status.in_(FINAL),
+                )
+                found.update(s.execute(stmt).tuples())
+        return found
+
+    def lookup(self, key: str, hashes: Sequence[str]) -> dict[str, dict[int, Answer]]:
+        out: dict[str, dict[int, Answer]] = defaultdict(dict)
+        hashes = list(hashes)
+        with self.store.session() as s:
+            for start in range(0, len(hashes), CHUNK):
+                stmt = select(
+                    LLMResponse.text_hash,
+                    LLMResponse.repeat_index,
+                    LLMResponse.label,
+                    LLMResponse.status,
+                    LLMResponse.confidence,
+                ).where(
+                    LLMResponse.run_key == key,
+                    LLMResponse.text_hash.in_(hashes[start : start + CHUNK]),
+                )
+                for h, r, label, status, confidence in s.execute(stmt):
+                    out[h][r] = Answer(label=label, status=status, confidence=confidence)
+        return out
+
+    def update(self, rows: list[dict[str, Any]]) -> None:
+        with self.store.session() as s:
+            insert_many(s, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)

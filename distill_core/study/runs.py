@@ -1,0 +1,172 @@
+"""Reading label runs: a project's runs, their per-document results, the columns every export
+and the command line write, a run's one title, and its audit log (every prompt and answer)."""
+
+from __future__ import annotations
+
+import json
+from collections import defaultdict
+from collections.abc import Iterator, Sequence
+from typing import IO, TYPE_CHECKING
+
+from sqlalchemy import select
+from sqlalchemy.orm import Session
+
+from distill_core.codebook import Codebook
+from distill_core.store.models import Document, LabelRun, LabelRunItem, LLMResponse, StudentModel
+from distill_core.study import projects
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+#: Statuses a label can have in a run's results and in exported files.
+STATUSES = ("ok", "invalid", "error")
+#: The LLM columns of a labelled file, in order (the command line and every export).
+LLM_COLUMNS = ("llm_label", "llm_confidence", "llm_consistency", "llm_status")
+_CHUNK = 500
+
+
+def project_runs(
+    session: Session, project_id: int, *, with_results: bool = False
+) -> list[LabelRun]:
+    """The project's label runs, newest first (only those with results, if asked)."""
+    stmt = select(LabelRun).where(LabelRun.project_id == project_id).order_by(LabelRun.id.desc())
+    if with_results:
+        has_items = select(LabelRunItem.run_id).where(LabelRunItem.run_id == LabelRun.id).exists()
+        stmt = stmt.where(has_items)
+    return list(session.scalars(stmt))
+
+
+def run_results(session: Session, run_id: int) -> list[LabelRunItem]:
+    """The run's per-document results."""
+    return list(session.scalars(select(LabelRunItem).where(LabelRunItem.run_id == run_id)))
+
+
+def results_frame(session: Session, run_id: int, *, with_text: bool = True) -> pd.DataFrame:
+    """A run's per-document results (``doc_id``, ``label``, ``confidence``, ``consistency``,
+    ``status``), with each document's ``text`` after its id, as a pandas frame in corpus order
+    (``with_text=False``: without the text, for runs outside a project)."""
+    import pandas as pd
+
+    columns = ["doc_id", "label", "confidence", "consistency", "status"]
+    values = [getattr(LabelRunItem, c) for c in columns]
+    stmt = select(*values).where(LabelRunItem.run_id == run_id)
+    if with_text:
+        run = session.get(LabelRun, run_id)
+        columns.insert(1, "text")
+        values.insert(1, Document.text)
+        stmt = (
+            select(*values)
+            .join(
+                Document,
+                (Document.doc_id == LabelRunItem.doc_id) & (Document.corpus_id == run.corpus_id),
+            )
+            .where(LabelRunItem.run_id == run_id)
+            .order_by(Document.position)
+        )
+    return pd.DataFrame(session.execute(stmt).all(), columns=columns)
+
+
+def audit_log(session: Session, run_id: int) -> Iterator[dict]:
+    """Every stored answer behind a run, one JSON-ready dict each (no API key anywhere).
+
+    Each record names the documents it answered for (identical texts share one answer).
+    """
+    run = session.get(LabelRun, run_id)
+    docs: dict[str, list[str]] = defaultdict(list)
+    for doc_id, h in session.execute(
+        select(LabelRunItem.doc_id, LabelRunItem.text_hash).where(LabelRunItem.run_id == run_id)
+    ):
+        docs[h].append(doc_id)
+    hashes = sorted(docs)
+    for start in range(0, len(hashes), _CHUNK):
+        stmt = (
+            select(LLMResponse)
+            .where(
+                LLMResponse.run_key == run.run_key,
+                LLMResponse.text_hash.in_(hashes[start : start + _CHUNK]),
+            )
+            .order_by(LLMResponse.text_hash, LLMResponse.repeat_index)
+        )
+        for r in session.scalars(stmt):
+            yield {
+                "run_id": run_id,
+                "doc_ids": docs[r.text_hash],
+                "text_sha256": r.text_hash,
+                "repeat_index": r.repeat_index,
+                "teacher": r.teacher,
+                "model": r.model,
+                "request": r.request,
+                "raw": r.raw,
+                "label": r.label,
+                "status": r.status,
+                "confidence": r.confidence,
+                "prompt_tokens": r.prompt_tokens,
+                "completion_tokens": r.completion_tokens,
+                "attempts": r.attempts,
+                "structured": r.structured,
+                "error": r.error,
+                "started_at": r.started_at.isoformat() if r.started_at else None,
+                "finished_at": r.finished_at.isoformat() if r.finished_at else None,
+            }
+
+
+def write_audit_log(session: Session, run_ids: Sequence[int], fh: IO[bytes]) -> int:
+    """Write the audit log of these runs (in this order) to a binary file as JSON Lines, each
+    record naming its run; returns the number of records. Records hold the request body and
+    the raw answer, never a key."""
+    n = 0
+    for run_id in run_ids:
+        for record in audit_log(session, run_id):
+            fh.write((json.dumps(record, ensure_ascii=False, default=str) + "\n").encode("utf-8"))
+            n += 1
+    return n
+
+
+def run_title(run: LabelRun, version: int | None) -> str:
+    """How a label run is named everywhere: ``Run 3: gpt-4o-mini, codebook v2``."""
+    return f"Run {run.id}: {run.model}, codebook v{version if version is not None else '?'}"
+
+
+def provenance_run(session: Session, project_id: int, corpus_id: int | None = None):
+    """The label run a project reports: the one its newest ready student was trained on, else
+    the newest run with results (None when the project has no labelled run of its corpus)."""
+    model = session.scalar(
+        select(StudentModel)
+        .where(StudentModel.project_id == project_id, StudentModel.status == "ready")
+        .order_by(StudentModel.id.desc())
+        .limit(1)
+    )
+    if model is not None and model.label_run_id is not None:
+        run = session.get(LabelRun, model.label_run_id)
+        if run is not None and (corpus_id is None or run.corpus_id == corpus_id):
+            return run
+    for run in project_runs(session, project_id, with_results=True):
+        if corpus_id is None or run.corpus_id == corpus_id:
+            return run
+    return None
+
+
+def label_names(session: Session, project_id: int, run: LabelRun | None = None) -> list[str]:
+    """The codebook's labels in order: the run's codebook, else the latest saved version."""
+    if run is not None and run.codebook:
+        return Codebook.from_dict(run.codebook, check=False).label_names
+    version = projects.latest_codebook(session, project_id)
+    return projects.as_codebook(version).label_names if version is not None else []
+
+
+def llm_columns(
+    ids: pd.Series, results: pd.DataFrame, *, missing_status: str | None = None
+) -> dict[str, pd.Series]:
+    """The ``LLM_COLUMNS`` of a labelled file for documents ``ids``, from a run's results
+    (``results_frame``): label, confidence, consistency and status; a document the run has no
+    result for gets ``missing_status``."""
+    items = results.set_index("doc_id")
+    status = ids.map(items["status"])
+    if missing_status is not None:
+        status = status.fillna(missing_status)
+    return {
+        "llm_label": ids.map(items["label"]),
+        "llm_confidence": ids.map(items["confidence"]).astype(float),
+        "llm_consistency": ids.map(items["consistency"]).astype(float),
+        "llm_status": status,
+    }
