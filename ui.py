@@ -12,7 +12,7 @@ import streamlit as st
 
 from distill_core.config import Settings
 from distill_core.store import Store
-from distill_core.study import projects
+from distill_core.study import demo, projects
 
 #: The workflow's pages: (step name, script, icon). The step names are projects.STEPS.
 PAGES = {
@@ -50,7 +50,7 @@ def _open_store(url: str) -> Store:
     with store.session() as s:
         user = projects.ensure_user(s, projects.LOCAL_USERNAME)
         if not s.query(projects.Project.id).first():
-            projects.ensure_demo_project(s, user)
+            demo.ensure_demo_project(s, user)
     return store
 
 
@@ -379,7 +379,7 @@ def show_intercoder(result) -> None:
 def comparison_table(comparison: dict) -> pd.DataFrame:
     """The fair comparison as a table: each model's macro-F1, accuracy and kappa with CIs."""
 
-    from distill_core.reports.appendix import fmt_ci
+    from distill_core.reports.formatting import fmt_ci
 
     def with_ci(m: dict, key: str) -> str:
         return fmt_ci(m.get(key), m["ci"].get(key))

@@ -4,7 +4,7 @@ import pandas as pd
 import streamlit as st
 
 import ui
-from distill_core.study import projects
+from distill_core.study import demo, projects
 
 ctx = ui.context()
 st.title("Projects")
@@ -59,7 +59,7 @@ with st.expander("Demo project"):
     )
     if st.button("Re-create the demo project", key="recreate_demo"):
         with ctx.store.session() as s:
-            demo = projects.ensure_demo_project(s, ctx.user(s), recreate=True)
+            demo = demo.ensure_demo_project(s, ctx.user(s), recreate=True)
             st.session_state["project_id"] = demo.id
         st.rerun()
 

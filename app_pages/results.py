@@ -3,15 +3,15 @@
 import streamlit as st
 
 import ui
-from distill_core import estimate
 from distill_core.reports import report
-from distill_core.reports.appendix import fmt_ci, fmt_share
 from distill_core.reports.charts import (
     label_distribution,
     per_class_bars,
     shares_chart,
     training_curves,
 )
+from distill_core.reports.formatting import fmt_ci, fmt_share
+from distill_core.study import shares as corpus_shares
 from distill_core.study import students
 
 ctx = ui.context()
@@ -40,7 +40,7 @@ if latest_pass is None:
 else:
     with ctx.store.session() as s:
         frame = students.predictions_frame(s, latest_pass.id, probabilities=False)
-        shares = estimate.corrected_shares(s, ctx.project_id, latest_pass.id)
+        shares = corpus_shares.corrected_shares(s, ctx.project_id, latest_pass.id)
     st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
     counts = frame["pred_label"].value_counts().to_dict()
     ui.chart(

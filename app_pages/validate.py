@@ -230,7 +230,7 @@ with agree_tab:
             result = agreement.compare(
                 g, p, labels=names, positive_label=None if positive == "(none)" else positive
             )
-            return result, validation.class_f1_intervals(g, p, names), ids
+            return result, agreement.class_f1_intervals(g, p, names), ids
 
         dev, dev_ci, dev_ids = scores("dev")
         st.subheader("Development part")

@@ -367,6 +367,38 @@ def bootstrap_ci(
     return _percentile_ci(np.concatenate(values), alpha)
 
 
+def class_f1_intervals(
+    gold: Sequence[Any],
+    pred: Sequence[Any],
+    labels: Sequence[str],
+    seed: int = 0,
+    n_boot: int = 1000,
+    alpha: float = 0.05,
+) -> dict[str, tuple[float, float]]:
+    """Percentile-bootstrap ``(1 - alpha)`` intervals of every class's F1.
+
+    The resamples are :func:`bootstrap_ci`'s (n items drawn with replacement, seeded); per
+    class c, F1 = 2·TP / (2·TP + FP + FN) on the resample (0 when the class is absent from
+    both, as in scikit-learn's ``zero_division=0``). A prediction that is missing or outside
+    ``labels`` counts as wrong.
+    """
+    coded = _encode(_gold_strings(gold, "gold"), _pred_strings(pred, len(gold)), labels)
+    f1s: list[np.ndarray] = []
+    for idx in _resample_indices(coded.n, n_boot, seed):
+        cm = _batch_confusions(coded, idx)
+        tp = np.diagonal(cm, axis1=1, axis2=2)[:, : len(labels)]
+        fp = cm.sum(axis=1)[:, : len(labels)] - tp
+        fn = cm.sum(axis=2)[:, : len(labels)] - tp
+        denom = 2 * tp + fp + fn
+        f1s.append(np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0))
+    f1 = np.concatenate(f1s)
+    lo, hi = 100 * alpha / 2, 100 * (1 - alpha / 2)
+    return {
+        label: (float(np.percentile(f1[:, j], lo)), float(np.percentile(f1[:, j], hi)))
+        for j, label in enumerate(labels)
+    }
+
+
 def expected_accuracy_halfwidth(n: int, p: float = 0.8, confidence: float = 0.95) -> float:
     """Normal-approximation half-width of a CI for an accuracy p measured on n items.
 

@@ -46,22 +46,16 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
+from dataclasses import asdict, dataclass
 from statistics import NormalDist
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
-from sqlalchemy import func, select
 
-from distill_core import sampling
-from distill_core.corpus import is_blank
-from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel
-from distill_core.study import runs, validation
+from distill_core.values import is_blank
 
 if TYPE_CHECKING:
     import pandas as pd
-    from sqlalchemy.orm import Session
 
 #: Below this many coded texts the report warns that the intervals are wide.
 FEW_CODED = 30
@@ -124,23 +118,6 @@ class Shares:
         """JSON-ready dict of the whole result."""
         out = {k: v for k, v in asdict(self).items() if k != "rows"}
         return out | {"rows": [r.to_dict() for r in self.rows]}
-
-
-@dataclass(frozen=True)
-class SharesReport(Shares):
-    """:class:`Shares` of a project's corpus pass, with where they came from and what to
-    keep in mind when reading them (``warnings``, whole sentences)."""
-
-    run_id: int | None = None
-    model_id: int | None = None
-    sample_id: int | None = None
-    sample_method: str | None = None
-    warnings: list[str] = field(default_factory=list)
-
-    @property
-    def warning(self) -> str | None:
-        """All warnings as one paragraph (None when there is none)."""
-        return " ".join(self.warnings) or None
 
 
 # ---------------------------------------------------------------- the estimator
@@ -310,141 +287,3 @@ def _check_inputs(corpus, pred, gold, labels, weights, strata, confidence) -> No
 
 
 # ---------------------------------------------------------------- from the store
-
-_WEIGHTED = (
-    "The validation sample was stratified by LLM label, so the estimate is weighted by "
-    "inverse inclusion probabilities."
-)
-_UNWEIGHTED = (
-    "The validation sample was stratified, but the label run it was stratified by is gone: "
-    "the estimate is not weighted and may be biased."
-)
-#: Texts longer than this are never checked for being blank (whitespace-only) in the store.
-_BLANK_CHECK_CHARS = 1000
-
-
-def corrected_shares(
-    session: Session, project_id: int, run_id: int | None = None, *, confidence: float = 0.95
-) -> SharesReport | None:
-    """Corrected shares of a project's corpus pass, from the held-out test codes.
-
-    The corpus pass is ``run_id`` or the project's latest finished one; its predictions on the
-    non-empty texts are the corpus (empty texts cannot be drawn into a sample and have no
-    category). The coded sample is the test part of the project's current validation sample,
-    restricted to texts with a gold label (majority of coders; ties left out): the student was
-    never trained on the test part, while development texts may have been in its training
-    set. A stratified sample is weighted by inverse inclusion probabilities ``N_h / n_h`` of
-    its strata (the LLM labels it was stratified by; ``n_h`` counts the coded test texts) and
-    gets the stratified variance. Returns None when there is no finished corpus pass, no sample
-    of the pass's corpus, or fewer than 2 coded test texts.
-    """
-    from distill_core.study import students
-
-    run = (
-        students.latest_prediction_run(session, project_id)
-        if run_id is None
-        else session.get(PredictionRun, run_id)
-    )
-    if run is None or run.project_id != project_id or run.status != "done":
-        return None
-    sample = validation.current_sample(session, project_id)
-    if sample is None or sample.corpus_id != run.corpus_id:
-        return None
-    labels = list((run.labels or {}).get("labels", []))
-    preds = students.predictions_frame(session, run.id, probabilities=False)
-    blank = _blank_doc_ids(session, run.corpus_id)
-    by_doc = {d: p for d, p in zip(preds["doc_id"], preds["pred_label"], strict=True)}
-    corpus_pred = [p for d, p in by_doc.items() if d not in blank]
-    codes = validation.codes_frame(session, project_id)
-    gold, _ = validation.gold_labels(codes)
-    test_ids = [d.doc_id for d in validation.sample_docs(session, sample, part="test")]
-    coded = [d for d in test_ids if d in gold and d in by_doc]
-    outside = [d for d in coded if gold[d] not in labels]
-    coded = [d for d in coded if gold[d] in labels]
-    if len(coded) < 2 or len(corpus_pred) < 2:
-        return None
-    warnings = _sample_warnings(session, run, sample, len(coded))
-    tied = set(codes["doc_id"]) & (set(test_ids) - set(gold))
-    if tied:
-        warnings.append(f"{_texts(len(tied))} where the coders tied are left out.")
-    if outside:
-        warnings.append(
-            f"{_texts(len(outside))} whose human code is not one of the model's categories "
-            "are left out."
-        )
-    weights = strata = None
-    if sample.method == "stratified":
-        weights, strata, note = _stratified_weights(session, sample, run.corpus_id, blank, coded)
-        warnings.insert(0, note)
-    shares = estimate_shares(
-        corpus_pred,
-        [by_doc[d] for d in coded],
-        [gold[d] for d in coded],
-        labels,
-        weights=weights,
-        strata=strata,
-        confidence=confidence,
-    )
-    return SharesReport(
-        **{k: getattr(shares, k) for k in Shares.__dataclass_fields__},
-        run_id=run.id,
-        model_id=run.model_id,
-        sample_id=sample.id,
-        sample_method=sample.method,
-        warnings=warnings,
-    )
-
-
-def _sample_warnings(session, run, sample, n_coded: int) -> list[str]:
-    """Warnings about the coded sample: too small, not drawn at random, drawn after training."""
-    out = []
-    if n_coded < FEW_CODED:
-        out.append(f"Only {n_coded} test texts are coded: few coded texts give wide intervals.")
-    if sample.method == "imported":
-        out.append(
-            "The coded texts were imported: the correction assumes they are a random sample "
-            "of the corpus."
-        )
-    model = session.get(StudentModel, run.model_id)
-    if model is not None and _utc(sample.created_at) > _utc(model.created_at):
-        out.append(
-            "The validation sample was drawn after the model was trained, so its test texts "
-            "may have been in the training set; the correction assumes they were not."
-        )
-    return out
-
-
-def _stratified_weights(session, sample, corpus_id, blank, coded):
-    """Weights ``N_h / n_h`` and strata of the coded test texts of a stratified sample, and
-    the sentence that says so (or, when its label run is gone, no weights and a warning)."""
-    if sample.strata_run_id is None or session.get(LabelRun, sample.strata_run_id) is None:
-        return None, None, _UNWEIGHTED
-    frame = runs.results_frame(session, sample.strata_run_id)
-    llm = {
-        d: (None if is_blank(x) else x)
-        for d, x in zip(frame["doc_id"], frame["label"], strict=True)
-    }
-    ids = session.scalars(select(Document.doc_id).where(Document.corpus_id == corpus_id))
-    population = [llm.get(d) for d in ids if d not in blank]
-    strata = [llm.get(d) for d in coded]
-    by_stratum = sampling.inclusion_weights(population, strata)
-    return [by_stratum[h] for h in strata], strata, _WEIGHTED
-
-
-def _blank_doc_ids(session: Session, corpus_id: int) -> set[str]:
-    """Documents whose text is empty or whitespace (the sample is drawn from the others)."""
-    stmt = select(Document.doc_id, Document.text).where(
-        Document.corpus_id == corpus_id, func.length(Document.text) <= _BLANK_CHECK_CHARS
-    )
-    return {d for d, t in session.execute(stmt).tuples() if not (t or "").strip()}
-
-
-def _utc(moment: datetime) -> datetime:
-    """A naive UTC time (SQLite gives naive times, PostgreSQL aware ones)."""
-    if moment.tzinfo is not None:
-        moment = moment.astimezone(UTC).replace(tzinfo=None)
-    return moment
-
-
-def _texts(n: int) -> str:
-    return f"{n:,} coded text" + ("" if n == 1 else "s")

@@ -5,7 +5,7 @@ from __future__ import annotations
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer
 from distill_core.store import Store
-from distill_core.study import labelling, projects, validation
+from distill_core.study import demo, labelling, projects, validation
 
 
 class FixedTeacher:
@@ -80,7 +80,7 @@ def demo_with_run(store: Store) -> tuple[int, int]:
     """The demo project (360 texts, 120 coded, 60 of them held out) and an LLM run over it."""
     with store.session() as s:
         user = projects.ensure_user(s)
-        pid = projects.ensure_demo_project(s, user).id
+        pid = demo.ensure_demo_project(s, user).id
         corpus = projects.get_corpus(s, pid)
         docs = projects.load_documents(s, corpus.id, with_extra=False)
         gold, _ = validation.gold_labels(validation.codes_frame(s, pid))

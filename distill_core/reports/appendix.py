@@ -6,14 +6,12 @@ The appendix is built once as structured sections (paragraphs, lists, tables, qu
 rendered from them twice: Markdown and a small self-contained, escaped HTML page, so the two
 never disagree and no Markdown library is needed. ``Appendix.figures`` holds every reported
 figure as the exact string the text shows, for checks and for pages that quote them.
-Formatting: metrics with three decimals, intervals as ``0.712 (95% CI 0.650–0.780)``
-(:func:`fmt_ci`), shares as percentages with one decimal.
+Figures are written by ``reports.formatting``, as on every page.
 """
 
 from __future__ import annotations
 
 import html
-import math
 import platform
 from collections import Counter
 from collections.abc import Sequence
@@ -27,8 +25,10 @@ from sqlalchemy import func, select
 
 from distill_core import agreement
 from distill_core.codebook import Codebook
+from distill_core.reports.formatting import fmt, fmt_ci, fmt_count, fmt_date, fmt_share, plural
 from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project
 from distill_core.study import projects, runs, students, validation
+from distill_core.study import shares as corpus_shares
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -74,41 +74,6 @@ class Appendix:
             body.append(f"<h2>{_e(section.title)}</h2>")
             body.extend(_html_block(b) for b in section.blocks)
         return _HTML_PAGE.format(title=_e(self.title), body="\n".join(body))
-
-
-# ---------------------------------------------------------------- formatting
-
-
-def fmt(x: float | None, digits: int = 3) -> str:
-    """A metric with ``digits`` decimals; ``n/a`` when undefined."""
-    if x is None or (isinstance(x, float) and math.isnan(x)):
-        return "n/a"
-    return f"{x:.{digits}f}"
-
-
-def fmt_ci(value: float | None, ci: Sequence[float | None] | None, digits: int = 3) -> str:
-    """``0.712 (95% CI 0.650–0.780)``; the value alone when there is no interval."""
-    if not ci or any(c is None or (isinstance(c, float) and math.isnan(c)) for c in ci):
-        return fmt(value, digits)
-    return f"{fmt(value, digits)} (95% CI {fmt(ci[0], digits)}–{fmt(ci[1], digits)})"
-
-
-def fmt_share(value: float, ci: Sequence[float]) -> str:
-    """``12.3% (95% CI 10.1–14.5%)``."""
-    return f"{100 * value:.1f}% (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"
-
-
-def _n(x: int | None) -> str:
-    return "n/a" if x is None else f"{int(x):,}"
-
-
-def _plural(n: int, word: str, plural: str | None = None) -> str:
-    """``word`` or its plural, as fits ``n``."""
-    return word if n == 1 else (plural or word + "s")
-
-
-def _date(value: datetime | None) -> str:
-    return value.strftime("%Y-%m-%d") if value else "an unrecorded date"
 
 
 def _public_url(url: str) -> str:
@@ -170,10 +135,10 @@ def _data(b: _Builder, corpus) -> None:
         blocks.append(("p", "No corpus has been uploaded yet."))
         return
     report = corpus.report or {}
-    n = b.fig("corpus.n_texts", _n(corpus.row_count))
+    n = b.fig("corpus.n_texts", fmt_count(corpus.row_count))
     text = (
         f"The corpus is the file {corpus.filename} ({corpus.file_format}), uploaded on "
-        f"{_date(corpus.uploaded_at)}: {n} texts in the column '{corpus.text_column}'"
+        f"{fmt_date(corpus.uploaded_at)}: {n} texts in the column '{corpus.text_column}'"
     )
     text += (
         ", with ids generated from the texts."
@@ -182,10 +147,10 @@ def _data(b: _Builder, corpus) -> None:
     )
     extra = []
     if report.get("empty_texts"):
-        extra.append(f"{_n(report['empty_texts'])} texts are empty")
+        extra.append(f"{fmt_count(report['empty_texts'])} texts are empty")
     if report.get("duplicate_texts"):
         extra.append(
-            f"{_n(report['duplicate_texts'])} texts repeat another text (identical texts are "
+            f"{fmt_count(report['duplicate_texts'])} texts repeat another text (identical texts are "
             "labelled once and share the LLM's answer)"
         )
     if extra:
@@ -206,7 +171,7 @@ def _codebook(b: _Builder, session: Session, project_id: int, run: LabelRun | No
     else:
         blocks.append(("p", "No codebook has been saved yet."))
         return
-    which = f", version {version.version} (saved {_date(version.created_at)})" if version else ""
+    which = f", version {version.version} (saved {fmt_date(version.created_at)})" if version else ""
     b.fig("codebook.version", str(version.version) if version else "n/a")
     blocks.append(
         (
@@ -214,7 +179,7 @@ def _codebook(b: _Builder, session: Session, project_id: int, run: LabelRun | No
             f"Texts were labelled with the codebook '{codebook.name}'{which}. The same codebook "
             "was the human coders' instructions and the LLM's prompt. It has "
             f"{len(codebook.labels)} labels and {len(codebook.examples)} worked "
-            f"{_plural(len(codebook.examples), 'example')}.",
+            f"{plural(len(codebook.examples), 'example')}.",
         )
     )
     if codebook.instructions.strip():
@@ -232,7 +197,7 @@ def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -
         return
     params = dict(run.params or {})
     counts = _status_counts(session, run.id)
-    n = b.fig("llm.n_labelled", _n(sum(counts.values())))
+    n = b.fig("llm.n_labelled", fmt_count(sum(counts.values())))
     repeats = int(params.get("repeats") or 1)
     if run.teacher == "local":
         who = (
@@ -249,27 +214,27 @@ def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -
         url = _public_url(str(params.get("base_url", "")))
         who = f"the LLM {run.model} through the OpenAI-compatible endpoint {url} ({', '.join(settings)})"
     job = session.get(Job, run.job_id) if run.job_id else None
-    when = _date(run.created_at)
+    when = fmt_date(run.created_at)
     if job is not None and job.finished_at is not None:
-        when += f" to {_date(job.finished_at)}"
+        when += f" to {fmt_date(job.finished_at)}"
     text = f"Label run {run.id} ({when}): {who} labelled {n} texts."
     if repeats > 1:
         text += (
             f" Each text was asked {repeats} times; its label is the most frequent answer and its "
             "consistency the share of answers that agree with it."
         )
-    ok = b.fig("llm.ok", _n(counts.get("ok", 0)))
-    invalid = b.fig("llm.invalid", _n(counts.get("invalid", 0)))
-    error = b.fig("llm.error", _n(counts.get("error", 0)))
+    ok = b.fig("llm.ok", fmt_count(counts.get("ok", 0)))
+    invalid = b.fig("llm.invalid", fmt_count(counts.get("invalid", 0)))
+    error = b.fig("llm.error", fmt_count(counts.get("error", 0)))
     n_invalid, n_error = counts.get("invalid", 0), counts.get("error", 0)
     text += (
-        f" {ok} got a codebook label; for {invalid} {_plural(n_invalid, 'text')} the answer "
-        f"named no codebook label (invalid) and {error} {_plural(n_error, 'text')} got no "
+        f" {ok} got a codebook label; for {invalid} {plural(n_invalid, 'text')} the answer "
+        f"named no codebook label (invalid) and {error} {plural(n_error, 'text')} got no "
         "answer (failed requests or empty texts)."
     )
     if job is not None and (job.prompt_tokens or job.completion_tokens):
-        pt = b.fig("llm.prompt_tokens", _n(job.prompt_tokens))
-        ct = b.fig("llm.completion_tokens", _n(job.completion_tokens))
+        pt = b.fig("llm.prompt_tokens", fmt_count(job.prompt_tokens))
+        ct = b.fig("llm.completion_tokens", fmt_count(job.completion_tokens))
         text += f" The run used {pt} prompt and {ct} completion tokens"
         if job.cost_usd:
             text += f" at an estimated cost of US${b.fig('llm.cost_usd', f'{job.cost_usd:.2f}')}"
@@ -304,8 +269,6 @@ def _status_counts(session: Session, run_id: int) -> dict[str, int]:
 
 
 def _run_table(session: Session, project_id: int) -> list[list[str]]:
-    from distill_core.study import runs
-
     versions = {v.id: v.version for v in projects.codebook_versions(session, project_id)}
     rows = []
     for run in reversed(runs.project_runs(session, project_id, with_results=True)):
@@ -314,14 +277,14 @@ def _run_table(session: Session, project_id: int) -> list[list[str]]:
         rows.append(
             [
                 str(run.id),
-                _date(run.created_at),
+                fmt_date(run.created_at),
                 run.model,
                 f"v{versions[run.codebook_version_id]}"
                 if run.codebook_version_id in versions
                 else "",
                 run.scope,
-                _n(sum(_status_counts(session, run.id).values())),
-                _n(tokens) if tokens else "",
+                fmt_count(sum(_status_counts(session, run.id).values())),
+                fmt_count(tokens) if tokens else "",
                 f"US${job.cost_usd:.2f}" if job and job.cost_usd else "",
             ]
         )
@@ -334,9 +297,9 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
         blocks.append(("p", "No validation sample has been drawn yet."))
         return
     parts = Counter(d.part for d in validation.sample_docs(session, sample))
-    n = b.fig("sample.n", _n(sample.n))
-    dev = b.fig("sample.dev", _n(parts.get("dev", 0)))
-    test = b.fig("sample.test", _n(parts.get("test", 0)))
+    n = b.fig("sample.n", fmt_count(sample.n))
+    dev = b.fig("sample.dev", fmt_count(parts.get("dev", 0)))
+    test = b.fig("sample.test", fmt_count(parts.get("test", 0)))
     seed = b.fig("sample.seed", str(sample.seed)) if sample.seed is not None else "unrecorded"
     split = f"split into a development part ({dev}) and a held-out test part ({test})"
     details = sample.details or {}
@@ -361,7 +324,7 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
     )
     if sample.test_seen_at is not None:
         version = sample.test_seen_codebook_version
-        text += f" Its score was first looked at on {_date(sample.test_seen_at)}" + (
+        text += f" Its score was first looked at on {fmt_date(sample.test_seen_at)}" + (
             f" (codebook version {version})." if version is not None else "."
         )
     blocks.append(("p", text))
@@ -369,7 +332,7 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
         blocks.append(("p", "No human codes have been recorded yet."))
         return
     per_coder = codes.groupby("coder")["doc_id"].nunique().sort_index()
-    listing = ", ".join(f"{c} ({_n(k)} texts)" for c, k in per_coder.items())
+    listing = ", ".join(f"{c} ({fmt_count(k)} texts)" for c, k in per_coder.items())
     _gold, ties = validation.gold_labels(codes)
     coders = "coders"
     text = f"{len(per_coder)} {coders} coded texts: {listing}."
@@ -377,7 +340,7 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
         text = f"One coder coded texts: {listing}."
     if len(per_coder) > 1:
         text += " A text's human label is the majority of its coders' codes" + (
-            f"; {_n(ties)} texts whose coders tie are left out." if ties else "."
+            f"; {fmt_count(ties)} texts whose coders tie are left out." if ties else "."
         )
     blocks.append(("p", text))
     if len(per_coder) > 1:
@@ -389,13 +352,13 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
         pairs = "; ".join(
             f"{p.coder_a} and {p.coder_b}: κ = "
             f"{b.fig(f'intercoder.{p.coder_a}|{p.coder_b}.kappa', fmt(p.cohen_kappa))} on "
-            f"{_n(p.n)} texts ({fmt(100 * p.percent_agreement, 1)}% identical)"
+            f"{fmt_count(p.n)} texts ({fmt(100 * p.percent_agreement, 1)}% identical)"
             for p in inter.pairs
         )
         blocks.append(
             (
                 "p",
-                f"Inter-coder agreement: Krippendorff's α = {alpha} over the {_n(inter.n_items)} "
+                f"Inter-coder agreement: Krippendorff's α = {alpha} over the {fmt_count(inter.n_items)} "
                 f"texts coded; Cohen's κ per pair of coders: {pairs}.",
             )
         )
@@ -428,7 +391,7 @@ def _llm_test(b: _Builder, session, sample, codes, run, model, names) -> None:
         return
     m, ci = row["metrics"], row["metrics"].get("ci", {})
     shown = {k: b.fig(f"llm_test.{k}", fmt_ci(m.get(k), ci.get(k))) for _, k in _METRICS}
-    n = b.fig("llm_test.n", _n(m["n"]))
+    n = b.fig("llm_test.n", fmt_count(m["n"]))
     blocks.append(
         (
             "p",
@@ -465,7 +428,7 @@ def _score_llm(session, sample, codes, run, names) -> dict | None:
         return None
     g, p = [gold[d] for d in ids], [pred[d] for d in ids]
     result = agreement.compare(g, p, labels=names or None, n_boot=N_BOOT, seed=BOOT_SEED)
-    class_ci = validation.class_f1_intervals(g, p, names or result.labels) if names else {}
+    class_ci = agreement.class_f1_intervals(g, p, names or result.labels) if names else {}
     return {"metrics": result.to_dict(), "class_ci": {k: list(v) for k, v in class_ci.items()}}
 
 
@@ -476,7 +439,7 @@ def _per_class_table(metrics: dict, class_ci: dict) -> Block:
             fmt(c["precision"]),
             fmt(c["recall"]),
             fmt_ci(c["f1"], class_ci.get(label)),
-            _n(c["support"]),
+            fmt_count(c["support"]),
         ]
         for label, c in metrics.get("per_class", {}).items()
     ]
@@ -490,22 +453,22 @@ def _student(b: _Builder, model) -> None:
         return
     args, training, meta = model.args or {}, model.training or {}, model.meta or {}
     filters = meta.get("filters") or {}
-    n_train = b.fig("student.n_train", _n(meta.get("n_train")))
-    n_val = b.fig("student.n_val", _n(meta.get("n_val")))
+    n_train = b.fig("student.n_train", fmt_count(meta.get("n_train")))
+    n_val = b.fig("student.n_val", fmt_count(meta.get("n_val")))
     text = (
         f"Student model {model.id}: {model.base_model} was fine-tuned on the LLM labels of run "
-        f"{model.label_run_id}. Of the {_n(training.get('n_llm'))} texts that run labelled, "
-        f"{_n(training.get('excluded_test'))} in the held-out test part were excluded, "
-        f"{_n(training.get('invalid'))} had no valid label"
+        f"{model.label_run_id}. Of the {fmt_count(training.get('n_llm'))} texts that run labelled, "
+        f"{fmt_count(training.get('excluded_test'))} in the held-out test part were excluded, "
+        f"{fmt_count(training.get('invalid'))} had no valid label"
     )
     if filters.get("min_confidence") is not None:
         text += (
-            f", {_n(filters.get('dropped_low_confidence'))} fell below the confidence floor "
+            f", {fmt_count(filters.get('dropped_low_confidence'))} fell below the confidence floor "
             f"{filters['min_confidence']}"
         )
     if filters.get("min_consistency") is not None:
         text += (
-            f", {_n(filters.get('dropped_low_consistency'))} below the consistency floor "
+            f", {fmt_count(filters.get('dropped_low_consistency'))} below the consistency floor "
             f"{filters['min_consistency']}"
         )
     text += (
@@ -527,7 +490,7 @@ def _student(b: _Builder, model) -> None:
     blocks.append(("p", setting))
     counts = training.get("label_counts") or meta.get("label_counts") or {}
     if counts:
-        listing = ", ".join(f"{k} {_n(v)}" for k, v in counts.items())
+        listing = ", ".join(f"{k} {fmt_count(v)}" for k, v in counts.items())
         blocks.append(("p", f"LLM labels available for training, per label: {listing}."))
     _comparison(b, blocks, model)
 
@@ -558,7 +521,7 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
         if comparison.get("reason"):
             blocks.append(("p", f"No comparison on human codes: {comparison['reason']}"))
         return
-    n = b.fig("comparison.n", _n(ev.get("n")))
+    n = b.fig("comparison.n", fmt_count(ev.get("n")))
     blocks.append(
         (
             "p",
@@ -571,13 +534,15 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
     for row in comparison.get("rows", []):
         key, m = row.get("key"), row.get("metrics")
         if not m:
-            rows.append([row.get("name", key), _n(row.get("n_train")), "n/a", "n/a", "n/a", "n/a"])
+            rows.append(
+                [row.get("name", key), fmt_count(row.get("n_train")), "n/a", "n/a", "n/a", "n/a"]
+            )
         else:
             ci = m.get("ci", {})
             rows.append(
                 [
                     row.get("name", key),
-                    _n(row.get("n_train")) if row.get("n_train") is not None else "–",
+                    fmt_count(row.get("n_train")) if row.get("n_train") is not None else "–",
                     b.fig(
                         f"comparison.{key}.macro_f1", fmt_ci(m.get("macro_f1"), ci.get("macro_f1"))
                     ),
@@ -611,21 +576,18 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
 
 
 def _shares(b: _Builder, session: Session, project_id: int) -> None:
-    """Corrected corpus shares (``estimate.corrected_shares``) of the latest corpus pass."""
-    from distill_core import estimate
-
-    corrected_shares = estimate.corrected_shares
+    """Corrected corpus shares (``shares.corrected_shares``) of the latest corpus pass."""
     blocks = b.section("Corpus shares")
     try:
-        shares = corrected_shares(session, project_id)
+        shares = corpus_shares.corrected_shares(session, project_id)
     except ValueError as exc:
         blocks.append(("p", f"Not available: {exc}"))
         return
     if shares is None:
         blocks.append(("p", "Not available yet: it needs a student's pass over the corpus."))
         return
-    n_corpus = b.fig("shares.n_corpus", _n(shares.n_corpus))
-    n_sample = b.fig("shares.n_sample", _n(shares.n_sample))
+    n_corpus = b.fig("shares.n_corpus", fmt_count(shares.n_corpus))
+    n_sample = b.fig("shares.n_sample", fmt_count(shares.n_sample))
     blocks.append(
         (
             "p",
@@ -671,7 +633,7 @@ def _by_run(b: _Builder, session: Session, project_id: int) -> None:
     rows = [
         [
             p["name"],
-            b.fig(f"by_run.{p['run_id']}.n", _n(p["n"])),
+            b.fig(f"by_run.{p['run_id']}.n", fmt_count(p["n"])),
             b.fig(f"by_run.{p['run_id']}.accuracy", fmt_ci(p["accuracy"], p["accuracy_ci"])),
             b.fig(f"by_run.{p['run_id']}.macro_f1", fmt_ci(p["macro_f1"], p["macro_f1_ci"])),
         ]
@@ -688,22 +650,22 @@ def _cost(b: _Builder, session: Session, project_id: int) -> None:
     if not cost.answers and not cost.train_seconds:
         return
     blocks = b.section("Cost and time")
-    tokens = b.fig("cost.tokens", _n(cost.prompt_tokens + cost.completion_tokens))
+    tokens = b.fig("cost.tokens", fmt_count(cost.prompt_tokens + cost.completion_tokens))
     text = (
-        f"The LLM gave {b.fig('cost.answers', _n(cost.answers))} answers using {tokens} tokens "
+        f"The LLM gave {b.fig('cost.answers', fmt_count(cost.answers))} answers using {tokens} tokens "
         f"at a cost of US${b.fig('cost.llm_cost_usd', f'{cost.llm_cost_usd:,.2f}')}."
     )
     if cost.whole_corpus_cost_usd is not None:
         whole = b.fig("cost.whole_corpus_cost_usd", f"{cost.whole_corpus_cost_usd:,.2f}")
         text += (
-            f" Labelling all {_n(cost.corpus_n)} corpus texts with the LLM at the same price would "
+            f" Labelling all {fmt_count(cost.corpus_n)} corpus texts with the LLM at the same price would "
             f"have used about "
-            f"{_n(cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens)} tokens "
+            f"{fmt_count(cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens)} tokens "
             f"and cost about US${whole}."
         )
     text += (
         f" Training the student took {b.fig('cost.train_seconds', f'{cost.train_seconds:,.0f}')} "
-        f"seconds; it labelled {b.fig('cost.predicted_texts', _n(cost.predicted_texts))} texts in "
+        f"seconds; it labelled {b.fig('cost.predicted_texts', fmt_count(cost.predicted_texts))} texts in "
         f"{b.fig('cost.predict_seconds', f'{cost.predict_seconds:,.0f}')} seconds."
     )
     blocks.append(("p", text))

@@ -177,7 +177,7 @@ def _row(
     from distill_core import agreement
 
     result = agreement.compare(truth, pred, labels=labels, n_boot=1000, seed=0)
-    class_ci = validation.class_f1_intervals(truth, pred, labels)
+    class_ci = agreement.class_f1_intervals(truth, pred, labels)
     return {
         "key": key,
         "name": ROWS[key],

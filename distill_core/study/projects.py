@@ -8,7 +8,6 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
-from pathlib import Path
 
 import pandas as pd
 from sqlalchemy import delete, func, insert, select
@@ -34,8 +33,6 @@ from distill_core.store.models import (
 #: The user every single-user install acts as.
 LOCAL_USERNAME = "local"
 
-DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
-DEMO_PROJECT_NAME = "Demo: policy topics in news"
 
 #: Rows written per INSERT batch when a corpus is stored.
 _INSERT_BATCH = 5000
@@ -332,55 +329,3 @@ def steps_done(session: Session, project_id: int) -> dict[str, bool]:
         > 0
     )
     return done
-
-
-# ---------------------------------------------------------------- demo project
-
-
-def ensure_demo_project(session: Session, user: User, *, recreate: bool = False) -> Project:
-    """The demo project (shipped corpus and codebook), created if missing or if ``recreate``."""
-    from distill_core.corpus import prepare_corpus, read_path
-
-    existing = session.scalar(select(Project).where(Project.name == DEMO_PROJECT_NAME))
-    if existing is not None:
-        if not recreate:
-            if role_of(session, user, existing.id) is None:
-                session.add(Membership(project_id=existing.id, user_id=user.id, role="owner"))
-                session.flush()
-            return existing
-        session.delete(existing)
-        session.flush()
-    project = create_project(
-        session,
-        user,
-        DEMO_PROJECT_NAME,
-        "360 short news sentences written for Distill, coded for their main policy topic. "
-        "Click through the whole workflow with it.",
-    )
-    project.is_demo = True
-    table = read_path(DEMO_DIR / "corpus.csv")
-    prepared = prepare_corpus(table, text_column="text", id_column="id")
-    save_corpus(session, user, project.id, table, prepared)
-    codebook = Codebook.from_json((DEMO_DIR / "codebook.json").read_text(encoding="utf-8"))
-    save_codebook(session, user, project.id, codebook, note="Shipped with the demo project.")
-    _load_demo_codes(session, user, project.id)
-    return project
-
-
-def _load_demo_codes(session: Session, user: User, project_id: int) -> None:
-    """The demo's human codes (two experts) and the random sample they coded, split 50/50."""
-    from distill_core.study import validation
-
-    codes = pd.read_csv(DEMO_DIR / "human_codes.csv", dtype=str)
-    coded = list(dict.fromkeys(codes["id"]))
-    validation.sample_from_ids(
-        session,
-        user,
-        project_id,
-        coded,
-        seed=2024,
-        test_share=0.5,
-        details={"source": "the demo's expert codes (a simple random sample of 120 texts)"},
-    )
-    for row in codes.itertuples(index=False):
-        validation.save_code(session, user, project_id, row.id, row.coder, row.label, source="demo")

@@ -441,39 +441,6 @@ def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict
     return {p: counts[p] for p in PARTS}
 
 
-def class_f1_intervals(
-    gold: Sequence[str],
-    pred: Sequence[str | None],
-    labels: Sequence[str],
-    seed: int = 0,
-    n_boot: int = 1000,
-) -> dict[str, tuple[float, float]]:
-    """Percentile-bootstrap 95% intervals of every class's F1.
-
-    Each of ``n_boot`` resamples draws len(gold) items with replacement (seeded); per class c,
-    F1 = 2·TP / (2·TP + FP + FN) on the resample (0 when the class is absent from both, as in
-    scikit-learn's ``zero_division=0``); the interval is the 2.5th and 97.5th percentiles.
-    Vectorised over resamples with numpy.
-    """
-    import numpy as np
-
-    code = {label: i for i, label in enumerate(labels)}
-    g = np.array([code.get(x, -1) for x in gold])
-    p = np.array([code.get(x, -2) if x is not None else -2 for x in pred])
-    rng = np.random.default_rng(seed)
-    idx = rng.integers(0, len(g), size=(n_boot, len(g)))
-    gs, ps = g[idx], p[idx]
-    out = {}
-    for label, c in code.items():
-        tp = ((gs == c) & (ps == c)).sum(axis=1)
-        fp = ((gs != c) & (ps == c)).sum(axis=1)
-        fn = ((gs == c) & (ps != c)).sum(axis=1)
-        denom = 2 * tp + fp + fn
-        f1 = np.where(denom > 0, 2 * tp / np.maximum(denom, 1), 0.0)
-        out[label] = (float(np.percentile(f1, 2.5)), float(np.percentile(f1, 97.5)))
-    return out
-
-
 def compare_runs(
     gold: dict[str, str], predictions: dict[str, dict[str, str | None]], doc_ids: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:

@@ -7,7 +7,7 @@ import pandas as pd
 
 from distill_core.config import Settings
 from distill_core.store import Store
-from distill_core.study.projects import DEMO_DIR
+from distill_core.study.demo import DEMO_DIR
 from tests.app.conftest import open_page, texts
 from tests.fakes import add_ready_model, demo_with_run
 

@@ -96,7 +96,7 @@ def heading(page: Page, name: str):
 
 def expert_codes() -> dict[str, str]:
     """expert_a's code for each demo text of the validation sample."""
-    from distill_core.study.projects import DEMO_DIR
+    from distill_core.study.demo import DEMO_DIR
 
     codes = pd.read_csv(DEMO_DIR / "human_codes.csv", dtype=str)
     codes = codes[codes["coder"] == "expert_a"]

@@ -355,3 +355,20 @@ def test_pairwise_agreement():
     json.dumps(result.to_dict(), allow_nan=False)
     with pytest.raises(ValueError, match="two coders"):
         ag.pairwise_agreement({"ann": {"1": "x"}})
+
+
+def test_class_f1_intervals_match_per_class_f1_on_the_same_resamples() -> None:
+    rng = np.random.default_rng(3)
+    labels = ["a", "b", "c"]
+    gold = list(rng.choice(labels, 80))
+    pred = [g if rng.random() < 0.7 else rng.choice(labels) for g in gold]
+    got = ag.class_f1_intervals(gold, pred, labels, seed=5, n_boot=200)
+    idx = np.random.default_rng(5).integers(0, len(gold), size=(200, len(gold)))
+    for label in labels:
+        f1s = [
+            ag.per_class([gold[i] for i in row], [pred[i] for i in row], labels=labels)[label].f1
+            for row in idx
+        ]
+        assert got[label] == pytest.approx((np.percentile(f1s, 2.5), np.percentile(f1s, 97.5)))
+        point = ag.per_class(gold, pred, labels=labels)[label].f1
+        assert got[label][0] <= point <= got[label][1]

@@ -18,7 +18,7 @@ from distill_core.jobs import kinds, queue, records
 from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.store import Job, Store
-from distill_core.study import projects
+from distill_core.study import demo, projects
 from tests.llm_server import LoopbackLLM, ServerConfig
 
 KEY = "sk-job-SECRET-7777-never-stored"
@@ -47,7 +47,7 @@ def demo_job(
     """A label job over the demo project's first ``n`` documents."""
     with store.session() as s:
         user = projects.ensure_user(s)
-        p = projects.ensure_demo_project(s, user)
+        p = demo.ensure_demo_project(s, user)
         corpus = projects.get_corpus(s, p.id)
         version = projects.latest_codebook(s, p.id)
         docs = projects.load_documents(s, corpus.id, with_extra=False)

@@ -9,9 +9,9 @@ import pytest
 
 from distill_core import agreement
 from distill_core.codebook import Codebook
-from distill_core.reports import appendix
+from distill_core.reports import appendix, formatting
 from distill_core.store import StudentModel
-from distill_core.study import projects, runs, validation
+from distill_core.study import demo, projects, runs, validation
 from tests.unit.reports.test_export import LABELS, fill_project, llm_label, new_project
 
 
@@ -73,11 +73,11 @@ def test_comparison_figures_are_the_stored_ones_with_their_intervals(full) -> No
     result = build(store, project_id)
     for key in ("llm", "student_llm"):
         m = rows[key]
-        expected = appendix.fmt_ci(m["macro_f1"], m["ci"]["macro_f1"])
+        expected = formatting.fmt_ci(m["macro_f1"], m["ci"]["macro_f1"])
         assert result.figures[f"comparison.{key}.macro_f1"] == expected
         assert "(95% CI " in expected and expected in result.markdown
     llm = rows["llm"]
-    assert result.figures["llm_test.accuracy"] == appendix.fmt_ci(
+    assert result.figures["llm_test.accuracy"] == formatting.fmt_ci(
         llm["accuracy"], llm["ci"]["accuracy"]
     )
     assert result.figures["llm_test.n"] == str(llm["n"])
@@ -105,7 +105,7 @@ def test_llm_test_agreement_is_computed_when_no_student_was_compared(full) -> No
         seed=appendix.BOOT_SEED,
     )
     assert result.figures["llm_test.n"] == str(expected.n)
-    assert result.figures["llm_test.macro_f1"] == appendix.fmt_ci(
+    assert result.figures["llm_test.macro_f1"] == formatting.fmt_ci(
         expected.macro_f1, expected.ci["macro_f1"]
     )
     assert "No student model has been trained yet." in result.markdown
@@ -171,15 +171,15 @@ def test_markdown_tables_escape_pipes_and_newlines() -> None:
 
 
 def test_formatting_of_intervals_and_shares() -> None:
-    assert appendix.fmt_ci(0.71234, [0.65, 0.78]) == "0.712 (95% CI 0.650–0.780)"
-    assert appendix.fmt_ci(0.5, None) == "0.500"
-    assert appendix.fmt_ci(float("nan"), [0.1, 0.2]) == "n/a (95% CI 0.100–0.200)"
-    assert appendix.fmt_share(0.1234, (0.1, 0.15)) == "12.3% (95% CI 10.0–15.0%)"
+    assert formatting.fmt_ci(0.71234, [0.65, 0.78]) == "0.712 (95% CI 0.650–0.780)"
+    assert formatting.fmt_ci(0.5, None) == "0.500"
+    assert formatting.fmt_ci(float("nan"), [0.1, 0.2]) == "n/a (95% CI 0.100–0.200)"
+    assert formatting.fmt_share(0.1234, (0.1, 0.15)) == "12.3% (95% CI 10.0–15.0%)"
 
 
 def test_the_demo_project_appendix(store) -> None:
     with store.session() as s:
-        project = projects.ensure_demo_project(s, projects.ensure_user(s))
+        project = demo.ensure_demo_project(s, projects.ensure_user(s))
         result = appendix.methods_appendix(s, project.id)
         assert not runs.project_runs(s, project.id)
     assert result.figures["corpus.n_texts"] == "360" and result.figures["sample.n"] == "120"

@@ -147,7 +147,7 @@ def fill_project(store: Store, project_id: int) -> dict:
                 "metrics": result.to_dict(),
                 "class_ci": {
                     k: list(v)
-                    for k, v in validation.class_f1_intervals(
+                    for k, v in agreement.class_f1_intervals(
                         truth, pred, LABELS, n_boot=200
                     ).items()
                 },

@@ -13,7 +13,7 @@ from distill_core.jobs import records
 from distill_core.llm.base import Answer
 from distill_core.reports import report
 from distill_core.store import Store
-from distill_core.study import labelling, projects, runs, validation
+from distill_core.study import demo, labelling, projects, runs, validation
 from tests.fakes import FixedTeacher, demo_with_run
 
 
@@ -32,7 +32,7 @@ class _PricedTeacher(FixedTeacher):
 def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> None:
     with store.session() as s:
         user = projects.ensure_user(s)
-        pid = projects.ensure_demo_project(s, user).id
+        pid = demo.ensure_demo_project(s, user).id
         corpus = projects.get_corpus(s, pid)
         version = projects.latest_codebook(s, pid)
         docs = projects.load_documents(s, corpus.id, with_extra=False).head(40)

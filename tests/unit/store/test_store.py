@@ -9,7 +9,7 @@ from distill_core.codebook import Codebook, CodebookError
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import CodebookVersion, Document, Store
 from distill_core.store.models import Base
-from distill_core.study import projects
+from distill_core.study import demo, projects
 
 CSV = b"id,text,party\n1,Taxes will rise next year,A\n2,New hospital opens,B\n3,,A\n4,New hospital opens,C\n"
 
@@ -160,10 +160,10 @@ def test_an_invalid_codebook_is_not_saved(store: Store) -> None:
 def test_demo_project_is_created_once_and_can_be_recreated(store: Store) -> None:
     with store.session() as s:
         user = projects.ensure_user(s)
-        demo = projects.ensure_demo_project(s, user)
-        pid = demo.id
-        assert demo.is_demo
-        assert projects.ensure_demo_project(s, user).id == pid
+        project = demo.ensure_demo_project(s, user)
+        pid = project.id
+        assert project.is_demo
+        assert demo.ensure_demo_project(s, user).id == pid
         corpus = projects.get_corpus(s, pid)
         assert corpus.row_count >= 300
         steps = projects.steps_done(s, pid)
@@ -175,7 +175,7 @@ def test_demo_project_is_created_once_and_can_be_recreated(store: Store) -> None
         assert projects.latest_codebook(s, pid).version == 2
     with store.session() as s:
         user = projects.ensure_user(s)
-        new = projects.ensure_demo_project(s, user, recreate=True)
+        new = demo.ensure_demo_project(s, user, recreate=True)
         assert projects.get_corpus(s, new.id).row_count == corpus.row_count
         assert [v.version for v in projects.codebook_versions(s, new.id)] == [1]
         assert len(projects.list_projects(s, user)) == 1

@@ -8,7 +8,7 @@ import pytest
 
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import Store
-from distill_core.study import projects, validation
+from distill_core.study import demo, projects, validation
 
 CSV = "id,text\n" + "".join(f"d{i},text number {i}\n" for i in range(100))
 LABELS = ["economy", "health", "other"]
@@ -120,34 +120,13 @@ def test_editing_the_codebook_after_seeing_the_test_score_warns(store: Store) ->
 def test_the_demo_project_ships_a_sample_and_two_experts_codes(store: Store) -> None:
     with store.session() as s:
         user = projects.ensure_user(s)
-        pid = projects.ensure_demo_project(s, user).id
+        pid = demo.ensure_demo_project(s, user).id
         sample = validation.current_sample(s, pid)
         codes = validation.codes_frame(s, pid)
         steps = projects.steps_done(s, pid)
     assert sample.n == 120 and sample.method == "imported"
     assert sorted(codes["coder"].unique()) == ["expert_a", "expert_b"]
     assert len(codes) == 160 and steps["Validate"]
-
-
-def test_class_f1_intervals_match_per_class_f1_on_the_same_resamples() -> None:
-    import numpy as np
-
-    from distill_core.agreement import per_class
-
-    rng = np.random.default_rng(3)
-    labels = ["a", "b", "c"]
-    gold = list(rng.choice(labels, 80))
-    pred = [g if rng.random() < 0.7 else rng.choice(labels) for g in gold]
-    got = validation.class_f1_intervals(gold, pred, labels, seed=5, n_boot=200)
-    idx = np.random.default_rng(5).integers(0, len(gold), size=(200, len(gold)))
-    for label in labels:
-        f1s = [
-            per_class([gold[i] for i in row], [pred[i] for i in row], labels=labels)[label].f1
-            for row in idx
-        ]
-        assert got[label] == pytest.approx((np.percentile(f1s, 2.5), np.percentile(f1s, 97.5)))
-        point = per_class(gold, pred, labels=labels)[label].f1
-        assert got[label][0] <= point <= got[label][1]
 
 
 def test_disagreements_list_only_texts_where_the_llm_differs() -> None:
