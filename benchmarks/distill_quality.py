@@ -135,7 +135,7 @@ def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str) ->
         "seconds": round(time.perf_counter() - t0, 1),
         "best_epoch": res.best_epoch,
         "epochs_run": len(res.history),
-        "max_length": res.metadata["max_length"],
+        "max_length": res.metadata.max_length,
         "val_f1": round(res.val_macro_f1, 3),
     }
 
@@ -172,8 +172,8 @@ def main() -> None:
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
     a = ap.parse_args()
 
+    from distill_core.student.args import TrainingArgs
     from distill_core.student.baseline import fit_baseline
-    from distill_core.student.train import TrainingArgs
 
     only = set(a.only.split(","))
     for task in a.tasks.split(","):

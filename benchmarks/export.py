@@ -34,7 +34,7 @@ from distill_core.store import (  # noqa: E402
     StudentModel,
     bulk,
 )
-from distill_core.study import projects
+from distill_core.study import projects  # noqa: E402
 
 LABELS = ["economy", "health", "education", "environment", "crime", "other"]
 WORDS = [

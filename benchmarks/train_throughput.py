@@ -73,7 +73,8 @@ def main() -> None:
 
     import torch
 
-    from distill_core.student.train import TrainingArgs, train
+    from distill_core.student.args import TrainingArgs
+    from distill_core.student.train import train
 
     args = TrainingArgs(epochs=1, max_length=64, batch_size=16, val_share=0.0, seed=0)
     print(

@@ -99,6 +99,37 @@ class Agreement:
             "n_missing": self.n_missing,
         }
 
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> Agreement:
+        """The record from :meth:`to_dict`'s form (``None`` reads back as ``nan``)."""
+
+        def num(x: Any) -> float:
+            return math.nan if x is None else float(x)
+
+        return cls(
+            n=int(data["n"]),
+            accuracy=num(data.get("accuracy")),
+            macro_f1=num(data.get("macro_f1")),
+            weighted_f1=num(data.get("weighted_f1")),
+            cohen_kappa=num(data.get("cohen_kappa")),
+            krippendorff_alpha=num(data.get("krippendorff_alpha")),
+            per_class={
+                label: ClassMetrics(
+                    precision=num(m.get("precision")),
+                    recall=num(m.get("recall")),
+                    f1=num(m.get("f1")),
+                    support=int(m.get("support") or 0),
+                )
+                for label, m in (data.get("per_class") or {}).items()
+            },
+            binary_f1=None if data.get("binary_f1") is None else float(data["binary_f1"]),
+            positive_label=data.get("positive_label"),
+            ci={k: (num(v[0]), num(v[1])) for k, v in (data.get("ci") or {}).items()},
+            confusion=[list(row) for row in data.get("confusion") or []],
+            labels=list(data.get("labels") or []),
+            n_missing=int(data.get("n_missing") or 0),
+        )
+
 
 @dataclass(frozen=True)
 class CoderPair:

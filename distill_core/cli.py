@@ -298,7 +298,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     from pathlib import Path
 
     from distill_core.corpus import is_blank, read_path
-    from distill_core.student.train import TrainingArgs, train
+    from distill_core.student.args import TrainingArgs
+    from distill_core.student.train import train
 
     frame = read_path(args.input).frame
     _require_columns(frame, [args.text_column, args.label_column], args.input)

@@ -118,8 +118,10 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
         eval_ids = sorted(validation.training_exclusions(s, project_id) & set(gold))
         truth = [gold[d] for d in eval_ids]
         rows = [
-            comparison._row("llm", truth, truth, ts.label_names, None, ""),
-            comparison._row("student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""),
+            comparison._row("llm", truth, truth, ts.label_names, None, "").to_dict(),
+            comparison._row(
+                "student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""
+            ).to_dict(),
         ]
         corpus = projects.get_corpus(s, project_id)
         model = StudentModel(

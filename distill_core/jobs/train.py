@@ -3,8 +3,8 @@ training, the fair comparison and the model card; cancel and failure leave no fo
 
 from __future__ import annotations
 
+import json
 import shutil
-from dataclasses import asdict, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -17,9 +17,11 @@ from distill_core.store import (
     Store,
     StudentModel,
 )
-from distill_core.student.train import MIN_EXAMPLES, TrainingArgs, TrainingCancelled
+from distill_core.student.args import TrainingArgs, TrainingCancelled
+from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
+from distill_core.student.train import MIN_EXAMPLES
 from distill_core.study import projects
-from distill_core.study.comparison import Tracker, fair_comparison
+from distill_core.study.comparison import Comparison, Tracker, fair_comparison
 from distill_core.study.students import (
     DEFAULT_BASE,
     StudentError,
@@ -31,11 +33,6 @@ from distill_core.values import json_safe
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 # ---------------------------------------------------------------- training as a job
-
-
-def args_from_dict(data: dict[str, Any]) -> TrainingArgs:
-    names = {f.name for f in fields(TrainingArgs)}
-    return TrainingArgs(**{k: v for k, v in data.items() if k in names})
 
 
 def start_train_job(
@@ -70,7 +67,7 @@ def start_train_job(
         codebook_version_id=run.codebook_version_id,
         status="queued",
         base_model=args.base_model or DEFAULT_BASE,
-        args=asdict(args),
+        args=args.to_dict(),
         training=ts.counts(),
         created_by=user_id,
     )
@@ -103,7 +100,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         params = dict(s.get(Job, job_id).params)
         model = s.get(StudentModel, params["model_id"])
         model_id, project_id, run_id = model.id, model.project_id, model.label_run_id
-        args = args_from_dict(model.args)
+        args = TrainingArgs.from_dict(model.args)
         ts = training_set(s, project_id, run_id)
         run = s.get(LabelRun, run_id)
         version = run.codebook_version_id
@@ -135,7 +132,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
             should_stop=tracker.cancelled,
             extra_metadata=extra,
         )
-        _set_model(store, model_id, path=str(relative), meta=json_safe(result.metadata))
+        _set_model(store, model_id, path=str(relative), meta=json_safe(result.metadata.to_dict()))
         comparison = fair_comparison(
             store,
             project_id,
@@ -156,51 +153,36 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         raise
     meta = _record_heldout(out, comparison)
     _set_model(
-        store, model_id, status="ready", comparison=comparison, meta=meta, finished_at=utcnow()
+        store,
+        model_id,
+        status="ready",
+        comparison=comparison.to_dict(),
+        meta=json_safe(meta.to_dict()),
+        finished_at=utcnow(),
     )
     summary = f"Trained on {result.n_train:,} texts in {result.train_seconds:,.0f} s"
-    best = next((r for r in comparison.get("rows", []) if r["key"] == "student_llm"), None)
+    best = comparison.row("student_llm")
     if best is not None:
         summary += (
-            f"; macro-F1 {best['metrics']['macro_f1']:.3f} on "
-            f"{best['metrics']['n']} held-out human-coded texts"
+            f"; macro-F1 {best.metrics.macro_f1:.3f} on {best.metrics.n} held-out human-coded texts"
         )
     return JobOutcome({"model_id": model_id}, message=summary + ".")
 
 
-def _record_heldout(folder: Path, comparison: dict) -> dict:
+def _record_heldout(folder: Path, comparison: Comparison) -> ModelMeta:
     """Add the held-out scores to the model's ``distill.json`` and model card; returns the
     updated metadata."""
-    import json
-
-    from distill_core.student.train import METADATA_FILE, model_card
-
     path = folder / METADATA_FILE
-    meta = json.loads(path.read_text(encoding="utf-8"))
-    if comparison.get("eval"):
-        meta["heldout"] = {
-            "n": comparison["eval"]["n"],
-            "rows": [
-                {
-                    "key": r["key"],
-                    "name": r["name"],
-                    "macro_f1": r["metrics"]["macro_f1"],
-                    "macro_f1_ci": r["metrics"]["ci"]["macro_f1"],
-                    "accuracy": r["metrics"]["accuracy"],
-                    "accuracy_ci": r["metrics"]["ci"]["accuracy"],
-                }
-                for r in comparison["rows"]
-                if r.get("metrics")
-            ],
-        }
+    meta = ModelMeta.from_dict(json.loads(path.read_text(encoding="utf-8")))
+    meta.heldout = comparison.heldout()
     for target, text in (
-        (path, json.dumps(meta, indent=2, ensure_ascii=False, default=str)),
+        (path, json.dumps(meta.to_dict(), indent=2, ensure_ascii=False, default=str)),
         (folder / "README.md", model_card(meta)),
     ):
         partial = target.with_suffix(target.suffix + ".partial")
         partial.write_text(text, encoding="utf-8")
         partial.replace(target)
-    return json_safe(meta)
+    return meta
 
 
 class _Tracker(Tracker):

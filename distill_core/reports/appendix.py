@@ -23,19 +23,18 @@ from urllib.parse import urlsplit, urlunsplit
 
 from sqlalchemy import func, select
 
-from distill_core import agreement
+from distill_core.agreement import Agreement
 from distill_core.codebook import Codebook
 from distill_core.reports.formatting import fmt, fmt_ci, fmt_count, fmt_date, fmt_share, plural
 from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project
-from distill_core.study import projects, runs, students, validation
+from distill_core.student.card import ModelMeta
+from distill_core.study import projects, runs, scoring, students, validation
 from distill_core.study import shares as corpus_shares
+from distill_core.study.comparison import Comparison
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
 
-#: Bootstrap settings of every interval shown (as the Validate page and the comparison use).
-N_BOOT = 1000
-BOOT_SEED = 0
 #: Packages whose versions the appendix reports (when installed).
 PACKAGES = ("pandas", "numpy", "scikit-learn", "torch", "transformers", "openai", "sqlalchemy")
 
@@ -112,20 +111,21 @@ def methods_appendix(session: Session, project_id: int) -> Appendix:
     b = _Builder()
     corpus = projects.get_corpus(session, project_id)
     run = runs.provenance_run(session, project_id, corpus.id if corpus else None)
-    names = runs.label_names(session, project_id, run)
     model = students.latest_model(session, project_id)
+    meta = ModelMeta.from_dict(model.meta) if model is not None else None
+    comparison = Comparison.from_dict(model.comparison) if model is not None else None
     _data(b, corpus)
     _codebook(b, session, project_id, run)
     _llm(b, session, project_id, run)
     codes = validation.codes_frame(session, project_id)
     sample = validation.current_sample(session, project_id)
     _human(b, session, sample, codes)
-    _llm_test(b, session, sample, codes, run, model, names)
+    _llm_test(b, session, sample, codes, run, comparison)
     _by_run(b, session, project_id)
-    _student(b, model)
+    _student(b, model, meta, comparison)
     _shares(b, session, project_id)
     _cost(b, session, project_id)
-    _software(b, model)
+    _software(b, meta)
     return Appendix(f"Methods appendix: {project.name}", b.sections, b.figures)
 
 
@@ -269,7 +269,7 @@ def _status_counts(session: Session, run_id: int) -> dict[str, int]:
 
 
 def _run_table(session: Session, project_id: int) -> list[list[str]]:
-    versions = {v.id: v.version for v in projects.codebook_versions(session, project_id)}
+    versions = projects.version_numbers(session, project_id)
     rows = []
     for run in reversed(runs.project_runs(session, project_id, with_results=True)):
         job = session.get(Job, run.job_id) if run.job_id else None
@@ -343,11 +343,8 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
             f"; {fmt_count(ties)} texts whose coders tie are left out." if ties else "."
         )
     blocks.append(("p", text))
-    if len(per_coder) > 1:
-        by_coder = {
-            c: dict(zip(g["doc_id"], g["label"], strict=True)) for c, g in codes.groupby("coder")
-        }
-        inter = agreement.pairwise_agreement(by_coder)
+    inter = validation.intercoder_agreement(codes)
+    if inter is not None:
         alpha = b.fig("intercoder.alpha", fmt(inter.krippendorff_alpha))
         pairs = "; ".join(
             f"{p.coder_a} and {p.coder_b}: κ = "
@@ -358,8 +355,8 @@ def _human(b: _Builder, session: Session, sample, codes) -> None:
         blocks.append(
             (
                 "p",
-                f"Inter-coder agreement: Krippendorff's α = {alpha} over the {fmt_count(inter.n_items)} "
-                f"texts coded; Cohen's κ per pair of coders: {pairs}.",
+                f"Inter-coder agreement: Krippendorff's α = {alpha} over the "
+                f"{fmt_count(inter.n_items)} texts coded; Cohen's κ per pair of coders: {pairs}.",
             )
         )
 
@@ -373,14 +370,19 @@ _METRICS = [
 ]
 
 
-def _llm_test(b: _Builder, session, sample, codes, run, model, names) -> None:
+def _llm_test(b: _Builder, session, sample, codes, run, comparison: Comparison | None) -> None:
     """The LLM against the human labels of the held-out test part: the comparison's own row
-    when a student was compared (the figures the Results page shows), else computed here."""
+    when a student was compared (the figures the Results page shows), else the scorer's."""
     blocks = b.section("LLM–human agreement on the held-out test part")
-    row = _comparison_row(model, "llm")
-    if row is None and sample is not None and run is not None and not codes.empty:
-        row = _score_llm(session, sample, codes, run, names)
-    if row is None:
+    row = comparison.row("llm") if comparison is not None else None
+    metrics, class_ci = (row.metrics, row.class_ci) if row is not None else (None, {})
+    if metrics is None and sample is not None and run is not None and not codes.empty:
+        score = scoring.score_run(
+            session, sample.project_id, run, "test", sample=sample, codes=codes
+        )
+        if score is not None:
+            metrics, class_ci = score.agreement, score.class_ci
+    if metrics is None:
         blocks.append(
             (
                 "p",
@@ -389,72 +391,48 @@ def _llm_test(b: _Builder, session, sample, codes, run, model, names) -> None:
             )
         )
         return
-    m, ci = row["metrics"], row["metrics"].get("ci", {})
-    shown = {k: b.fig(f"llm_test.{k}", fmt_ci(m.get(k), ci.get(k))) for _, k in _METRICS}
-    n = b.fig("llm_test.n", fmt_count(m["n"]))
+    shown = {
+        k: b.fig(f"llm_test.{k}", fmt_ci(getattr(metrics, k), metrics.ci.get(k)))
+        for _, k in _METRICS
+    }
+    n = b.fig("llm_test.n", fmt_count(metrics.n))
     blocks.append(
         (
             "p",
             f"On the {n} held-out test texts with a human label, the LLM's labels reached "
             f"accuracy {shown['accuracy']}, macro-F1 {shown['macro_f1']}, Cohen's κ "
             f"{shown['cohen_kappa']} and Krippendorff's α {shown['krippendorff_alpha']}. "
-            f"Intervals are 95% percentile bootstrap intervals ({N_BOOT:,} resamples of the "
-            "texts); an invalid or missing LLM answer counts as wrong.",
+            f"Intervals are 95% percentile bootstrap intervals ({scoring.N_BOOT:,} resamples of "
+            "the texts); an invalid or missing LLM answer counts as wrong.",
         )
     )
     blocks.append(("table", ["Metric", "Estimate (95% CI)"], [[t, shown[k]] for t, k in _METRICS]))
-    blocks.append(_per_class_table(m, row.get("class_ci") or {}))
+    blocks.append(_per_class_table(metrics, class_ci))
 
 
-def _comparison_row(model, key: str) -> dict | None:
-    if model is None or not (model.comparison or {}).get("eval"):
-        return None
-    for row in model.comparison.get("rows", []):
-        if row.get("key") == key and row.get("metrics"):
-            return row
-    return None
-
-
-def _score_llm(session, sample, codes, run, names) -> dict | None:
-    from distill_core.study import runs
-
-    gold, _ = validation.gold_labels(codes)
-    pred = {
-        r.doc_id: (r.label if r.status == "ok" else None) for r in runs.run_results(session, run.id)
-    }
-    test = [d.doc_id for d in validation.sample_docs(session, sample, part="test")]
-    ids = [d for d in test if d in gold and d in pred and (not names or gold[d] in names)]
-    if len(ids) < 2:
-        return None
-    g, p = [gold[d] for d in ids], [pred[d] for d in ids]
-    result = agreement.compare(g, p, labels=names or None, n_boot=N_BOOT, seed=BOOT_SEED)
-    class_ci = agreement.class_f1_intervals(g, p, names or result.labels) if names else {}
-    return {"metrics": result.to_dict(), "class_ci": {k: list(v) for k, v in class_ci.items()}}
-
-
-def _per_class_table(metrics: dict, class_ci: dict) -> Block:
+def _per_class_table(metrics: Agreement, class_ci: dict) -> Block:
     rows = [
         [
             label,
-            fmt(c["precision"]),
-            fmt(c["recall"]),
-            fmt_ci(c["f1"], class_ci.get(label)),
-            fmt_count(c["support"]),
+            fmt(c.precision),
+            fmt(c.recall),
+            fmt_ci(c.f1, class_ci.get(label)),
+            fmt_count(c.support),
         ]
-        for label, c in metrics.get("per_class", {}).items()
+        for label, c in metrics.per_class.items()
     ]
     return ("table", ["Label", "Precision", "Recall", "F1 (95% CI)", "Test texts"], rows)
 
 
-def _student(b: _Builder, model) -> None:
+def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison | None) -> None:
     blocks = b.section("Student model")
-    if model is None:
+    if model is None or meta is None:
         blocks.append(("p", "No student model has been trained yet."))
         return
-    args, training, meta = model.args or {}, model.training or {}, model.meta or {}
-    filters = meta.get("filters") or {}
-    n_train = b.fig("student.n_train", fmt_count(meta.get("n_train")))
-    n_val = b.fig("student.n_val", fmt_count(meta.get("n_val")))
+    args, training = model.args or {}, model.training or {}
+    filters = meta.filters
+    n_train = b.fig("student.n_train", fmt_count(meta.n_train))
+    n_val = b.fig("student.n_val", fmt_count(meta.n_val))
     text = (
         f"Student model {model.id}: {model.base_model} was fine-tuned on the LLM labels of run "
         f"{model.label_run_id}. Of the {fmt_count(training.get('n_llm'))} texts that run labelled, "
@@ -475,27 +453,25 @@ def _student(b: _Builder, model) -> None:
         f"; {n_train} texts were trained on and {n_val} held back for validation (early stopping)."
     )
     blocks.append(("p", text))
-    epochs = meta.get("history") or []
     setting = "Settings: " + ", ".join(_training_settings(args, meta)) + "."
-    if meta.get("best_epoch"):
+    if meta.best_epoch:
         setting += (
-            f" The best epoch was {meta['best_epoch']} of {len(epochs)} (validation macro-F1 "
-            f"{fmt(meta.get('val_macro_f1'))})."
+            f" The best epoch was {meta.best_epoch} of {len(meta.history)} (validation macro-F1 "
+            f"{fmt(meta.val_macro_f1)})."
         )
-    if meta.get("train_seconds") is not None:
-        seconds = b.fig("student.train_seconds", f"{float(meta['train_seconds']):,.0f}")
-        setting += (
-            f" Training took {seconds} seconds on {meta.get('device', 'an unrecorded device')}."
-        )
+    if meta.train_seconds is not None:
+        seconds = b.fig("student.train_seconds", f"{float(meta.train_seconds):,.0f}")
+        setting += f" Training took {seconds} seconds on {meta.device or 'an unrecorded device'}."
     blocks.append(("p", setting))
-    counts = training.get("label_counts") or meta.get("label_counts") or {}
+    counts = training.get("label_counts") or meta.label_counts
     if counts:
         listing = ", ".join(f"{k} {fmt_count(v)}" for k, v in counts.items())
         blocks.append(("p", f"LLM labels available for training, per label: {listing}."))
-    _comparison(b, blocks, model)
+    if comparison is not None:
+        _comparison(b, blocks, comparison)
 
 
-def _training_settings(args: dict, meta: dict) -> list[str]:
+def _training_settings(args: dict, meta: ModelMeta) -> list[str]:
     """The training settings as phrases, leaving out any that was not recorded."""
     phrases = {
         "epochs": "at most {} epochs, stopped early on validation macro-F1",
@@ -507,57 +483,49 @@ def _training_settings(args: dict, meta: dict) -> list[str]:
         "max_length": "at most {} tokens per text",
         "seed": "seed {}",
     }
-    values = dict(args, max_length=meta.get("max_length") or args.get("max_length"))
+    values = dict(args, max_length=meta.max_length or args.get("max_length"))
     out = [p.format(values[k]) for k, p in phrases.items() if values.get(k) is not None]
     if args.get("class_weights"):
         out.append("inverse-frequency class weights in the loss")
     return out or ["not recorded"]
 
 
-def _comparison(b: _Builder, blocks: list[Block], model) -> None:
-    comparison = model.comparison or {}
-    ev = comparison.get("eval")
-    if not ev:
-        if comparison.get("reason"):
-            blocks.append(("p", f"No comparison on human codes: {comparison['reason']}"))
+def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> None:
+    ev = comparison.eval
+    if ev is None:
+        if comparison.reason:
+            blocks.append(("p", f"No comparison on human codes: {comparison.reason}"))
         return
-    n = b.fig("comparison.n", fmt_count(ev.get("n")))
+    n = b.fig("comparison.n", fmt_count(ev.n))
     blocks.append(
         (
             "p",
             f"Fair comparison: every row is scored on the same {n} held-out test texts (human "
-            f"label: {ev.get('gold', 'majority of coders')}), which no model was trained on; "
+            f"label: {ev.gold}), which no model was trained on; "
             "95% percentile bootstrap intervals.",
         )
     )
     rows, notes = [], []
-    for row in comparison.get("rows", []):
-        key, m = row.get("key"), row.get("metrics")
-        if not m:
-            rows.append(
-                [row.get("name", key), fmt_count(row.get("n_train")), "n/a", "n/a", "n/a", "n/a"]
-            )
+    for row in comparison.rows:
+        key, m = row.key, row.metrics
+        if m is None:
+            rows.append([row.name, fmt_count(row.n_train), "n/a", "n/a", "n/a", "n/a"])
         else:
-            ci = m.get("ci", {})
             rows.append(
                 [
-                    row.get("name", key),
-                    fmt_count(row.get("n_train")) if row.get("n_train") is not None else "–",
-                    b.fig(
-                        f"comparison.{key}.macro_f1", fmt_ci(m.get("macro_f1"), ci.get("macro_f1"))
-                    ),
-                    b.fig(
-                        f"comparison.{key}.accuracy", fmt_ci(m.get("accuracy"), ci.get("accuracy"))
-                    ),
+                    row.name,
+                    fmt_count(row.n_train) if row.n_train is not None else "–",
+                    b.fig(f"comparison.{key}.macro_f1", fmt_ci(m.macro_f1, m.ci.get("macro_f1"))),
+                    b.fig(f"comparison.{key}.accuracy", fmt_ci(m.accuracy, m.ci.get("accuracy"))),
                     b.fig(
                         f"comparison.{key}.cohen_kappa",
-                        fmt_ci(m.get("cohen_kappa"), ci.get("cohen_kappa")),
+                        fmt_ci(m.cohen_kappa, m.ci.get("cohen_kappa")),
                     ),
-                    b.fig(f"comparison.{key}.krippendorff_alpha", fmt(m.get("krippendorff_alpha"))),
+                    b.fig(f"comparison.{key}.krippendorff_alpha", fmt(m.krippendorff_alpha)),
                 ]
             )
-        if row.get("note"):
-            notes.append((row.get("name", key), row["note"]))
+        if row.note:
+            notes.append((row.name, row.note))
     header = [
         "Classifier",
         "Training texts",
@@ -569,10 +537,10 @@ def _comparison(b: _Builder, blocks: list[Block], model) -> None:
     blocks.append(("table", header, rows))
     if notes:
         blocks.append(("ul", notes))
-    student = _comparison_row(model, "student_llm")
+    student = comparison.row("student_llm")
     if student is not None:
         blocks.append(("p", "Per-class F1 of the student on LLM labels:"))
-        blocks.append(_per_class_table(student["metrics"], student.get("class_ci") or {}))
+        blocks.append(_per_class_table(student.metrics, student.class_ci))
 
 
 def _shares(b: _Builder, session: Session, project_id: int) -> None:
@@ -632,10 +600,10 @@ def _by_run(b: _Builder, session: Session, project_id: int) -> None:
     )
     rows = [
         [
-            p["name"],
-            b.fig(f"by_run.{p['run_id']}.n", fmt_count(p["n"])),
-            b.fig(f"by_run.{p['run_id']}.accuracy", fmt_ci(p["accuracy"], p["accuracy_ci"])),
-            b.fig(f"by_run.{p['run_id']}.macro_f1", fmt_ci(p["macro_f1"], p["macro_f1_ci"])),
+            p.name,
+            b.fig(f"by_run.{p.run_id}.n", fmt_count(p.n)),
+            b.fig(f"by_run.{p.run_id}.accuracy", fmt_ci(p.accuracy, p.accuracy_ci)),
+            b.fig(f"by_run.{p.run_id}.macro_f1", fmt_ci(p.macro_f1, p.macro_f1_ci)),
         ]
         for p in points
     ]
@@ -671,7 +639,7 @@ def _cost(b: _Builder, session: Session, project_id: int) -> None:
     blocks.append(("p", text))
 
 
-def _software(b: _Builder, model) -> None:
+def _software(b: _Builder, meta: ModelMeta | None) -> None:
     from distill_core import __version__
 
     blocks = b.section("Software")
@@ -682,7 +650,7 @@ def _software(b: _Builder, model) -> None:
         except metadata.PackageNotFoundError:
             continue
     text = "Produced with " + ", ".join(versions) + "."
-    trained = (model.meta or {}).get("versions") if model is not None else None
+    trained = meta.versions if meta is not None else None
     if trained:
         text += (
             " The student was trained with "

@@ -6,6 +6,10 @@ Every figure states its n in the title and uses a print-friendly white template.
 from __future__ import annotations
 
 from collections.abc import Mapping, Sequence
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from distill_core.study.comparison import ComparisonRow
 
 TEMPLATE = "plotly_white"
 
@@ -131,20 +135,19 @@ def _error_bars(values: Sequence[float], lows: Sequence[float], highs: Sequence[
     )
 
 
-def comparison_bars(rows: Sequence[Mapping], *, metric: str = "macro_f1", title: str, n: int):
-    """One bar per model of the fair comparison (``rows`` as stored in a model's comparison),
-    with its 95% bootstrap interval."""
+def comparison_bars(rows: Sequence[ComparisonRow], *, metric: str = "macro_f1", title: str, n: int):
+    """One bar per model of the fair comparison, with its 95% bootstrap interval."""
     import plotly.graph_objects as go
 
-    rows = [r for r in rows if r.get("metrics")]
-    values = [r["metrics"][metric] or 0.0 for r in rows]
-    cis = [r["metrics"]["ci"].get(metric) or [v, v] for r, v in zip(rows, values, strict=True)]
+    rows = [r for r in rows if r.metrics is not None]
+    values = [_value(getattr(r.metrics, metric)) for r in rows]
+    cis = [r.metrics.ci.get(metric) or (v, v) for r, v in zip(rows, values, strict=True)]
     fig = go.Figure(
         go.Bar(
-            x=[r["name"] for r in rows],
+            x=[r.name for r in rows],
             y=values,
             error_y=_error_bars(values, [c[0] for c in cis], [c[1] for c in cis]),
-            marker_color=[MODEL_COLOURS.get(r["key"], "#2f6f8f") for r in rows],
+            marker_color=[MODEL_COLOURS.get(r.key, "#2f6f8f") for r in rows],
             text=[f"{v:.3f}" for v in values],
             textposition="inside",
             customdata=[f"{c[0]:.3f}–{c[1]:.3f}" for c in cis],
@@ -161,25 +164,24 @@ def comparison_bars(rows: Sequence[Mapping], *, metric: str = "macro_f1", title:
     return fig
 
 
-def class_f1_grouped(rows: Sequence[Mapping], labels: Sequence[str], *, title: str, n: int):
+def class_f1_grouped(rows: Sequence[ComparisonRow], labels: Sequence[str], *, title: str, n: int):
     """Per-class F1 of every model side by side, each with its 95% interval."""
     import plotly.graph_objects as go
 
     fig = go.Figure()
     for r in rows:
-        if not r.get("metrics"):
+        if r.metrics is None:
             continue
-        per = r["metrics"]["per_class"]
-        values = [(per.get(c) or {}).get("f1") or 0.0 for c in labels]
-        ci = r.get("class_ci") or {}
-        lows = [ci.get(c, [v, v])[0] for c, v in zip(labels, values, strict=True)]
-        highs = [ci.get(c, [v, v])[1] for c, v in zip(labels, values, strict=True)]
+        per = r.metrics.per_class
+        values = [_value(per[c].f1) if c in per else 0.0 for c in labels]
+        lows = [r.class_ci.get(c, (v, v))[0] for c, v in zip(labels, values, strict=True)]
+        highs = [r.class_ci.get(c, (v, v))[1] for c, v in zip(labels, values, strict=True)]
         fig.add_bar(
-            name=r["name"],
+            name=r.name,
             x=list(labels),
             y=values,
             error_y=_error_bars(values, lows, highs),
-            marker_color=MODEL_COLOURS.get(r["key"], "#2f6f8f"),
+            marker_color=MODEL_COLOURS.get(r.key, "#2f6f8f"),
         )
     fig.update_layout(
         template=TEMPLATE,
@@ -191,6 +193,11 @@ def class_f1_grouped(rows: Sequence[Mapping], labels: Sequence[str], *, title: s
         margin=dict(t=60, b=40, l=40, r=20),
     )
     return fig
+
+
+def _value(x: float | None) -> float:
+    """A metric as a bar's height: undefined (None or nan) draws as 0."""
+    return 0.0 if x is None or x != x else float(x)
 
 
 def training_curves(curves: Mapping[str, Sequence[Mapping]], *, title: str, n: int):

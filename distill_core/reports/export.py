@@ -563,14 +563,15 @@ def export_project(
     settings: Settings | None = None,
     probabilities: bool = False,
     model_id: int | None = None,
+    run_id: int | None = None,
 ) -> dict[str, str]:
     """Write one export of the project to a binary file: a table format of
-    :func:`labelled_corpus`, ``codes`` (CSV of :func:`human_codes`), ``audit`` (JSON Lines),
+    :func:`labelled_corpus`, ``codes`` (CSV of :func:`human_codes`), ``audit`` (JSON Lines; only ``run_id`` if given),
     ``appendix-md``/``appendix-html`` or ``model`` (zip of ``model_id``, default the newest).
     Returns Stata's renames."""
     writers: dict[str, Callable[[], dict[str, str] | None]] = {
         "codes": lambda: _write_codes(session, project_id, fh),
-        "audit": lambda: _write_audit(session, project_id, fh),
+        "audit": lambda: write_audit_log(session, project_id, fh, run_id=run_id),
         "appendix-md": lambda: _write_appendix(session, project_id, fh, "markdown"),
         "appendix-html": lambda: _write_appendix(session, project_id, fh, "html"),
         "model": lambda: student_zip(session, project_id, fh, settings=settings, model_id=model_id),
@@ -588,10 +589,6 @@ def _write_codes(session: Session, project_id: int, fh: IO[bytes]) -> None:
     if codes.empty:
         raise ExportError("The project has no human codes yet.")
     write(codes, "csv", fh)
-
-
-def _write_audit(session: Session, project_id: int, fh: IO[bytes]) -> None:
-    write_audit_log(session, project_id, fh)
 
 
 def _write_appendix(session: Session, project_id: int, fh: IO[bytes], kind: str) -> None:

@@ -13,18 +13,15 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distill_core import agreement
-from distill_core.codebook import Codebook
 from distill_core.llm.cost import Price, price_for
 from distill_core.store import (
-    CodebookVersion,
     Job,
     LabelRun,
     LLMResponse,
     PredictionRun,
     StudentModel,
 )
-from distill_core.study import projects, runs, validation
+from distill_core.study import projects, runs, scoring, validation
 
 
 @dataclass(frozen=True)
@@ -147,11 +144,26 @@ def _last_price(session: Session, project_id: int) -> tuple[str | None, tuple[fl
 # ---------------------------------------------------------------- agreement per label run
 
 
-def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> list[dict[str, Any]]:
+@dataclass(frozen=True)
+class RunAgreement:
+    """One label run's agreement with the human codes on a part of the current sample."""
+
+    run_id: int
+    name: str
+    codebook_version: int | None
+    model: str
+    n: int
+    accuracy: float
+    accuracy_ci: tuple[float, float]
+    macro_f1: float
+    macro_f1_ci: tuple[float, float]
+    off_codebook: int = 0
+
+
+def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> list[RunAgreement]:
     """The LLM's agreement with the human codes (majority of coders) for every label run with
-    results, on the coded texts of one part of the current sample that the run labelled:
-    ``run_id``, ``name`` (model and codebook version), ``codebook_version``, ``n``, and
-    ``accuracy``/``macro_f1`` with their 95% bootstrap intervals; oldest run first.
+    results, on the coded texts of one part of the current sample that the run labelled
+    (``scoring.score_run``), oldest run first.
 
     Read the development part to follow codebook revisions; the held-out part is for the final
     judgement only.
@@ -159,40 +171,27 @@ def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> li
     sample = validation.current_sample(session, project_id)
     if sample is None:
         return []
-    gold, _ = validation.gold_labels(validation.codes_frame(session, project_id))
-    ids = [d.doc_id for d in validation.sample_docs(session, sample, part=part) if d.doc_id in gold]
-    versions = {
-        v.id: v.version
-        for v in session.scalars(
-            select(CodebookVersion).where(CodebookVersion.project_id == project_id)
-        )
-    }
+    codes = validation.codes_frame(session, project_id)
+    versions = projects.version_numbers(session, project_id)
     out = []
     for run in reversed(runs.project_runs(session, project_id, with_results=True)):
-        labels = [lab.name for lab in Codebook.from_dict(run.codebook, check=False).labels]
-        items = {r.doc_id: r for r in runs.run_results(session, run.id)}
-        scored = [d for d in ids if d in items and gold[d] in labels]
-        if len(scored) < 2:
+        score = scoring.score_run(session, project_id, run, part, sample=sample, codes=codes)
+        if score is None:
             continue
-        result = agreement.compare(
-            [gold[d] for d in scored],
-            [items[d].label if items[d].status == "ok" else None for d in scored],
-            labels=labels,
-            n_boot=1000,
-            seed=0,
-        )
+        result = score.agreement
         version = versions.get(run.codebook_version_id)
         out.append(
-            {
-                "run_id": run.id,
-                "name": f"Run {run.id}: {run.model}, codebook v{version or '?'}",
-                "codebook_version": version,
-                "model": run.model,
-                "n": result.n,
-                "accuracy": result.accuracy,
-                "accuracy_ci": list(result.ci["accuracy"]),
-                "macro_f1": result.macro_f1,
-                "macro_f1_ci": list(result.ci["macro_f1"]),
-            }
+            RunAgreement(
+                run_id=run.id,
+                name=runs.run_title(run, version),
+                codebook_version=version,
+                model=run.model,
+                n=result.n,
+                accuracy=result.accuracy,
+                accuracy_ci=result.ci["accuracy"],
+                macro_f1=result.macro_f1,
+                macro_f1_ci=result.ci["macro_f1"],
+                off_codebook=score.off_codebook,
+            )
         )
     return out

@@ -12,7 +12,9 @@ from typing import Any
 
 import numpy as np
 
-from distill_core.student.train import METADATA_FILE, TrainingCancelled, pad_batch
+from distill_core.student.args import TrainingCancelled
+from distill_core.student.card import METADATA_FILE
+from distill_core.student.train import pad_batch
 
 #: Longest input used when a model folder has no distill.json to say its training max_length.
 DEFAULT_MAX_LENGTH = 512

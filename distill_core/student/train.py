@@ -23,48 +23,15 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
+from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
+
 #: Bounds of the automatic max_length (tokens): see :func:`choose_max_length`.
 AUTO_MAX_LENGTH_MIN = 32
 AUTO_MAX_LENGTH_CAP_CPU = 256
 AUTO_MAX_LENGTH_CAP_CUDA = 512
 #: Fewest usable rows (after filters) that training accepts.
 MIN_EXAMPLES = 10
-METADATA_FILE = "distill.json"
-
-
-class TrainingError(ValueError):
-    """A problem with the inputs or the base model, told in one sentence."""
-
-
-class TrainingCancelled(Exception):
-    """Training stopped because ``should_stop()`` said so; no output folder was left behind."""
-
-
-@dataclass
-class TrainingArgs:
-    """Settings of one fine-tuning run, with defaults meant to work untuned on tweets and on
-    longer documents. lr 1e-4 (a 6-layer, 384-wide MiniLM wants more than BERT-base's 2e-5–5e-5),
-    ≤ 10 epochs stopped early on validation macro-F1, and an automatic max_length keep both
-    short and long texts cheap. Measured (benchmarks/distill_quality.py, four human-coded
-    sets, 500–1,000 texts labelled by a simulated 80%-accurate teacher): the student beats
-    TF-IDF on the same labels on all four and a naive 3-epoch lr-5e-5 loop by 0.04–0.33
-    macro-F1; lr 2e-4 was no consistent gain (better in 5 of 8 runs, mean +0.008)."""
-
-    base_model: str | None = None  # None = bundled all-MiniLM-L6-v2
-    epochs: int = 10  # an upper bound: early stopping usually ends earlier
-    lr: float = 1e-4
-    batch_size: int = 16
-    #: None = automatic: the 95th percentile of the training texts' token lengths, rounded up
-    #: to a multiple of 8, within [32, 256] on CPU ([32, 512] on CUDA) and the model's limit.
-    max_length: int | None = None
-    warmup_ratio: float = 0.1
-    weight_decay: float = 0.01
-    seed: int = 42
-    val_share: float = 0.1
-    early_stopping_patience: int = 2  # epochs without a better validation macro-F1
-    class_weights: bool = False  # inverse-frequency weights in the loss
-    min_confidence: float | None = None  # drop rows whose teacher confidence is below
-    min_consistency: float | None = None  # drop rows whose teacher consistency is below
 
 
 @dataclass
@@ -81,7 +48,7 @@ class TrainProgress:
 
 @dataclass
 class TrainResult:
-    """What a finished run produced; ``metadata`` is the content of ``distill.json``;
+    """What a finished run produced; ``metadata`` is what ``distill.json`` holds;
     ``val_macro_f1`` is NaN when val_share left no validation rows."""
 
     output_dir: Path
@@ -93,7 +60,7 @@ class TrainResult:
     history: list[dict] = field(default_factory=list)
     train_seconds: float = 0.0
     device: str = "cpu"
-    metadata: dict = field(default_factory=dict)
+    metadata: ModelMeta | None = None
 
 
 def device() -> str:
@@ -595,41 +562,40 @@ def train(
         args_dict = asdict(args)
         import transformers
 
-        metadata: dict[str, Any] = {
-            "format": "distill-student/1",
-            "labels": prep.label_names,
-            "label_counts": dict(sorted(Counter(prep.labels).items())),
-            "base_model": args.base_model or "all-MiniLM-L6-v2",
-            "base_model_resolved": resolved,
-            "args": args_dict,
-            "max_length": max_length,
-            "max_length_rule": max_length_rule,
-            "n_train": len(tr_enc),
-            "n_val": len(va_enc),
-            "filters": prep.filters,
-            "history": history,
-            "best_epoch": best_epoch,
-            "val_macro_f1": None if math.isnan(val_f1) else round(val_f1, 6),
-            "device": dev,
-            "precision": precision,
-            "threads": torch.get_num_threads(),
-            "train_seconds": round(train_seconds, 3),
-            "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-            "versions": {
+        metadata = ModelMeta(
+            labels=prep.label_names,
+            label_counts=dict(sorted(Counter(prep.labels).items())),
+            base_model=args.base_model or "all-MiniLM-L6-v2",
+            base_model_resolved=resolved,
+            args=args_dict,
+            max_length=max_length,
+            max_length_rule=max_length_rule,
+            n_train=len(tr_enc),
+            n_val=len(va_enc),
+            filters=prep.filters,
+            history=history,
+            best_epoch=best_epoch,
+            val_macro_f1=None if math.isnan(val_f1) else round(val_f1, 6),
+            device=dev,
+            precision=precision,
+            threads=torch.get_num_threads(),
+            train_seconds=round(train_seconds, 3),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions={
                 "python": platform.python_version(),
                 "torch": torch.__version__,
                 "transformers": transformers.__version__,
             },
-        }
-        if extra_metadata:
-            metadata.update({k: v for k, v in extra_metadata.items() if k not in metadata})
-            metadata["extra"] = extra_metadata
+            extra=dict(extra_metadata or {}),
+            other=dict(extra_metadata or {}),
+        )
 
         tmp.mkdir(parents=True)
         model.save_pretrained(tmp)
         tokenizer.save_pretrained(tmp)
         (tmp / METADATA_FILE).write_text(
-            json.dumps(metadata, indent=2, ensure_ascii=False, default=str), encoding="utf-8"
+            json.dumps(metadata.to_dict(), indent=2, ensure_ascii=False, default=str),
+            encoding="utf-8",
         )
         (tmp / "README.md").write_text(model_card(metadata), encoding="utf-8")
         if stop():
@@ -682,103 +648,3 @@ def _amp(on_cuda: bool) -> tuple[Callable[[], Any], Any, str]:
         return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None, "bf16"
     scaler = torch.amp.GradScaler("cuda")
     return (lambda: torch.autocast("cuda", dtype=torch.float16)), scaler, "fp16"
-
-
-def model_card(meta: dict) -> str:
-    """A Hugging Face style README.md for a trained student, from its metadata."""
-    labels = meta["labels"]
-    counts = meta.get("label_counts", {})
-    hist = meta.get("history", [])
-    rows = "\n".join(
-        f"| {h['epoch']} | {h['train_loss']:.4f} | "
-        f"{'' if h['val_macro_f1'] is None else format(h['val_macro_f1'], '.3f')} |"
-        for h in hist
-    )
-    label_rows = "\n".join(
-        f"| {i} | {lab} | {counts.get(lab, 0)} |" for i, lab in enumerate(labels)
-    )
-    f1 = meta.get("val_macro_f1")
-    f = meta.get("filters", {})
-    a = meta.get("args", {})
-    return f"""---
-library_name: transformers
-pipeline_tag: text-classification
-base_model: {meta.get("base_model")}
-tags: [distill, knowledge-distillation, llm-labels]
----
-
-# Distill student classifier
-
-A text classifier fine-tuned from **{meta.get("base_model")}** on labels produced by a large
-language model (knowledge distillation, Pangakis & Wolken 2024), trained with Distill.
-
-## Labels
-
-| id | label | training rows |
-|---|---|---|
-{label_rows}
-
-## Training
-
-- Examples: {meta.get("n_train")} for training, {meta.get("n_val")} for validation (stratified,
-  seed {a.get("seed")}); rows given {f.get("n_input")}, without a label {f.get("dropped_no_label")},
-  below the confidence floor {f.get("dropped_low_confidence")}, below the consistency floor
-  {f.get("dropped_low_consistency")}.
-- Settings: epochs ≤ {a.get("epochs")} (early stopping, patience {a.get("early_stopping_patience")}),
-  learning rate {a.get("lr")}, batch size {a.get("batch_size")}, max length {meta.get("max_length")}
-  tokens, warm-up ratio {a.get("warmup_ratio")}, weight decay {a.get("weight_decay")},
-  class weights {a.get("class_weights")}.
-- Device: {meta.get("device")} ({meta.get("precision")}), {meta.get("train_seconds")} s; created
-  {meta.get("created_at")}.
-
-| epoch | training loss | validation macro-F1 |
-|---|---|---|
-{rows}
-
-Best epoch: {meta.get("best_epoch")}; validation macro-F1
-{"n/a" if f1 is None else f"{f1:.3f}"} — measured against the **LLM's labels**, not against human
-codes: it says how well the student imitates its teacher. Report agreement with held-out human
-codes (Distill's evaluate step) as the quality of the classifier.
-
-{_heldout_section(meta.get("heldout"))}## Use
-
-```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-or `distill_core.student.predict.load("path/to/this/folder").predict(texts)`. Texts longer than
-{meta.get("max_length")} tokens were truncated in training; predict with the same limit.
-
-## Intended use and limitations
-
-Meant for classifying texts like the training texts, with the codebook the LLM was given, in
-research where its agreement with human codes has been checked. It inherits the teacher LLM's
-errors and biases and adds its own; it has not seen texts from other sources, periods or
-languages, and its confidence scores are not calibrated probabilities. Do not use it to make
-decisions about individuals.
-
-Full settings and versions: `distill.json`.
-"""
-
-
-def _heldout_section(heldout: dict | None) -> str:
-    """The model card's table of scores on held-out human codes (when Distill measured them)."""
-    if not heldout or not heldout.get("rows"):
-        return ""
-    lines = [
-        "## Scores on held-out human codes",
-        "",
-        f"Scored on {heldout['n']} human-coded texts that no model was trained on "
-        "(95% bootstrap intervals).",
-        "",
-        "| classifier | macro-F1 | 95% CI | accuracy |",
-        "|---|---|---|---|",
-    ]
-    for r in heldout["rows"]:
-        low, high = r["macro_f1_ci"]
-        lines.append(
-            f"| {r['name']} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | {r['accuracy']:.3f} |"
-        )
-    return "\n".join(lines) + "\n\n"

@@ -11,10 +11,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
+from typing import TYPE_CHECKING
 
 from sqlalchemy import delete
 from sqlalchemy.orm import Session
 
+from distill_core import sampling
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer, Teacher, aggregate
 from distill_core.llm.cache import CacheWriter, answer_row, run_key, text_hash
@@ -24,6 +26,9 @@ from distill_core.store.answers import StoreAnswerCache
 from distill_core.store.bulk import insert_many
 from distill_core.store.models import LabelRun, LabelRunItem
 from distill_core.study.runs import STATUSES
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 #: A run whose first this-many answers all failed stops: the endpoint is down or refuses us.
 FAIL_FAST_ERRORS = 8
@@ -222,3 +227,27 @@ def _item_from_answers(answers: list[Answer]) -> dict:
         "status": status,
         "answers": len(answers),
     }
+
+
+#: What a label run can cover.
+SCOPES = ("sample", "subset", "all")
+
+
+def choose_texts(
+    documents: pd.DataFrame,
+    scope: str,
+    *,
+    n: int = 0,
+    seed: int = 0,
+    sample_ids: Sequence[str] = (),
+) -> list[str]:
+    """The document ids a label run of ``scope`` covers: the validation sample's, ``n``
+    non-empty texts drawn at random (``sampling.simple_random``, in corpus order), or all."""
+    if scope == "sample":
+        return list(sample_ids)
+    if scope == "subset":
+        nonempty = documents.loc[documents["text"].str.strip() != "", "doc_id"]
+        return sampling.simple_random(list(nonempty), int(n), int(seed))
+    if scope == "all":
+        return list(documents["doc_id"])
+    raise ValueError(f"Unknown scope '{scope}': use one of {', '.join(SCOPES)}.")

@@ -85,6 +85,37 @@ def list_projects(session: Session, user: User) -> list[Project]:
     return list(session.scalars(stmt))
 
 
+@dataclass(frozen=True)
+class ProjectSummary:
+    """A project as the project list shows it."""
+
+    id: int
+    name: str
+    texts: int
+    codebook_version: int | None
+    created_at: object
+    description: str
+
+
+def overview(session: Session, user: User) -> list[ProjectSummary]:
+    """The user's projects with their corpus size and latest codebook version."""
+    out = []
+    for p in list_projects(session, user):
+        corpus = get_corpus(session, p.id)
+        latest = latest_codebook(session, p.id)
+        out.append(
+            ProjectSummary(
+                id=p.id,
+                name=p.name,
+                texts=corpus.row_count if corpus else 0,
+                codebook_version=latest.version if latest else None,
+                created_at=p.created_at,
+                description=p.description,
+            )
+        )
+    return out
+
+
 def role_of(session: Session, user: User, project_id: int) -> str | None:
     return session.scalar(
         select(Membership.role).where(
@@ -254,13 +285,10 @@ def latest_codebook(session: Session, project_id: int) -> CodebookVersion | None
 
 def version_numbers(session: Session, project_id: int) -> dict[int, int]:
     """Codebook version id → its number (v1, v2…) for the project."""
-    return dict(
-        session.execute(
-            select(CodebookVersion.id, CodebookVersion.version).where(
-                CodebookVersion.project_id == project_id
-            )
-        ).tuples()
+    stmt = select(CodebookVersion.id, CodebookVersion.version).where(
+        CodebookVersion.project_id == project_id
     )
+    return {vid: number for vid, number in session.execute(stmt)}
 
 
 def version_number(session: Session, version_id: int | None) -> int | None:

@@ -170,3 +170,36 @@ def llm_columns(
         "llm_consistency": ids.map(items["consistency"]).astype(float),
         "llm_status": status,
     }
+
+
+def latest_labels(session: Session, project_id: int, doc_ids: set[str]) -> dict[str, str]:
+    """The LLM's labels for these documents from the project's newest run that labelled any
+    of them (doc id → label)."""
+    for run in project_runs(session, project_id, with_results=True):
+        found = {
+            r.doc_id: r.label
+            for r in run_results(session, run.id)
+            if r.doc_id in doc_ids and r.label is not None
+        }
+        if found:
+            return found
+    return {}
+
+
+def filter_results(
+    results: pd.DataFrame,
+    *,
+    labels: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    min_confidence: float = 0.0,
+) -> pd.DataFrame:
+    """The rows of ``results_frame`` with one of ``labels`` and ``statuses`` (all when empty)
+    and a confidence of at least ``min_confidence`` (a missing confidence counts as 0)."""
+    shown = results
+    if labels:
+        shown = shown[shown["label"].isin(labels)]
+    if statuses:
+        shown = shown[shown["status"].isin(statuses)]
+    if min_confidence > 0:
+        shown = shown[shown["confidence"].fillna(0) >= min_confidence]
+    return shown

@@ -16,7 +16,7 @@ import pandas as pd
 from sqlalchemy import delete, func, select
 from sqlalchemy.orm import Session
 
-from distill_core import sampling
+from distill_core import agreement, sampling
 from distill_core.clock import utcnow
 from distill_core.codebook import match_label
 from distill_core.corpus import id_text, is_blank
@@ -205,6 +205,17 @@ def sample_docs(
     if part:
         stmt = stmt.where(SampleItem.part == part)
     return [SampleDoc(*row) for row in session.execute(stmt)]
+
+
+def part_counts(session: Session, sample: ValidationSample) -> dict[str, int]:
+    """How many of the sample's documents are in each part (every part listed)."""
+    stmt = (
+        select(SampleItem.part, func.count())
+        .where(SampleItem.sample_id == sample.id)
+        .group_by(SampleItem.part)
+    )
+    found = dict(session.execute(stmt).tuples().all())
+    return {p: int(found.get(p, 0)) for p in PARTS}
 
 
 def training_exclusions(session: Session, project_id: int) -> set[str]:
@@ -441,6 +452,17 @@ def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict
     return {p: counts[p] for p in PARTS}
 
 
+def intercoder_agreement(codes: pd.DataFrame) -> agreement.PairwiseAgreement | None:
+    """Agreement among the human coders (pairwise Cohen's κ and Krippendorff's α over all of
+    them); None with fewer than two coders."""
+    if codes.empty or codes["coder"].nunique() < 2:
+        return None
+    per_coder = {
+        c: dict(zip(g["doc_id"], g["label"], strict=True)) for c, g in codes.groupby("coder")
+    }
+    return agreement.pairwise_agreement(per_coder)
+
+
 def compare_runs(
     gold: dict[str, str], predictions: dict[str, dict[str, str | None]], doc_ids: Sequence[str]
 ) -> tuple[pd.DataFrame, pd.DataFrame]:
@@ -450,8 +472,6 @@ def compare_runs(
     and macro-F1 per run, on the documents every run labelled; a per-document table marking
     which runs got each document right), so a codebook edit's wins and losses are visible.
     """
-    from distill_core import agreement
-
     common = [d for d in doc_ids if d in gold and all(d in p for p in predictions.values())]
     rows, per_doc = [], {"doc_id": common, "human": [gold[d] for d in common]}
     for name, pred in predictions.items():

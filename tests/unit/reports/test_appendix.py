@@ -11,7 +11,7 @@ from distill_core import agreement
 from distill_core.codebook import Codebook
 from distill_core.reports import appendix, formatting
 from distill_core.store import StudentModel
-from distill_core.study import demo, projects, runs, validation
+from distill_core.study import demo, projects, runs, scoring, validation
 from tests.unit.reports.test_export import LABELS, fill_project, llm_label, new_project
 
 
@@ -101,8 +101,8 @@ def test_llm_test_agreement_is_computed_when_no_student_was_compared(full) -> No
         [gold[d] for d in ids],
         [llm_label(int(d[1:])) for d in ids],
         labels=LABELS,
-        n_boot=appendix.N_BOOT,
-        seed=appendix.BOOT_SEED,
+        n_boot=scoring.N_BOOT,
+        seed=scoring.BOOT_SEED,
     )
     assert result.figures["llm_test.n"] == str(expected.n)
     assert result.figures["llm_test.macro_f1"] == formatting.fmt_ci(

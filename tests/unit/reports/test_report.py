@@ -75,10 +75,10 @@ def test_agreement_by_run_scores_each_run_on_the_coded_development_texts(store: 
         sample = validation.current_sample(s, pid)
         dev = {d.doc_id for d in validation.sample_docs(s, sample, part="dev")} & set(gold)
         results = {r.doc_id: r for r in runs.run_results(s, run_id)}
-    assert [p["run_id"] for p in points] == [run_id]
+    assert [p.run_id for p in points] == [run_id]
     p = points[0]
-    assert p["n"] == len(dev)
+    assert p.n == len(dev)
     right = sum(results[d].status == "ok" and results[d].label == gold[d] for d in dev)
-    assert p["accuracy"] == pytest.approx(right / len(dev))
-    assert p["accuracy_ci"][0] <= p["accuracy"] <= p["accuracy_ci"][1]
-    assert p["codebook_version"] == 1 and "codebook v1" in p["name"]
+    assert p.accuracy == pytest.approx(right / len(dev))
+    assert p.accuracy_ci[0] <= p.accuracy <= p.accuracy_ci[1]
+    assert p.codebook_version == 1 and "codebook v1" in p.name

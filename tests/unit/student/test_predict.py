@@ -6,8 +6,9 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
+from distill_core.student.args import TrainingArgs
 from distill_core.student.predict import PredictionCancelled, Predictor, load, predict_texts
-from distill_core.student.train import TrainingArgs, train
+from distill_core.student.train import train
 from tests.unit.student.test_train import easy_set
 
 

@@ -133,7 +133,7 @@ def test_min_confidence_drops_rows_and_reports_counts(tmp_path: Path) -> None:
     labels[2] = ""
     args = TrainingArgs(**{**TINY.__dict__, "min_confidence": 0.5, "val_share": 0.0})
     result = train(texts, labels, tmp_path / "m", args, confidences=conf)
-    f = result.metadata["filters"]
+    f = result.metadata.filters
     n_low = sum(1 for i, c in enumerate(conf) if c is not None and c < 0.5 and i != 2)
     assert f["dropped_low_confidence"] == n_low
     assert f["dropped_no_label"] == 1 and f["kept_missing_confidence"] == 1

@@ -16,8 +16,8 @@ from distill_core.jobs import kinds, records
 from distill_core.jobs.predict import start_predict_job
 from distill_core.jobs.train import start_train_job
 from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
+from distill_core.student.args import TrainingArgs
 from distill_core.student.predict import Predictor
-from distill_core.student.train import TrainingArgs
 from distill_core.study import projects, runs, students, validation
 from distill_core.study.comparison import fair_comparison
 from tests.fakes import demo_with_run
@@ -192,8 +192,8 @@ def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -
         ts = students.training_set(s, pid, run_id)
     # It stops before it needs a model: no student is trained for this.
     comparison = fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
-    assert comparison["eval"] is None and comparison["rows"] == []
-    assert "code at least 10" in comparison["reason"]
+    assert comparison.eval is None and comparison.rows == []
+    assert "code at least 10" in comparison.reason
 
 
 def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(

@@ -38,9 +38,7 @@ if corpus is not None:
     shown = frame[frame["text"].str.contains(query, case=False, regex=False)] if query else frame
     st.caption(f"{len(shown):,} texts" + (" match" if query else "") + "; the first 500 are shown.")
     st.dataframe(shown.head(500), hide_index=True, width="stretch")
-    st.page_link(
-        ui.PAGES["Codebook"][0], label="Next: the codebook", icon=":material/arrow_forward:"
-    )
+    ui.go_to("Codebook", "Next: the codebook")
 
 st.subheader("Replace the corpus" if corpus is not None else "Upload a corpus")
 st.caption(
@@ -102,8 +100,8 @@ if corpus is not None:
         f"Replace “{corpus.filename}” ({corpus.row_count:,} texts) with this file"
     )
 if st.button("Save as the project's corpus", type="primary", disabled=not confirm):
-    with st.spinner("Saving…"), ctx.store.session() as s:
-        projects.save_corpus(s, ctx.user(s), project_id, table, prepared)
+    with st.spinner("Saving…"):
+        ctx.act(projects.save_corpus, project_id, table, prepared)
     st.session_state.pop("_parsed_upload", None)
     st.session_state["uploads_saved"] = st.session_state.get("uploads_saved", 0) + 1
     st.toast(f"Saved {len(prepared.ids):,} texts.", icon=":material/check:")

@@ -90,5 +90,4 @@ for col, (label, kind) in zip(
 if st.toggle("Show the appendix here", key="ex_preview"):
     from distill_core.reports.appendix import methods_appendix
 
-    with ctx.store.session() as s:
-        st.markdown(methods_appendix(s, ctx.project_id).markdown)
+    st.markdown(ctx.read(methods_appendix, ctx.project_id).markdown)

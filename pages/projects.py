@@ -13,29 +13,22 @@ st.caption(
     "Start with the demo project to click through the whole workflow."
 )
 
-with ctx.store.session() as s:
-    user = ctx.user(s)
-    rows = []
-    for p in projects.list_projects(s, user):
-        corpus = projects.get_corpus(s, p.id)
-        latest = projects.latest_codebook(s, p.id)
-        rows.append(
-            {
-                "id": p.id,
-                "Project": p.name,
-                "Texts": corpus.row_count if corpus else 0,
-                "Codebook": f"v{latest.version}" if latest else "—",
-                "Created": p.created_at,
-                "Description": p.description,
-            }
-        )
+rows = [
+    {
+        "Project": p.name,
+        "Texts": p.texts,
+        "Codebook": f"v{p.codebook_version}" if p.codebook_version else "—",
+        "Created": p.created_at,
+        "Description": p.description,
+    }
+    for p in ctx.act(projects.overview)
+]
 
 if rows:
-    table = pd.DataFrame(rows)
-    st.dataframe(table.drop(columns="id"), hide_index=True, width="stretch")
+    st.dataframe(pd.DataFrame(rows), hide_index=True, width="stretch")
     if ctx.project_name:
         st.success(f"Current project: **{ctx.project_name}** — choose another in the sidebar.")
-        st.page_link(ui.PAGES["Data"][0], label="Next: the data", icon=":material/arrow_forward:")
+        ui.go_to("Data", "Next: the data")
 else:
     st.info("No project yet. Create one below, or re-create the demo project.")
 
@@ -45,9 +38,7 @@ with st.form("new_project", clear_on_submit=True):
     description = st.text_area("Description (optional)", height=80)
     if st.form_submit_button("Create project", type="primary"):
         try:
-            with ctx.store.session() as s:
-                new = projects.create_project(s, ctx.user(s), name, description)
-                st.session_state["project_id"] = new.id
+            ui.choose_project(ctx.act(projects.create_project, name, description).id)
             st.rerun()
         except projects.ProjectError as exc:
             st.error(str(exc))
@@ -58,9 +49,7 @@ with st.expander("Demo project"):
         "Re-creating it deletes the demo project with everything done in it and starts afresh."
     )
     if st.button("Re-create the demo project", key="recreate_demo"):
-        with ctx.store.session() as s:
-            demo = demo.ensure_demo_project(s, ctx.user(s), recreate=True)
-            st.session_state["project_id"] = demo.id
+        ui.choose_project(ctx.act(demo.ensure_demo_project, recreate=True).id)
         st.rerun()
 
 if ctx.project_id is not None:
@@ -70,7 +59,6 @@ if ctx.project_id is not None:
         )
         typed = st.text_input("Type the project's name to confirm", key="delete_confirm")
         if st.button("Delete project", disabled=typed.strip() != ctx.project_name):
-            with ctx.store.session() as s:
-                projects.delete_project(s, ctx.user(s), ctx.project_id)
+            ctx.act(projects.delete_project, ctx.project_id)
             st.session_state.pop("project_id", None)
             st.rerun()

@@ -8,11 +8,12 @@ from distill_core.reports.charts import (
     label_distribution,
     per_class_bars,
     shares_chart,
-    training_curves,
 )
 from distill_core.reports.formatting import fmt_ci, fmt_share
+from distill_core.student.card import ModelMeta
 from distill_core.study import shares as corpus_shares
 from distill_core.study import students
+from distill_core.study.comparison import Comparison
 
 ctx = ui.context()
 st.title("Results")
@@ -23,24 +24,21 @@ st.caption(
 ui.require_step(ctx, "Fine-tune", "a trained student (Fine-tune page)")
 ui.image_format_picker()
 
-with ctx.store.session() as s:
-    ready = [m for m in students.project_models(s, ctx.project_id) if m.status == "ready"]
-    latest_pass = students.latest_prediction_run(s, ctx.project_id)
-model = st.selectbox("Model", ready, format_func=ui.model_label, key="res_model")
-meta = model.meta or {}
-labels = meta.get("labels", [])
+model = ui.model_picker(ctx, "res_model")
+meta = ModelMeta.from_dict(model.meta)
+labels = meta.labels
+latest_pass = ctx.read(students.latest_prediction_run, ctx.project_id)
 
 st.header("Can the student be trusted?")
-ui.show_comparison(model.comparison, labels)
+ui.show_comparison(Comparison.from_dict(model.comparison), labels)
 
 st.header("The whole corpus")
 if latest_pass is None:
     st.info("Label the corpus with a student on the Fine-tune page to see its categories.")
-    st.page_link(ui.PAGES["Fine-tune"][0], label="Go to Fine-tune", icon=":material/arrow_forward:")
+    ui.go_to("Fine-tune")
 else:
-    with ctx.store.session() as s:
-        frame = students.predictions_frame(s, latest_pass.id, probabilities=False)
-        shares = corpus_shares.corrected_shares(s, ctx.project_id, latest_pass.id)
+    frame = ctx.read(students.predictions_frame, latest_pass.id, probabilities=False)
+    shares = ctx.read(corpus_shares.corrected_shares, ctx.project_id, latest_pass.id)
     st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
     counts = frame["pred_label"].value_counts().to_dict()
     ui.chart(
@@ -87,16 +85,15 @@ else:
         )
 
 st.header("The LLM across codebook versions")
-with ctx.store.session() as s:
-    by_run = report.agreement_by_run(s, ctx.project_id, part="dev")
+by_run = ctx.read(report.agreement_by_run, ctx.project_id, part="dev")
 if by_run:
-    n_dev = max(p["n"] for p in by_run)
+    n_dev = max(p.n for p in by_run)
     ui.chart(
         per_class_bars(
-            [p["name"] for p in by_run],
-            [p["macro_f1"] for p in by_run],
-            [p["macro_f1_ci"][0] for p in by_run],
-            [p["macro_f1_ci"][1] for p in by_run],
+            [p.name for p in by_run],
+            [p.macro_f1 for p in by_run],
+            [p.macro_f1_ci[0] for p in by_run],
+            [p.macro_f1_ci[1] for p in by_run],
             title="LLM–human macro-F1 per label run, development texts",
             n=n_dev,
             axis="macro-F1",
@@ -106,10 +103,10 @@ if by_run:
     st.dataframe(
         [
             {
-                "label run": p["name"],
-                "n": p["n"],
-                "accuracy": fmt_ci(p["accuracy"], p["accuracy_ci"]),
-                "macro-F1": fmt_ci(p["macro_f1"], p["macro_f1_ci"]),
+                "label run": p.name,
+                "n": p.n,
+                "accuracy": fmt_ci(p.accuracy, p.accuracy_ci),
+                "macro-F1": fmt_ci(p.macro_f1, p.macro_f1_ci),
             }
             for p in by_run
         ],
@@ -120,24 +117,10 @@ else:
     st.caption("No label run has labelled coded development texts yet.")
 
 st.header("Training")
-if meta.get("history"):
-    ui.chart(
-        training_curves(
-            {"Student on LLM labels": meta["history"]},
-            title=f"Training curve, model {model.id}",
-            n=meta.get("n_train", 0),
-        ),
-        "training-curve",
-    )
-st.caption(
-    f"{meta.get('n_train', 0):,} training and {meta.get('n_val', 0):,} validation texts; best "
-    f"epoch {meta.get('best_epoch')}; {meta.get('train_seconds', 0):,.0f} s on "
-    f"{meta.get('device', 'cpu')}."
-)
+ui.model_summary(model)
 
 st.header("Cost and time")
-with ctx.store.session() as s:
-    cost = report.cost_summary(s, ctx.project_id)
+cost = ctx.read(report.cost_summary, ctx.project_id)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("LLM answers", f"{cost.answers:,}")
 c2.metric("LLM tokens", f"{cost.prompt_tokens + cost.completion_tokens:,}")
@@ -163,8 +146,4 @@ elif cost.answers:
         f"The LLM's price is unknown ({cost.llm_model or 'local teacher'}): enter it on the LLM "
         "labels page to see what labelling the whole corpus with it would have cost."
     )
-st.page_link(
-    ui.PAGES["Export"][0],
-    label="Download the data and the methods appendix",
-    icon=":material/download:",
-)
+ui.go_to("Export", "Download the data and the methods appendix")

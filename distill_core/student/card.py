@@ -1,0 +1,200 @@
+"""What a trained student says about itself: its metadata (``distill.json`` and the model
+record's ``meta``, one typed record read back through ``ModelMeta.from_dict``) and its model
+card (``README.md``)."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass, field, fields
+from typing import Any
+
+METADATA_FILE = "distill.json"
+#: The metadata's format (its version). Older folders without one read as this version.
+META_FORMAT = "distill-student/1"
+
+
+@dataclass
+class HeldOutRow:
+    """One classifier's score on the held-out human codes, as the model card lists it."""
+
+    key: str
+    name: str
+    macro_f1: float | None
+    macro_f1_ci: list[float | None]
+    accuracy: float | None
+    accuracy_ci: list[float | None]
+
+
+@dataclass
+class HeldOut:
+    """The fair comparison's headline figures, kept with the model."""
+
+    n: int
+    rows: list[HeldOutRow]
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> HeldOut:
+        rows = [
+            HeldOutRow(**{f.name: r.get(f.name) for f in fields(HeldOutRow)})
+            for r in data.get("rows", [])
+        ]
+        return cls(n=int(data.get("n") or 0), rows=rows)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"n": self.n, "rows": [vars(r).copy() for r in self.rows]}
+
+
+@dataclass
+class ModelMeta:
+    """A trained student's metadata: its labels (in the classifier's output order), what it
+    was trained on and how, how long it took where, and its held-out scores. Keys this version
+    does not know (a newer Distill's, or ``extra`` metadata merged in) are kept in ``other``
+    and written back unchanged."""
+
+    labels: list[str]
+    format: str = META_FORMAT
+    label_counts: dict[str, int] = field(default_factory=dict)
+    base_model: str | None = None
+    base_model_resolved: str | None = None
+    args: dict[str, Any] = field(default_factory=dict)
+    max_length: int | None = None
+    max_length_rule: str | None = None
+    n_train: int = 0
+    n_val: int = 0
+    filters: dict[str, Any] = field(default_factory=dict)
+    history: list[dict[str, Any]] = field(default_factory=list)
+    best_epoch: int | None = None
+    val_macro_f1: float | None = None
+    device: str | None = None
+    precision: str | None = None
+    threads: int | None = None
+    train_seconds: float | None = None
+    created_at: str | None = None
+    versions: dict[str, str] = field(default_factory=dict)
+    heldout: HeldOut | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+    other: dict[str, Any] = field(default_factory=dict)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any] | None) -> ModelMeta:
+        """The record from its stored form (an empty one for a model with no metadata yet)."""
+        data = dict(data or {})
+        known = {f.name for f in fields(cls)} - {"other", "heldout"}
+        values = {k: data.pop(k) for k in list(data) if k in known and data[k] is not None}
+        heldout = data.pop("heldout", None)
+        values.setdefault("labels", [])
+        return cls(**values, heldout=HeldOut.from_dict(heldout) if heldout else None, other=data)
+
+    def to_dict(self) -> dict[str, Any]:
+        out = {
+            f.name: getattr(self, f.name)
+            for f in fields(self)
+            if f.name not in ("other", "heldout", "extra")
+        }
+        out["heldout"] = self.heldout.to_dict() if self.heldout else None
+        if self.extra:
+            out["extra"] = self.extra
+        if out["heldout"] is None:
+            del out["heldout"]
+        return out | {k: v for k, v in self.other.items() if k not in out}
+
+
+def model_card(model: ModelMeta) -> str:
+    """A Hugging Face style README.md for a trained student, from its metadata."""
+    meta = model.to_dict()
+    labels = meta["labels"]
+    counts = meta.get("label_counts", {})
+    hist = meta.get("history", [])
+    rows = "\n".join(
+        f"| {h['epoch']} | {h['train_loss']:.4f} | "
+        f"{'' if h['val_macro_f1'] is None else format(h['val_macro_f1'], '.3f')} |"
+        for h in hist
+    )
+    label_rows = "\n".join(
+        f"| {i} | {lab} | {counts.get(lab, 0)} |" for i, lab in enumerate(labels)
+    )
+    f1 = meta.get("val_macro_f1")
+    f = meta.get("filters", {})
+    a = meta.get("args", {})
+    return f"""---
+library_name: transformers
+pipeline_tag: text-classification
+base_model: {meta.get("base_model")}
+tags: [distill, knowledge-distillation, llm-labels]
+---
+
+# Distill student classifier
+
+A text classifier fine-tuned from **{meta.get("base_model")}** on labels produced by a large
+language model (knowledge distillation, Pangakis & Wolken 2024), trained with Distill.
+
+## Labels
+
+| id | label | training rows |
+|---|---|---|
+{label_rows}
+
+## Training
+
+- Examples: {meta.get("n_train")} for training, {meta.get("n_val")} for validation (stratified,
+  seed {a.get("seed")}); rows given {f.get("n_input")}, without a label {f.get("dropped_no_label")},
+  below the confidence floor {f.get("dropped_low_confidence")}, below the consistency floor
+  {f.get("dropped_low_consistency")}.
+- Settings: epochs ≤ {a.get("epochs")} (early stopping, patience {a.get("early_stopping_patience")}),
+  learning rate {a.get("lr")}, batch size {a.get("batch_size")}, max length {meta.get("max_length")}
+  tokens, warm-up ratio {a.get("warmup_ratio")}, weight decay {a.get("weight_decay")},
+  class weights {a.get("class_weights")}.
+- Device: {meta.get("device")} ({meta.get("precision")}), {meta.get("train_seconds")} s; created
+  {meta.get("created_at")}.
+
+| epoch | training loss | validation macro-F1 |
+|---|---|---|
+{rows}
+
+Best epoch: {meta.get("best_epoch")}; validation macro-F1
+{"n/a" if f1 is None else f"{f1:.3f}"} — measured against the **LLM's labels**, not against human
+codes: it says how well the student imitates its teacher. Report agreement with held-out human
+codes (Distill's evaluate step) as the quality of the classifier.
+
+{_heldout_section(meta.get("heldout"))}## Use
+
+```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+```
+
+or `distill_core.student.predict.load("path/to/this/folder").predict(texts)`. Texts longer than
+{meta.get("max_length")} tokens were truncated in training; predict with the same limit.
+
+## Intended use and limitations
+
+Meant for classifying texts like the training texts, with the codebook the LLM was given, in
+research where its agreement with human codes has been checked. It inherits the teacher LLM's
+errors and biases and adds its own; it has not seen texts from other sources, periods or
+languages, and its confidence scores are not calibrated probabilities. Do not use it to make
+decisions about individuals.
+
+Full settings and versions: `distill.json`.
+"""
+
+
+def _heldout_section(heldout: dict | None) -> str:
+    """The model card's table of scores on held-out human codes (when Distill measured them)."""
+    if not heldout or not heldout.get("rows"):
+        return ""
+    lines = [
+        "## Scores on held-out human codes",
+        "",
+        f"Scored on {heldout['n']} human-coded texts that no model was trained on "
+        "(95% bootstrap intervals).",
+        "",
+        "| classifier | macro-F1 | 95% CI | accuracy |",
+        "|---|---|---|---|",
+    ]
+    for r in heldout["rows"]:
+        low, high = r["macro_f1_ci"]
+        lines.append(
+            f"| {r['name']} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | {r['accuracy']:.3f} |"
+        )
+    return "\n".join(lines) + "\n\n"

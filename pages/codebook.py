@@ -1,0 +1,92 @@
+"""Codebook: labels, instructions and examples; every save a version; history, diff, preview."""
+
+import streamlit as st
+
+import ui
+from distill_core.codebook import Codebook, CodebookError
+from distill_core.study import projects, validation
+
+ctx = ui.context()
+st.title("Codebook")
+st.caption(
+    "One codebook serves as the human coders' instructions and as the LLM's prompt. Revise it on "
+    "the development sample; every save is kept as a version."
+)
+project_id = ui.require_project(ctx)
+versions = ctx.read(projects.codebook_versions, project_id)
+latest = versions[0] if versions else None
+# Editing after the held-out score was seen: the next version would be scored on seen texts.
+overfit_warning = ctx.read(
+    validation.test_seen_warning, project_id, (latest.version if latest else 0) + 1
+)
+draft = ui.codebook.Draft(project_id, latest, ctx.project_name)
+
+edit_tab, history_tab, preview_tab, file_tab = st.tabs(
+    ["Edit", f"History ({len(versions)})", "Prompt preview", "Import / export"]
+)
+
+with edit_tab:
+    if latest:
+        st.caption(
+            f"Editing from version {latest.version} (saved {latest.created_at:%Y-%m-%d %H:%M} UTC)."
+        )
+    current = ui.codebook.editor(draft)
+    problems = current.problems()
+    if latest is None and not current.labels:
+        st.info("Add at least two labels, each with a definition, then save the first version.")
+    else:
+        for problem in problems:
+            st.error(problem)
+    if overfit_warning:
+        st.warning(overfit_warning)
+    note = st.text_input(
+        "What changed (optional)", key=f"cb_note_{draft.rev}", placeholder="e.g. clarified 'other'"
+    )
+    if st.button("Save as a new version", type="primary", disabled=bool(problems)):
+        saved = ctx.act(projects.save_codebook, project_id, current, note)
+        draft.load(current.to_dict())
+        if saved.created:
+            st.toast(f"Saved as version {saved.version.version}.", icon=":material/check:")
+        else:
+            st.toast(f"No changes since version {saved.version.version}.", icon=":material/info:")
+        st.rerun()
+
+with history_tab:
+    chosen = ui.codebook.history(versions)
+    if chosen is not None:
+        draft.load(chosen.content)
+        st.rerun()
+
+with preview_tab:
+    corpus = ui.project_corpus(ctx)
+    if corpus is None:
+        st.info("Upload a corpus on the Data page to preview the prompt for one of its texts.")
+        ui.go_to("Data")
+    elif problems:
+        st.warning("Fix the codebook's problems (Edit tab) to see the prompt.")
+    else:
+        ui.codebook.prompt_preview(current, ui.documents(ctx, corpus))
+
+with file_tab:
+    st.download_button(
+        "Download the codebook shown in the editor (JSON)",
+        data=current.to_json(),
+        file_name=f"codebook-{project_id}.json",
+        mime="application/json",
+        disabled=bool(problems),
+    )
+    imported = st.file_uploader(
+        "Import a codebook (JSON)", type=["json"], key=f"cb_import_{draft.rev}"
+    )
+    if imported is not None:
+        try:
+            loaded = Codebook.from_json(imported.getvalue())
+        except CodebookError as exc:
+            st.error(str(exc))
+        else:
+            st.success(
+                f"“{loaded.name}”: {len(loaded.labels)} labels, {len(loaded.examples)} examples."
+            )
+            if st.button("Put it into the editor (save there to keep it)"):
+                draft.load(loaded.to_dict())
+                st.rerun()

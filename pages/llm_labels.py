@@ -1,0 +1,103 @@
+"""LLM labels: a teacher labels texts with the codebook, as a background job."""
+
+import streamlit as st
+
+import ui
+from distill_core.jobs.label import LabelRequest, start_label_job
+from distill_core.reports.charts import label_distribution
+from distill_core.study import projects, runs, validation
+
+ctx = ui.context()
+st.title("LLM labels")
+st.caption(
+    "An LLM labels your texts with the codebook, one text per request. Every answer is kept; "
+    "identical texts are asked once; running the same labelling again costs nothing."
+)
+ui.require_step(ctx, "Data", "a corpus")
+ui.require_step(ctx, "Codebook", "a saved codebook")
+corpus = ui.project_corpus(ctx)
+version = ctx.read(projects.latest_codebook, ctx.project_id)
+codebook = projects.as_codebook(version)
+frame = ui.documents(ctx, corpus)
+
+st.subheader("Teacher")
+teacher = ui.forms.teacher_form()
+if teacher.endpoint is not None and st.button(
+    "Test connection", help="Sends one request for one text of the corpus."
+):
+    from distill_core.llm import test_connection  # the openai client loads only when asked
+
+    first = frame.loc[frame["text"].str.strip() != "", "text"].iloc[0]
+    with st.spinner("Asking…"):
+        result = test_connection(teacher.endpoint, codebook, first)
+    if result.ok:
+        st.success(f"{result.message} Answer: `{result.raw}` → label **{result.label}**.")
+    else:
+        st.error(result.message)
+
+st.subheader("What to label")
+sample = ctx.read(validation.current_sample, ctx.project_id)
+sample_ids = [d.doc_id for d in ctx.read(validation.sample_docs, sample)] if sample else []
+scope = ui.forms.scope_form(frame, sample_ids, teacher, codebook)
+
+if st.button("Start labelling", type="primary"):
+    request = LabelRequest(
+        provider=teacher.provider,
+        endpoint=teacher.endpoint,
+        repeats=scope.repeats,
+        concurrency=scope.concurrency,
+        budget_usd=scope.budget_usd,
+        price=scope.price,
+        scope=scope.scope,
+    )
+    ui.start_job(
+        ctx,
+        start_label_job,
+        project_id=ctx.project_id,
+        corpus_id=corpus.id,
+        codebook_version_id=version.id,
+        codebook=codebook,
+        doc_ids=None if scope.scope == "all" else scope.doc_ids,
+        request=request,
+        user_id=ctx.user_id,
+        api_key=teacher.typed_key,
+    )
+
+ui.job_panel(ctx, "label")
+
+if not ctx.steps.get("LLM labels"):
+    st.stop()
+
+st.subheader("Results")
+run = ui.label_run_picker(ctx, "Label run", "llm_run")
+results = ctx.read(runs.results_frame, run.id)
+c1, c2, c3 = st.columns(3)
+shown = runs.filter_results(
+    results,
+    labels=c1.multiselect("Label", sorted(results["label"].dropna().unique()), key="llm_f_label"),
+    statuses=c2.multiselect("Status", list(runs.STATUSES), key="llm_f_status"),
+    min_confidence=c3.slider("Confidence at least", 0.0, 1.0, 0.0, 0.05, key="llm_f_conf"),
+)
+st.caption(f"{len(shown):,} of {len(results):,} texts")
+st.dataframe(
+    shown,
+    hide_index=True,
+    width="stretch",
+    column_config={
+        "confidence": st.column_config.ProgressColumn(
+            "confidence", min_value=0, max_value=1, format="%.2f"
+        ),
+        "consistency": st.column_config.NumberColumn("consistency", format="%.2f"),
+    },
+)
+counts = results[results["status"] == "ok"]["label"].value_counts().to_dict()
+st.plotly_chart(
+    label_distribution(counts, title=f"LLM labels, run {run.id}", order=codebook.label_names),
+    width="stretch",
+)
+st.download_button(
+    "Download the audit log (JSON Lines: every prompt and answer)",
+    data=ui.export_file(ctx, "audit", run_id=run.id),
+    file_name=f"distill-run-{run.id}-audit.jsonl",
+    mime="application/jsonl",
+)

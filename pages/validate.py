@@ -1,0 +1,85 @@
+"""Validate: draw a sample, code it blind, import existing codes, score the LLM against humans."""
+
+import streamlit as st
+
+import ui
+from distill_core.corpus import CorpusError, read_table
+from distill_core.study import projects, runs, validation
+
+ctx = ui.context()
+st.title("Validate")
+st.caption(
+    "Experts code a random sample; the LLM is scored against them. Revise the codebook on the "
+    "development part; look at the held-out test part once, for the final judgement."
+)
+ui.require_step(ctx, "Data", "a corpus")
+ui.require_step(ctx, "Codebook", "a saved codebook")
+version = ctx.read(projects.latest_codebook, ctx.project_id)
+sample = ctx.read(validation.current_sample, ctx.project_id)
+label_runs = ctx.read(runs.project_runs, ctx.project_id, with_results=True)
+codebook = projects.as_codebook(version)
+
+code_tab, agree_tab, sample_tab, import_tab = st.tabs(
+    ["Code", "Agreement", "Sample", "Import codes"]
+)
+
+with sample_tab:
+    if sample is not None:
+        ui.show_sample(sample, ctx.read(validation.part_counts, sample))
+    st.markdown(
+        "**Draw a new sample.** The papers suggest 250–1,250 texts; rare categories need more (or "
+        "a sample stratified by the LLM's labels, so that they appear). Codes already made are kept."
+    )
+    request = ui.forms.sample_form(label_runs, ctx.read(projects.version_numbers, ctx.project_id))
+    if request is not None:
+        try:
+            ctx.act(validation.draw_sample, ctx.project_id, **request.kwargs())
+        except validation.ValidationError as exc:
+            st.error(str(exc))
+        else:
+            st.rerun()
+
+if sample is None:
+    with code_tab:
+        st.info("Draw a sample first (Sample tab).")
+    st.stop()
+
+docs = ctx.read(validation.sample_docs, sample)
+codes = ctx.read(validation.codes_frame, ctx.project_id)
+
+with code_tab:
+    ui.coding.show(ctx, sample, docs, codes, codebook)
+
+with agree_tab:
+    ui.agreement.show(ctx, sample, docs, codes, label_runs, version)
+
+with import_tab:
+    st.markdown("Import codes made elsewhere (CSV, TSV, Excel), matched to the corpus by id.")
+    upload = st.file_uploader("Codes file", type=["csv", "tsv", "txt", "xlsx"], key="codes_upload")
+    if upload is None:
+        st.stop()
+    try:
+        table = read_table(upload.getvalue(), upload.name)
+    except CorpusError as exc:
+        st.error(str(exc))
+        st.stop()
+    columns = ui.forms.codes_columns_form(table.frame)
+    try:
+        plan = ctx.read(
+            validation.plan_import,
+            ctx.project_id,
+            table.frame,
+            id_column=columns.id_column,
+            label_column=columns.label_column,
+            label_names=codebook.label_names,
+            coder_column=columns.coder_column,
+            coder=columns.coder,
+        )
+    except validation.ValidationError as exc:
+        st.error(str(exc))
+        st.stop()
+    st.markdown("\n".join(f"- {line}" for line in plan.lines()))
+    if plan.codes and st.button(f"Import {len(plan.codes):,} codes", type="primary"):
+        ctx.act(validation.apply_import, ctx.project_id, plan, f"import:{upload.name}")
+        st.toast(f"Imported {len(plan.codes):,} codes.")
+        st.rerun()

@@ -1,0 +1,67 @@
+"""The UI layer: what pages are made of. Pages import ``ui`` and call these; the modules are
+``context`` (who, which project, the menu, "needs X first"), ``jobs`` (start a job, its live
+panel), ``forms`` (a step's inputs as typed requests), ``pickers``, ``views`` (result views and
+charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel) and
+``downloads``. Nothing here computes a result: that is the core's job."""
+
+from ui import agreement, codebook, coding, forms
+from ui.context import (
+    PAGES,
+    Context,
+    choose_project,
+    context,
+    documents,
+    go_to,
+    navigation,
+    project_corpus,
+    require_project,
+    require_step,
+    secret,
+    sidebar,
+)
+from ui.downloads import export_file
+from ui.jobs import job_panel, start_job, submit_job
+from ui.pickers import label_run_picker, model_picker
+from ui.views import (
+    chart,
+    image_format_picker,
+    model_label,
+    model_summary,
+    show_agreement,
+    show_comparison,
+    show_intercoder,
+    show_sample,
+)
+
+__all__ = [
+    "PAGES",
+    "Context",
+    "agreement",
+    "chart",
+    "choose_project",
+    "codebook",
+    "coding",
+    "context",
+    "documents",
+    "export_file",
+    "forms",
+    "go_to",
+    "image_format_picker",
+    "job_panel",
+    "label_run_picker",
+    "model_label",
+    "model_picker",
+    "model_summary",
+    "navigation",
+    "project_corpus",
+    "require_project",
+    "require_step",
+    "secret",
+    "show_agreement",
+    "show_comparison",
+    "show_intercoder",
+    "show_sample",
+    "sidebar",
+    "start_job",
+    "submit_job",
+]

@@ -1,0 +1,131 @@
+"""The agreement panel: a label run against the human codes on the development part, the
+disagreements to read, codebook versions compared on the same texts, the held-out score
+(shown once asked for, and recorded), and agreement among the coders."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from distill_core.study import projects, runs, scoring, validation
+from ui.context import Context
+from ui.views import show_agreement, show_intercoder
+
+MAJORITY = "majority of coders"
+
+
+def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list, version) -> None:
+    """Agreement of a chosen label run with the human codes of the current sample."""
+    if codes.empty or not label_runs:
+        st.info("Agreement needs human codes (Code or Import tab) and an LLM label run.")
+        return
+    version_of = ctx.read(projects.version_numbers, ctx.project_id)
+    c1, c2, c3 = st.columns(3)
+    run = c1.selectbox(
+        "LLM label run",
+        label_runs,
+        format_func=lambda r: runs.run_title(r, version_of.get(r.codebook_version_id)),
+        key="agree_run",
+    )
+    names = scoring.run_labels(run)
+    coder_names = sorted(codes["coder"].unique())
+    gold_from = c2.selectbox("Human labels", [MAJORITY] + coder_names, key="agree_gold")
+    positive = c3.selectbox("Positive class for binary F1", ["(none)"] + names, key="agree_pos")
+    coder = None if gold_from == MAJORITY else gold_from
+    gold, ties = validation.gold_labels(codes, coder)
+    if ties:
+        st.caption(f"{ties} texts left out: their coders tie.")
+
+    def score(part: str):
+        return ctx.read(
+            scoring.score_run,
+            ctx.project_id,
+            run,
+            part,
+            sample=sample,
+            codes=codes,
+            coder=coder,
+            positive_label=None if positive == "(none)" else positive,
+        )
+
+    st.subheader("Development part")
+    dev = score("dev")
+    if dev is None:
+        st.info("Fewer than 2 development texts have both a human code and an LLM label.")
+    else:
+        _left_out(dev)
+        show_agreement(
+            dev.agreement, title=f"LLM run {run.id} vs human, development", class_ci=dev.class_ci
+        )
+        _disagreements(ctx, run, docs, codes, gold, dev.doc_ids, names)
+    if len(label_runs) > 1:
+        _versions(ctx, docs, gold, label_runs, version_of)
+    st.subheader("Held-out test part")
+    seen = sample.test_seen_at is not None
+    if not seen:
+        st.warning(
+            "Look at the test score once, when the codebook is final: re-scoring revised "
+            "codebooks on the same texts overfits. Distill records when you first looked."
+        )
+    if seen or st.button("Show the held-out test score"):
+        ctx.read(validation.mark_test_seen, sample.id, version.version)
+        test = score("test")
+        if test is None:
+            st.info("Fewer than 2 test texts have both a human code and an LLM label.")
+        else:
+            _left_out(test)
+            show_agreement(
+                test.agreement,
+                title=f"LLM run {run.id} vs human, held-out test",
+                class_ci=test.class_ci,
+            )
+    inter = validation.intercoder_agreement(codes)
+    if inter is not None:
+        st.subheader("Agreement among human coders")
+        show_intercoder(inter)
+
+
+def _left_out(score: scoring.PartScore) -> None:
+    if score.off_codebook:
+        st.caption(
+            f"{score.off_codebook} coded texts left out: their human code is not a label of "
+            "this run's codebook."
+        )
+
+
+def _disagreements(ctx, run, docs, codes, gold, doc_ids, names) -> None:
+    results = {r.doc_id: r for r in ctx.read(runs.run_results, run.id)}
+    table = validation.disagreements(
+        {d.doc_id: d.text for d in docs}, codes, gold, results, doc_ids
+    )
+    st.markdown(
+        f"**Disagreements** ({len(table)} of {len(doc_ids)}): where to sharpen the "
+        "codebook. Click a column to sort."
+    )
+    f1, f2 = st.columns(2)
+    by_human = f1.multiselect("Human label", names, key="dis_human")
+    by_llm = f2.multiselect("LLM label", names, key="dis_llm")
+    if by_human:
+        table = table[table["human"].isin(by_human)]
+    if by_llm:
+        table = table[table["LLM"].isin(by_llm)]
+    st.dataframe(table, hide_index=True, width="stretch")
+
+
+def _versions(ctx, docs, gold, label_runs, version_of) -> None:
+    st.subheader("Codebook versions on the same development texts")
+    preds = {
+        f"{runs.run_title(r, version_of.get(r.codebook_version_id))}": {
+            i.doc_id: i.label for i in ctx.read(runs.run_results, r.id)
+        }
+        for r in label_runs
+    }
+    dev_docs = [d.doc_id for d in docs if d.part == "dev"]
+    summary, wins = validation.compare_runs(gold, preds, dev_docs)
+    if summary.empty:
+        st.info("The runs share fewer than 2 human-coded development texts.")
+        return
+    st.dataframe(summary, hide_index=True, width="stretch")
+    differ = wins[wins.drop(columns=["doc_id", "human"]).nunique(axis=1) > 1]
+    st.caption(f"{len(differ)} texts where the runs disagree on being right:")
+    st.dataframe(differ, hide_index=True, width="stretch")

@@ -1,0 +1,123 @@
+"""The blind-coding panel: one text at a time with the codebook beside it, a key per label,
+back and skip, progress, and the LLM's label shown only once the coder has given theirs."""
+
+from __future__ import annotations
+
+import html
+
+import pandas as pd
+import streamlit as st
+
+from distill_core.codebook import Codebook
+from distill_core.study import runs, validation
+from ui.context import Context
+
+
+def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebook) -> None:
+    """Code the sample's texts of one part as the coder whose name is typed."""
+    coder = st.text_input(
+        "Your name as a coder",
+        key="coder_name",
+        help="Each coder's labels are kept apart, so several people can code the same texts.",
+    ).strip()
+    if not coder:
+        st.info("Type your name to start coding.")
+        return
+    part = st.radio("Part", ["Development", "Held-out test"], horizontal=True, key="code_part")
+    part_key = "dev" if part == "Development" else "test"
+    items = [d for d in docs if d.part == part_key]
+    if not items:
+        st.info("This part of the sample has no texts.")
+        return
+    mine = codes[codes["coder"] == coder].set_index("doc_id")["label"].to_dict()
+    done = sum(1 for d in items if d.doc_id in mine)
+    pos_key = f"code_position_{sample.id}_{part_key}"
+    if pos_key not in st.session_state:
+        st.session_state[pos_key] = next(
+            (i for i, d in enumerate(items) if d.doc_id not in mine), 0
+        )
+    pos = min(st.session_state[pos_key], len(items) - 1)
+    st.progress(done / len(items), text=f"{done} of {len(items)} coded")
+    item = items[pos]
+    llm = ctx.read(runs.latest_labels, ctx.project_id, {d.doc_id for d in docs})
+    left, right = st.columns([3, 2])
+    with left:
+        _text(item, pos, len(items))
+        own = mine.get(item.doc_id)
+
+        def next_uncoded(start: int) -> int:
+            for i in range(start + 1, len(items)):
+                if items[i].doc_id not in mine:
+                    return i
+            return min(start + 1, len(items) - 1)
+
+        def submit(label: str, doc_id: str = item.doc_id) -> None:
+            ctx.act(validation.save_code, ctx.project_id, doc_id, coder, label)
+            st.session_state[f"_last_{sample.id}"] = doc_id
+            st.session_state[pos_key] = next_uncoded(pos)
+
+        _label_buttons(codebook.label_names, own, submit)
+        nav = st.columns(3)
+        nav[0].button(
+            "Back",
+            shortcut="Left",
+            disabled=pos == 0,
+            key="code_back",
+            on_click=lambda: st.session_state.update({pos_key: pos - 1}),
+        )
+        nav[1].button(
+            "Skip",
+            shortcut="Right",
+            disabled=pos >= len(items) - 1,
+            key="code_skip",
+            on_click=lambda: st.session_state.update({pos_key: pos + 1}),
+        )
+        st.caption("Keys: 1–9 choose a label, ← back, → skip.")
+        if own is not None:
+            # Blind until submitted: the LLM's label shows only for texts this coder has coded.
+            said = llm.get(item.doc_id)
+            st.info(
+                f"Your code: **{own}**. "
+                + (f"The LLM said: **{said}**." if said else "No LLM label for this text yet.")
+            )
+        last = st.session_state.get(f"_last_{sample.id}")
+        if last and last != item.doc_id and last in mine:
+            said = llm.get(last)
+            st.caption(
+                f"Previous text ({last}): you coded **{mine[last]}**"
+                + (f"; the LLM said **{said}**." if said else ".")
+            )
+    with right:
+        codebook_panel(codebook)
+
+
+def _text(item, pos: int, total: int) -> None:
+    st.caption(f"Text {pos + 1} of {total} · id {item.doc_id}")
+    with st.container(border=True):
+        st.markdown(
+            f"<div style='font-size:1.2rem;line-height:1.6'>{html.escape(item.text)}</div>",
+            unsafe_allow_html=True,
+        )
+
+
+def _label_buttons(names: list[str], own: str | None, submit) -> None:
+    cols = st.columns(min(4, len(names)))
+    for i, label in enumerate(names):
+        cols[i % len(cols)].button(
+            f"{label}",
+            key=f"code_{label}",
+            type="primary" if own == label else "secondary",
+            shortcut=str(i + 1) if i < 9 else None,
+            on_click=submit,
+            args=(label,),
+            width="stretch",
+        )
+
+
+def codebook_panel(codebook: Codebook) -> None:
+    """The codebook as a coder reads it beside the text."""
+    st.markdown(f"**{codebook.name}**")
+    if codebook.instructions:
+        st.caption(codebook.instructions)
+    for i, label in enumerate(codebook.labels):
+        st.markdown(f"**{i + 1} · {label.name}** — {label.definition}")

@@ -1,0 +1,354 @@
+"""Forms: the inputs of a step, each returning the typed request the core takes (a teacher and
+its endpoint, the texts to label and their cost, training settings, a sample, an import)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import pandas as pd
+import streamlit as st
+
+from distill_core import agreement
+from distill_core.codebook import Codebook
+from distill_core.llm import Endpoint
+from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
+from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
+from distill_core.student.args import TrainingArgs
+from distill_core.study import labelling, runs
+from ui.context import secret
+
+LOCAL = "Local zero-shot baseline (offline; weak, not an LLM)"
+
+
+@dataclass(frozen=True)
+class Teacher:
+    """Who labels: ``provider`` "openai" with its endpoint, or "local"; ``typed_key`` is a key
+    typed for this browser session (it goes to the worker in memory, never to the store)."""
+
+    provider: str
+    endpoint: Endpoint | None
+    typed_key: str | None
+
+
+def teacher_form() -> Teacher:
+    """The teacher: an OpenAI-compatible endpoint (URL, model, key, temperature, max tokens,
+    seed) or the offline local baseline."""
+    choice = st.radio(
+        "Who labels", ["OpenAI-compatible LLM endpoint", LOCAL], horizontal=True, key="llm_provider"
+    )
+    if choice == LOCAL:
+        st.info(
+            "The local baseline compares each text with the label definitions using the bundled "
+            "MiniLM sentence embeddings. It needs no key or network but is much weaker than an "
+            "LLM: use it to try the workflow, not for research results."
+        )
+        return Teacher("local", None, None)
+    c1, c2 = st.columns(2)
+    base_url = c1.text_input(
+        "Base URL",
+        value=os.environ.get("OPENAI_BASE_URL", DEFAULT_BASE_URL),
+        help="OpenAI, Azure, vLLM, Ollama (http://localhost:11434/v1), LM Studio, llama.cpp…",
+        key="llm_base_url",
+    )
+    model = c2.text_input(
+        "Model", value=os.environ.get("OPENAI_MODEL", DEFAULT_MODEL), key="llm_model"
+    )
+    typed = st.text_input(
+        "API key (kept for this browser session only; never stored)",
+        type="password",
+        key="llm_api_key",
+        help="Leave empty to use OPENAI_API_KEY or the key in .streamlit/secrets.toml.",
+    )
+    c1, c2, c3 = st.columns(3)
+    temperature = c1.number_input("Temperature", 0.0, 2.0, 0.0, 0.1, key="llm_temperature")
+    max_tokens = c2.number_input("Max tokens", 5, 4000, 50, key="llm_max_tokens")
+    seed = c3.number_input("Seed (0: none)", 0, 2**31 - 1, 0, key="llm_seed")
+    endpoint = Endpoint(
+        base_url=base_url.strip(),
+        model=model.strip(),
+        api_key=typed or secret("OPENAI_API_KEY"),
+        temperature=float(temperature),
+        max_tokens=int(max_tokens),
+        seed=int(seed) or None,
+    )
+    return Teacher("openai", endpoint, typed or None)
+
+
+@dataclass(frozen=True)
+class Scope:
+    """What to label and how: the scope ("sample", "subset", "all") and its ids, answers per
+    text, requests at once, and the price and budget cap of an LLM run."""
+
+    scope: str
+    doc_ids: list[str]
+    repeats: int = 1
+    concurrency: int = 16
+    price: Price | None = None
+    budget_usd: float | None = None
+
+
+def scope_form(
+    documents: pd.DataFrame, sample_ids: list[str], teacher: Teacher, codebook: Codebook
+) -> Scope:
+    """Which texts, how many answers each, and (for an LLM) the estimated tokens and cost."""
+    sample = f"The validation sample ({len(sample_ids):,} texts)"
+    n_texts = int((documents["text"].str.strip() != "").sum())
+    c1, c2, c3 = st.columns(3)
+    choice = c1.radio(
+        "Texts",
+        ([sample] if sample_ids else []) + ["A random subset", "The whole corpus"],
+        key="llm_scope",
+        help="Label the human-coded validation sample first to see how good the LLM is.",
+    )
+    scope = {sample: "sample", "A random subset": "subset"}.get(choice, "all")
+    n = c2.number_input(
+        "How many", 1, max(1, n_texts), min(200, n_texts), key="llm_n", disabled=scope != "subset"
+    )
+    seed = c3.number_input(
+        "Random seed", 0, 2**31 - 1, 1, key="llm_sample_seed", disabled=scope != "subset"
+    )
+    if not sample_ids:
+        st.caption(
+            "Draw a validation sample on the Validate page to label exactly the texts humans code."
+        )
+    doc_ids = labelling.choose_texts(
+        documents, scope, n=int(n), seed=int(seed), sample_ids=sample_ids
+    )
+    if teacher.provider != "openai":
+        return Scope(scope, doc_ids)
+    endpoint = teacher.endpoint
+    c1, c2 = st.columns(2)
+    repeats = c1.number_input(
+        "Answers per text",
+        1,
+        20,
+        1,
+        key="llm_repeats",
+        help="More than one at temperature > 0 gives a consistency score: the share of answers "
+        "agreeing with the most common one (consistent labels are more accurate).",
+    )
+    concurrency = c2.number_input("Requests at once", 1, 128, 16, key="llm_concurrency")
+    if repeats > 1 and endpoint.temperature == 0:
+        st.warning("Repeated answers at temperature 0 are near-identical; raise the temperature.")
+    known = price_for(endpoint.model) or Price(0.0, 0.0)
+    c1, c2, c3 = st.columns(3)
+    price_in = c1.number_input(
+        "$ per 1M input tokens",
+        0.0,
+        1000.0,
+        known.input_per_million,
+        key=f"price_in_{endpoint.model}",
+    )
+    price_out = c2.number_input(
+        "$ per 1M output tokens",
+        0.0,
+        1000.0,
+        known.output_per_million,
+        key=f"price_out_{endpoint.model}",
+    )
+    cap = c3.number_input("Budget cap in $ (0: none)", 0.0, 1e6, 0.0, key="llm_budget")
+    price = Price(price_in, price_out)
+    chosen = documents.set_index("doc_id").loc[doc_ids, "text"]
+    est = _estimate(codebook, codebook.fingerprint(), tuple(chosen), endpoint.model, repeats, price)
+    st.markdown(
+        f"**Estimate** for {len(doc_ids):,} texts × {repeats}: about {est.prompt_tokens:,} input "
+        f"and {est.completion_tokens:,} output tokens, **${est.cost_usd:,.2f}** "
+        f"({est.n_requests:,} requests; texts already answered cost nothing)."
+    )
+    if endpoint.model not in DEFAULT_PRICES and not (price_in or price_out):
+        st.caption("No price known for this model: enter yours above to see a cost.")
+    return Scope(scope, doc_ids, int(repeats), int(concurrency), price, cap or None)
+
+
+@st.cache_data(max_entries=16, show_spinner="Counting tokens…")
+def _estimate(_codebook, fingerprint: str, texts: tuple[str, ...], model: str, repeats: int, price):
+    """Offline token and cost estimate, cached per codebook version and texts."""
+    return estimate(_codebook, texts, model, repeats, {model: price})
+
+
+@dataclass(frozen=True)
+class Training:
+    """Training settings, and how many students on human codes the comparison trains."""
+
+    args: TrainingArgs
+    human_folds: int
+
+
+def training_form() -> Training:
+    """The fine-tuning settings, folded away: the defaults were measured on real tasks."""
+    defaults = TrainingArgs()
+    with st.expander("Settings", expanded=False):
+        c1, c2, c3 = st.columns(3)
+        base_model = c1.text_input(
+            "Base model (Hugging Face id or folder; empty: bundled all-MiniLM-L6-v2)",
+            key="ft_base",
+            help="On a GPU worker, roberta-base or microsoft/deberta-v3-base are stronger. "
+            "Models other than the bundled one must be in the Hugging Face cache or a folder.",
+        )
+        epochs = c2.number_input(
+            "Epochs (at most)",
+            1,
+            100,
+            defaults.epochs,
+            key="ft_epochs",
+            help="Training stops early when the validation macro-F1 stops improving.",
+        )
+        lr = c3.select_slider(
+            "Learning rate",
+            [1e-5, 2e-5, 3e-5, 5e-5, 1e-4, 2e-4, 3e-4, 5e-4],
+            defaults.lr,
+            key="ft_lr",
+            format_func=lambda v: f"{v:g}",
+        )
+        c1, c2, c3 = st.columns(3)
+        batch_size = c1.number_input("Batch size", 1, 256, defaults.batch_size, key="ft_batch")
+        max_length = c2.number_input(
+            "Max length in tokens (0: automatic)",
+            0,
+            512,
+            0,
+            key="ft_maxlen",
+            help="Automatic: the 95th percentile of the training texts' lengths.",
+        )
+        seed = c3.number_input("Seed", 0, 2**31 - 1, defaults.seed, key="ft_seed")
+        c1, c2, c3 = st.columns(3)
+        warmup = c1.number_input(
+            "Warm-up share", 0.0, 0.5, defaults.warmup_ratio, 0.05, key="ft_wu"
+        )
+        decay = c2.number_input("Weight decay", 0.0, 0.3, defaults.weight_decay, 0.01, key="ft_wd")
+        patience = c3.number_input(
+            "Early-stopping patience (epochs; 0: off)",
+            0,
+            20,
+            defaults.early_stopping_patience,
+            key="ft_patience",
+        )
+        c1, c2, c3 = st.columns(3)
+        val_share = c1.number_input(
+            "Validation share", 0.0, 0.5, defaults.val_share, 0.05, key="ft_val"
+        )
+        min_conf = c2.number_input(
+            "Drop labels with confidence below",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key="ft_minconf",
+            help="Confidence comes from the LLM's token probabilities (when the endpoint "
+            "gives them).",
+        )
+        min_cons = c3.number_input(
+            "Drop labels with consistency below",
+            0.0,
+            1.0,
+            0.0,
+            0.05,
+            key="ft_mincons",
+            help="Consistency: the share of repeated answers agreeing with the most common one.",
+        )
+        class_weights = st.checkbox(
+            "Weight classes by inverse frequency",
+            key="ft_cw",
+            help="Helps rare categories, at some cost in accuracy.",
+        )
+        folds = st.number_input(
+            "Students on human codes for the comparison (folds; 0: skip)",
+            0,
+            10,
+            5,
+            key="ft_folds",
+            help="Each held-out test text is predicted by a student trained on every other "
+            "human-coded text. Each fold is one more (small) training.",
+        )
+    args = TrainingArgs(
+        base_model=base_model.strip() or None,
+        epochs=int(epochs),
+        lr=float(lr),
+        batch_size=int(batch_size),
+        max_length=int(max_length) or None,
+        warmup_ratio=float(warmup),
+        weight_decay=float(decay),
+        seed=int(seed),
+        val_share=float(val_share),
+        early_stopping_patience=int(patience),
+        class_weights=class_weights,
+        min_confidence=float(min_conf) or None,
+        min_consistency=float(min_cons) or None,
+    )
+    return Training(args, int(folds))
+
+
+@dataclass(frozen=True)
+class SampleRequest:
+    """A validation sample to draw (``validation.draw_sample``'s arguments)."""
+
+    n: int
+    seed: int
+    test_share: float
+    method: str
+    strata_run_id: int | None
+    min_per_stratum: int
+
+    def kwargs(self) -> dict:
+        return vars(self).copy()
+
+
+def sample_form(label_runs: list, version_of: dict[int, int]) -> SampleRequest | None:
+    """Size, seed, held-out share and method of a new sample; the request once submitted."""
+    with st.form("draw_sample"):
+        c1, c2, c3 = st.columns(3)
+        n = c1.number_input("Sample size", 2, 100_000, 250)
+        seed = c2.number_input("Random seed", 0, 2**31 - 1, 42)
+        test_share = c3.slider("Held-out test share", 0.1, 0.9, 0.5, 0.05)
+        method = st.radio(
+            "Method",
+            ["Simple random", "Stratified by LLM label"],
+            horizontal=True,
+            help="Stratified needs an LLM label run; its category shares are not the corpus's.",
+        )
+        run = st.selectbox(
+            "Label run to stratify by",
+            label_runs,
+            format_func=lambda r: runs.run_title(r, version_of.get(r.codebook_version_id)),
+        )
+        min_per = st.number_input("At least this many per label (stratified)", 0, 1000, 10)
+        drawn = st.form_submit_button("Draw the sample", type="primary")
+    dev = int(n * (1 - test_share))
+    st.caption(
+        f"With {dev:,} development texts, a 95% interval for an accuracy of 80% is about "
+        f"±{agreement.expected_accuracy_halfwidth(dev):.1%} wide on each side."
+    )
+    if not drawn:
+        return None
+    return SampleRequest(
+        n=int(n),
+        seed=int(seed),
+        test_share=float(test_share),
+        method="random" if method == "Simple random" else "stratified",
+        strata_run_id=run.id if run else None,
+        min_per_stratum=int(min_per),
+    )
+
+
+@dataclass(frozen=True)
+class CodesColumns:
+    """Which columns of a codes file hold the id, the label and the coder (or one coder's name)."""
+
+    id_column: str
+    label_column: str
+    coder_column: str | None
+    coder: str
+
+
+def codes_columns_form(frame: pd.DataFrame) -> CodesColumns:
+    """The columns of an uploaded codes file."""
+    cols = list(frame.columns)
+    c1, c2, c3 = st.columns(3)
+    id_col = c1.selectbox("Id column", cols, key="imp_id")
+    label_col = c2.selectbox("Label column", cols, index=min(1, len(cols) - 1), key="imp_label")
+    coder_col = c3.selectbox("Coder column", ["(one coder)"] + cols, key="imp_coder_col")
+    coder = ""
+    if coder_col == "(one coder)":
+        coder = st.text_input("Coder name for these codes", key="imp_coder")
+    return CodesColumns(id_col, label_col, None if coder_col == "(one coder)" else coder_col, coder)

@@ -1,0 +1,100 @@
+"""Jobs from a page: the queue and the local worker, starting a job in one call, and the live
+panel that shows the project's latest job of a kind with Cancel."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import streamlit as st
+
+from distill_core.config import Settings
+from distill_core.jobs import kinds, queue, records
+from ui.context import Context
+
+
+@st.cache_resource
+def _job_queue(url: str, home: str, redis_url: str | None):
+    settings = Settings.from_env()
+    return kinds.make_huey(settings), queue.Supervisor(settings)
+
+
+def job_queue():
+    """(huey queue, supervisor of the local worker) for this install; one per process."""
+    settings = Settings.from_env()
+    return _job_queue(settings.database_url, str(settings.home), settings.redis_url)
+
+
+def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
+    """Make sure a worker runs, then queue the job (the key goes to the worker in memory)."""
+    huey, supervisor = job_queue()
+    if not supervisor.ensure():
+        raise RuntimeError(f"The background worker did not start; see {supervisor.logfile}.")
+    queue.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
+
+
+def job_panel(ctx: Context, kind: str, details=None) -> None:
+    """Progress of the project's latest job of ``kind``, live while it runs, with Cancel.
+
+    ``details(container, job)`` shows what is particular to the kind (the default: the LLM
+    labelling's errors, tokens and cost).
+    """
+
+    def latest():
+        ctx.read(records.mark_stale)
+        found = ctx.read(records.latest_jobs, ctx.project_id, kind, limit=1)
+        return found[0] if found else None
+
+    first = latest()
+    if first is None:
+        return
+
+    @st.fragment(run_every=1.0 if first.status in records.ACTIVE else None)
+    def panel() -> None:
+        job = latest()
+        active = job.status in records.ACTIVE
+        box = st.container(border=True)
+        box.markdown(f"**Job {job.id}** ({job.status}): {job.message}")
+        share = job.done / job.total if job.total else 0.0
+        box.progress(min(1.0, share), text=f"{job.done:,} of {job.total:,} done")
+        (details or _label_job_details)(box, job)
+        if active:
+            if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
+                ctx.read(records.request_cancel, job.id)
+                st.rerun(scope="fragment")
+            if job.cancel_requested:
+                box.caption("Cancelling: what is done so far is kept.")
+        elif first.status in records.ACTIVE:
+            st.rerun()  # the job just ended: refresh the whole page to show its results
+
+    panel()
+
+
+def _label_job_details(box, job) -> None:
+    cols = box.columns(4)
+    cols[0].metric("Errors", f"{job.errors:,}")
+    cols[1].metric("Prompt tokens", f"{job.prompt_tokens:,}")
+    cols[2].metric("Completion tokens", f"{job.completion_tokens:,}")
+    cols[3].metric("Cost", f"${job.cost_usd:,.4f}")
+
+
+def start_job(
+    ctx: Context,
+    start: Callable[..., tuple[int, int]],
+    *args: Any,
+    api_key: str | None = None,
+    **kwargs: Any,
+) -> None:
+    """Record a job with ``start(session, *args, **kwargs)`` (a ``jobs.<kind>.start_*``), queue
+    it and rerun the page to show its panel; a problem the user can fix ends in one sentence."""
+    try:
+        job_id, _ = ctx.read(start, *args, **kwargs)
+    except ValueError as exc:
+        st.error(str(exc))
+        return
+    try:
+        submit_job(ctx, job_id, api_key=api_key)
+    except Exception as exc:
+        st.error(f"The job could not be queued: {exc}")
+        return
+    st.rerun()

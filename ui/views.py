@@ -1,0 +1,219 @@
+"""Result views: agreement figures with their intervals, agreement among coders, the fair
+comparison, a model's summary and training curve, and charts that save as PNG or SVG."""
+
+from __future__ import annotations
+
+import pandas as pd
+import streamlit as st
+
+from distill_core.agreement import Agreement, PairwiseAgreement
+from distill_core.reports.charts import (
+    class_f1_grouped,
+    comparison_bars,
+    confusion_heatmap,
+    per_class_bars,
+    training_curves,
+)
+from distill_core.reports.formatting import fmt_ci
+from distill_core.student.card import ModelMeta
+from distill_core.study.comparison import Comparison
+
+#: Image formats the charts' camera button can save.
+IMAGE_FORMATS = ("png", "svg")
+
+
+def chart(figure, name: str, container=None) -> None:
+    """A plotly figure whose camera button saves it as PNG or SVG (``chart_format`` in the
+    session, chosen with :func:`image_format_picker`), named after the figure."""
+    fmt = st.session_state.get("chart_format", "png")
+    (container or st).plotly_chart(
+        figure,
+        width="stretch",
+        config={
+            "displaylogo": False,
+            "toImageButtonOptions": {"format": fmt, "filename": f"distill-{name}", "scale": 2},
+        },
+    )
+
+
+def image_format_picker() -> None:
+    """Choose what the charts' camera button saves (PNG for slides, SVG for papers)."""
+    st.radio(
+        "Charts save as",
+        IMAGE_FORMATS,
+        format_func=str.upper,
+        horizontal=True,
+        key="chart_format",
+        help="Use the camera button at the top right of a chart to save it.",
+    )
+
+
+def show_agreement(result: Agreement, *, title: str, class_ci: dict | None = None) -> None:
+    """Headline agreement figures with 95% intervals, per-class F1 and the confusion matrix."""
+    heads = [
+        ("Accuracy", "accuracy"),
+        ("Macro F1", "macro_f1"),
+        ("Cohen's κ", "cohen_kappa"),
+        ("Krippendorff's α", "krippendorff_alpha"),
+    ]
+    if result.binary_f1 is not None:
+        heads.append((f"F1 of '{result.positive_label}'", "binary_f1"))
+    st.caption(f"Scored on {result.n} texts with both a human code and an LLM label.")
+    cols = st.columns(len(heads))
+    for col, (name, key) in zip(cols, heads, strict=True):
+        value = getattr(result, key)
+        low, high = result.ci.get(key, (float("nan"), float("nan")))
+        col.metric(
+            name,
+            f"{value:.3f}",
+            help=f"95% bootstrap interval {low:.3f}–{high:.3f}; n = {result.n}",
+        )
+        col.caption(f"95% CI {low:.2f}–{high:.2f}")
+    classes = list(result.per_class)
+    f1 = [result.per_class[c].f1 for c in classes]
+    lows = [class_ci[c][0] for c in classes] if class_ci else None
+    highs = [class_ci[c][1] for c in classes] if class_ci else None
+    left, right = st.columns(2)
+    left.plotly_chart(
+        per_class_bars(classes, f1, lows, highs, title=f"F1 per class, {title}", n=result.n),
+        width="stretch",
+    )
+    right.plotly_chart(
+        confusion_heatmap(result.labels, result.confusion, title=f"Confusion, {title}"),
+        width="stretch",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "label": c,
+                    "precision": m.precision,
+                    "recall": m.recall,
+                    "F1": m.f1,
+                    "support": m.support,
+                }
+                for c, m in result.per_class.items()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def show_intercoder(result: PairwiseAgreement) -> None:
+    """Agreement between pairs of human coders, and Krippendorff's alpha across all of them."""
+    st.metric(
+        "Krippendorff's α (all coders)",
+        f"{result.krippendorff_alpha:.3f}",
+        help=f"{len(result.coders)} coders, {result.n_items} texts coded by at least two",
+    )
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "coder A": p.coder_a,
+                    "coder B": p.coder_b,
+                    "texts both coded": p.n,
+                    "agreement": p.percent_agreement,
+                    "Cohen's κ": p.cohen_kappa,
+                }
+                for p in result.pairs
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
+
+
+def comparison_table(comparison: Comparison) -> pd.DataFrame:
+    """The fair comparison as a table: each model's macro-F1, accuracy and kappa with CIs."""
+
+    def with_ci(m: Agreement, key: str) -> str:
+        return fmt_ci(getattr(m, key), m.ci.get(key))
+
+    rows = []
+    for r in comparison.rows:
+        m = r.metrics
+        rows.append(
+            {
+                "model": r.name,
+                "trained on": f"{r.n_train:,} texts" if r.n_train else "–",
+                "macro-F1": with_ci(m, "macro_f1") if m else "not available",
+                "accuracy": with_ci(m, "accuracy") if m else "–",
+                "Cohen's κ": with_ci(m, "cohen_kappa") if m else "–",
+                "n": m.n if m else 0,
+                "note": r.note,
+            }
+        )
+    return pd.DataFrame(rows)
+
+
+def show_comparison(comparison: Comparison, labels: list[str]) -> None:
+    """The paper's table for this project: every model on the same held-out human codes."""
+    if comparison.eval is None:
+        st.info(
+            comparison.reason
+            or "No comparison: the model was trained before a test part was coded."
+        )
+        return
+    n = comparison.eval.n
+    st.caption(
+        f"All models scored on the same {n} held-out test texts, against the human codes "
+        f"({comparison.eval.gold}). None of these texts was in any model's training data. "
+        "Intervals: 95% percentile bootstrap over the texts (1,000 resamples)."
+    )
+    st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
+    rows = comparison.rows
+    chart(comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), "comparison-f1")
+    chart(class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), "class-f1")
+    scored = [r for r in rows if r.metrics is not None]
+    for pair in range(0, len(scored), 2):
+        cols = st.columns(2)
+        for col, r in zip(cols, scored[pair : pair + 2], strict=False):
+            figure = confusion_heatmap(r.metrics.labels, r.metrics.confusion, title=r.name)
+            chart(figure, f"confusion-{r.key}", col)
+
+
+def model_label(model) -> str:
+    """How a student is named in pickers."""
+    when = f"{model.created_at:%Y-%m-%d %H:%M}"
+    return f"Model {model.id}: {model.base_model}, {model.status}, {when} UTC"
+
+
+def model_summary(model) -> ModelMeta:
+    """A ready model's training in four figures and its training curve; returns its metadata."""
+    meta = ModelMeta.from_dict(model.meta)
+    c1, c2, c3, c4 = st.columns(4)
+    c1.metric("Training texts", f"{meta.n_train:,}", help=f"+ {meta.n_val:,} validation")
+    c2.metric("Best epoch", f"{meta.best_epoch} of {len(meta.history)}")
+    c3.metric("Training time", f"{meta.train_seconds or 0:,.0f} s", help=meta.device)
+    c4.metric("Max length", f"{meta.max_length} tokens")
+    if meta.history:
+        chart(
+            training_curves(
+                {"Student on LLM labels": meta.history},
+                title=f"Training curve, model {model.id}",
+                n=meta.n_train,
+            ),
+            "training-curve",
+        )
+    return meta
+
+
+#: How each sampling method is named.
+SAMPLE_METHODS = {
+    "random": "simple random",
+    "stratified": "stratified by LLM label",
+    "imported": "given",
+}
+
+
+def show_sample(sample, parts: dict[str, int]) -> None:
+    """The current validation sample in a sentence: size, method, seed and its two parts."""
+    st.markdown(
+        f"**Current sample:** {sample.n:,} texts "
+        f"({SAMPLE_METHODS.get(sample.method, sample.method)}, seed {sample.seed}): "
+        f"{parts.get('dev', 0):,} for development, {parts.get('test', 0):,} held out."
+    )
+    if (sample.details or {}).get("source"):
+        st.caption(f"Source: {sample.details['source']}.")
