@@ -159,7 +159,7 @@ def main() -> None:
         with store.session() as s:
             frame = timed(
                 "labelled_corpus (store → frame)",
-                lambda: export.labelled_corpus(s, pid),
+                lambda: export.labelled_corpus(s, projects.ensure_user(s), pid),
                 args.rows,
             )
         print(f"  columns: {', '.join(map(str, frame.columns))}")
@@ -184,7 +184,11 @@ def main() -> None:
         size = timed("iter_csv (chunks of 10,000 rows)", stream, args.rows)
         print(f"    {size / 1e6:,.1f} MB in chunks of at most {biggest / 1e6:,.1f} MB")
         with store.session() as s:
-            timed("methods appendix", lambda: methods_appendix(s, pid), args.rows)
+            timed(
+                "methods appendix",
+                lambda: methods_appendix(s, projects.ensure_user(s), pid),
+                args.rows,
+            )
 
 
 if __name__ == "__main__":

@@ -160,10 +160,62 @@ def _parser() -> argparse.ArgumentParser:
     export.add_argument("--output", required=True, help="file to write")
     export.add_argument("--home", help="Distill's data folder (default: DISTILL_HOME)")
     export.add_argument(
+        "--user",
+        help="act as this user (their role in the project decides what may be exported; "
+        "default: the local user, in single-user mode only)",
+    )
+    export.add_argument(
         "--probabilities", action="store_true", help="add the student's prob_<label> columns"
     )
     export.set_defaults(run=cmd_export)
+    _add_admin_parser(sub)
     return parser
+
+
+def _add_admin_parser(sub) -> None:
+    """``admin …``: accounts of a hosted instance, acting as its administrator."""
+    admin = sub.add_parser(
+        "admin",
+        help="manage the accounts of a hosted instance (run on the server, as its administrator)",
+        description="Manage who may use a hosted instance (DISTILL_AUTH=accounts or oidc). These "
+        "commands act as the administrator of this installation: run them on the server, with "
+        "the app's DISTILL_DATABASE_URL or DISTILL_HOME. The store is migrated first.",
+    )
+    cmds = admin.add_subparsers(dest="admin_command", metavar="ADMIN_COMMAND", required=True)
+    create = cmds.add_parser(
+        "create-user",
+        help="make an admitted account with a password",
+        description="Make an admitted account. The password is asked twice on the terminal, or "
+        "read as one line from standard input with --password-stdin.",
+    )
+    create.add_argument("name", help="the user name (no spaces) to sign in with")
+    create.add_argument("--email", help="e-mail address (also accepted as the sign-in name)")
+    create.add_argument("--admin", action="store_true", help="make it an administrator's account")
+    create.add_argument("--display-name", default="", help="the name shown in the app")
+    create.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    create.set_defaults(run=cmd_admin_create_user)
+    password = cmds.add_parser(
+        "set-password",
+        help="give an account a new password (clears a lock)",
+        description="Reset an account's password: asked twice on the terminal, or one line from "
+        "standard input with --password-stdin. Clears a lock after failed sign-ins and signs "
+        "the account out of every browser.",
+    )
+    password.add_argument("name", help="user name or e-mail")
+    password.add_argument(
+        "--password-stdin", action="store_true", help="read the password from standard input"
+    )
+    password.set_defaults(run=cmd_admin_set_password)
+    admit = cmds.add_parser(
+        "admit", help="let a user who signed in through the identity provider in"
+    )
+    admit.add_argument("name", help="user name or e-mail")
+    admit.set_defaults(run=cmd_admin_admit)
+    listing = cmds.add_parser("list-users", help="list every user (those waiting first)")
+    listing.add_argument("--json", action="store_true", help="print JSON Lines")
+    listing.set_defaults(run=cmd_admin_list_users)
 
 
 def cmd_ingest(args: argparse.Namespace) -> int:
@@ -238,7 +290,7 @@ def cmd_label(args: argparse.Namespace) -> int:
     if outcome.stopped == "failing":
         raise UserError(f"Every request failed, so nothing was written: {outcome.first_error}")
     with store.session() as s:
-        results = runs.results_frame(s, run_id, with_text=False)
+        results = runs.items_frame(s, run_id, with_text=False)
     frame = table.frame.copy()
     if id_column is None:
         frame.insert(0, "id", prepared.ids)
@@ -427,12 +479,14 @@ def cmd_export(args: argparse.Namespace) -> int:
                 project = s.get(Project, int(wanted))
             if project is None:
                 raise UserError(f"There is no project named or numbered '{wanted}'.")
+            user = _acting_user(s, settings, args.user)
             output = Path(args.output)
             try:
                 renames = _write_atomically(
                     output,
                     lambda fh: export.export_project(
                         s,
+                        user,
                         project.id,
                         args.format,
                         fh,
@@ -448,6 +502,158 @@ def cmd_export(args: argparse.Namespace) -> int:
         listed = ", ".join(f"{a} -> {b}" for a, b in renames.items())
         print(f"note: renamed for Stata: {listed}.", file=sys.stderr)
     print(f"Wrote {output}.", file=sys.stderr)
+    return 0
+
+
+def _acting_user(session, settings, username: str | None):
+    """The user a command acts as: the one named, or the local user in single-user mode; roles
+    apply to the command line as to the pages."""
+    from sqlalchemy import select
+
+    from distill_core.store import User
+    from distill_core.study.projects import LOCAL_USERNAME
+
+    if username is None:
+        if settings.hosted:
+            raise UserError("Name the user to act as with --user (sign-in is on for this server).")
+        username = LOCAL_USERNAME
+    user = session.scalar(select(User).where(User.username == username))
+    if user is None or not user.active:
+        raise UserError(f"There is no admitted user named '{username}'.")
+    return user
+
+
+def _admin_store():
+    """The app's store (DISTILL_DATABASE_URL or DISTILL_HOME), migrated."""
+    from distill_core.config import Settings
+    from distill_core.store import Store
+
+    settings = Settings.from_env()
+    if settings.is_sqlite:
+        settings.home.mkdir(parents=True, exist_ok=True)
+    store = Store(settings.database_url)
+    store.migrate()
+    return store
+
+
+def _admin_call(fn: Callable):
+    """``fn(session)`` in a committed session of the app's store; account errors become one
+    line."""
+    from distill_core.study.access import ProjectError
+    from distill_core.study.accounts import AccountError
+
+    store = _admin_store()
+    try:
+        with store.session() as s:
+            return fn(s)
+    except (AccountError, ProjectError) as exc:
+        raise UserError(str(exc)) from exc
+    finally:
+        store.dispose()
+
+
+def _named_user(session, name: str):
+    from distill_core.study.accounts import find_user
+
+    user = find_user(session, name)
+    if user is None:
+        raise UserError(f"There is no user named '{name}'.")
+    return user
+
+
+def _new_password(args: argparse.Namespace) -> str:
+    """One line of standard input (--password-stdin), or asked twice on the terminal."""
+    import getpass
+
+    if args.password_stdin:
+        line = sys.stdin.readline()
+        password = line.rstrip("\r\n")
+        if not password:
+            raise UserError("Standard input held no password (one line was expected).")
+        return password
+    if not sys.stdin.isatty():
+        raise UserError("There is no terminal to ask for the password: use --password-stdin.")
+    first = getpass.getpass("New password: ")
+    if getpass.getpass("The same password again: ") != first:
+        raise UserError("The two passwords differ; nothing was changed.")
+    return first
+
+
+def cmd_admin_create_user(args: argparse.Namespace) -> int:
+    from distill_core.study import accounts
+
+    password = _new_password(args)
+    user = _admin_call(
+        lambda s: accounts.create_user(
+            s,
+            None,
+            args.name,
+            password,
+            email=args.email,
+            admin=args.admin,
+            display_name=args.display_name,
+        )
+    )
+    kind = "administrator's account" if user.is_admin else "account"
+    print(f"Made the {kind} '{user.username}' (id {user.id}).", file=sys.stderr)
+    return 0
+
+
+def cmd_admin_set_password(args: argparse.Namespace) -> int:
+    from distill_core.study import accounts
+
+    password = _new_password(args)
+    user = _admin_call(
+        lambda s: accounts.set_password(s, None, _named_user(s, args.name).id, password)
+    )
+    print(f"Set a new password for '{user.username}'.", file=sys.stderr)
+    return 0
+
+
+def cmd_admin_admit(args: argparse.Namespace) -> int:
+    from distill_core.study import accounts
+
+    user = _admin_call(lambda s: accounts.admit(s, None, _named_user(s, args.name).id))
+    print(f"Admitted '{user.username}'.", file=sys.stderr)
+    return 0
+
+
+def cmd_admin_list_users(args: argparse.Namespace) -> int:
+    from distill_core.clock import utcnow
+    from distill_core.study import accounts
+
+    users = _admin_call(lambda s: accounts.list_users(s, None))
+    now = utcnow()
+    rows = []
+    for u in users:
+        locked = u.locked_until is not None and u.locked_until > now
+        rows.append(
+            {
+                "id": u.id,
+                "username": u.username,
+                "name": u.display_name,
+                "email": u.email or "",
+                "admin": u.is_admin,
+                "admitted": u.active,
+                "password": u.has_password,
+                "locked": locked,
+            }
+        )
+    if args.json:
+        for row in rows:
+            print(json.dumps(row, ensure_ascii=False))
+        return 0
+    if not rows:
+        print("No users yet: make one with `admin create-user NAME --admin`.", file=sys.stderr)
+        return 0
+    header = ["id", "username", "name", "email", "admin", "admitted", "password", "locked"]
+    cells = [
+        [str(r[h]) if not isinstance(r[h], bool) else ("yes" if r[h] else "no") for h in header]
+        for r in rows
+    ]
+    widths = [max(len(h), *(len(c[i]) for c in cells)) for i, h in enumerate(header)]
+    for line in [header, *cells]:
+        print("  ".join(c.ljust(w) for c, w in zip(line, widths, strict=True)).rstrip())
     return 0
 
 

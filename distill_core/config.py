@@ -12,20 +12,48 @@ MAX_UPLOAD_MB = 200
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 
 
+#: How people sign in: one local user, OpenID Connect (``st.login``), or built-in accounts.
+AUTH_MODES = ("local", "oidc", "accounts")
+
+
 @dataclass(frozen=True)
 class Settings:
-    """Where Distill keeps its data and which services it uses."""
+    """Where Distill keeps its data, which services it uses and how people sign in.
+
+    ``auth`` is ``DISTILL_AUTH`` (default "local": one user, no sign-in, for a server that
+    listens on localhost only). ``admins`` are the e-mail addresses (``DISTILL_ADMINS``,
+    comma-separated) whose users are administrators when they first sign in.
+    """
 
     home: Path
     database_url: str
     redis_url: str | None = None
+    auth: str = "local"
+    admins: tuple[str, ...] = ()
 
     @classmethod
     def from_env(cls, env: dict[str, str] | None = None) -> Settings:
         env = dict(os.environ if env is None else env)
         home = Path(env.get("DISTILL_HOME") or "distill_data").expanduser().resolve()
         url = env.get("DISTILL_DATABASE_URL") or f"sqlite:///{home / 'distill.db'}"
-        return cls(home=home, database_url=url, redis_url=env.get("DISTILL_REDIS_URL") or None)
+        auth = (env.get("DISTILL_AUTH") or "local").strip().lower()
+        if auth not in AUTH_MODES:
+            raise ValueError(f"DISTILL_AUTH is '{auth}'; use one of {', '.join(AUTH_MODES)}.")
+        admins = tuple(
+            a.strip().lower() for a in (env.get("DISTILL_ADMINS") or "").split(",") if a.strip()
+        )
+        return cls(
+            home=home,
+            database_url=url,
+            redis_url=env.get("DISTILL_REDIS_URL") or None,
+            auth=auth,
+            admins=admins,
+        )
+
+    @property
+    def hosted(self) -> bool:
+        """Several people share this instance (any mode but local)."""
+        return self.auth != "local"
 
     @property
     def models_dir(self) -> Path:

@@ -7,16 +7,17 @@ from distill_core.codebook import Codebook, CodebookError
 from distill_core.study import projects, validation
 
 ctx = ui.context()
+ui.for_step(ctx, "Codebook")
 st.title("Codebook")
 st.caption(
     "One codebook serves as the human coders' instructions and as the LLM's prompt. Revise it on "
     "the development sample; every save is kept as a version."
 )
 project_id = ui.require_project(ctx)
-versions = ctx.read(projects.codebook_versions, project_id)
+versions = ctx.act(projects.codebook_versions, project_id)
 latest = versions[0] if versions else None
 # Editing after the held-out score was seen: the next version would be scored on seen texts.
-overfit_warning = ctx.read(
+overfit_warning = ctx.act(
     validation.test_seen_warning, project_id, (latest.version if latest else 0) + 1
 )
 draft = ui.codebook.Draft(project_id, latest, ctx.project_name)

@@ -14,6 +14,7 @@ from distill_core.corpus import (
 from distill_core.study import projects
 
 ctx = ui.context()
+ui.for_step(ctx, "Data")
 st.title("Data")
 project_id = ui.require_project(ctx)
 corpus = ui.project_corpus(ctx)

@@ -6,6 +6,7 @@ import ui
 from distill_core.reports.export import COLUMN_LABELS, FORMATS
 
 ctx = ui.context()
+ui.for_step(ctx, "Export")
 st.title("Export")
 st.caption(
     "Files for Stata, R, Excel and a paper's appendix. Each is built when you click its button. "
@@ -90,4 +91,4 @@ for col, (label, kind) in zip(
 if st.toggle("Show the appendix here", key="ex_preview"):
     from distill_core.reports.appendix import methods_appendix
 
-    st.markdown(ctx.read(methods_appendix, ctx.project_id).markdown)
+    st.markdown(ctx.act(methods_appendix, ctx.project_id).markdown)

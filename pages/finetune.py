@@ -10,6 +10,7 @@ from distill_core.study import students
 from distill_core.study.comparison import Comparison
 
 ctx = ui.context()
+ui.for_step(ctx, "Fine-tune")
 st.title("Fine-tune")
 st.caption(
     "A small transformer (the student) learns from the LLM's labels, then is scored on the "
@@ -20,7 +21,7 @@ ui.require_step(ctx, "LLM labels", "LLM labels to learn from")
 
 st.subheader("Training data")
 run = ui.label_run_picker(ctx, "LLM labels from", "ft_run")
-ts = ctx.read(students.training_set, ctx.project_id, run.id)
+ts = ctx.act(students.training_set, ctx.project_id, run.id)
 settings = ui.forms.training_form()
 args = settings.args
 kept = ts.kept_by(args.min_confidence, args.min_consistency)
@@ -48,7 +49,6 @@ if st.button("Start fine-tuning", type="primary"):
         label_run_id=run.id,
         args=args,
         human_folds=settings.human_folds,
-        user_id=ctx.user_id,
     )
 
 
@@ -81,7 +81,7 @@ c1.download_button(
     mime="application/zip",
 )
 if c2.button("Delete this model", key=f"delete_model_{model.id}"):
-    ctx.act(students.delete_model, model.id)
+    ctx.act(students.delete_model, ctx.project_id, model.id)
     st.rerun()
 
 st.subheader("Label the whole corpus")
@@ -91,11 +91,9 @@ st.caption(
     "probability of each category); the Results and Export pages use them."
 )
 if st.button("Label the corpus with this model", type="primary", key="ft_predict"):
-    ui.start_job(
-        ctx, start_predict_job, project_id=ctx.project_id, model_id=model.id, user_id=ctx.user_id
-    )
+    ui.start_job(ctx, start_predict_job, project_id=ctx.project_id, model_id=model.id)
 ui.job_panel(ctx, "predict", details=lambda box, job: None)
-done_run = ctx.read(students.latest_prediction_run, ctx.project_id)
+done_run = ctx.act(students.latest_prediction_run, ctx.project_id)
 if done_run is not None:
     st.success(
         f"The corpus is labelled by model {done_run.model_id}: {done_run.n:,} texts in "

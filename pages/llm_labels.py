@@ -8,6 +8,7 @@ from distill_core.reports.charts import label_distribution
 from distill_core.study import projects, runs, validation
 
 ctx = ui.context()
+ui.for_step(ctx, "LLM labels")
 st.title("LLM labels")
 st.caption(
     "An LLM labels your texts with the codebook, one text per request. Every answer is kept; "
@@ -16,7 +17,7 @@ st.caption(
 ui.require_step(ctx, "Data", "a corpus")
 ui.require_step(ctx, "Codebook", "a saved codebook")
 corpus = ui.project_corpus(ctx)
-version = ctx.read(projects.latest_codebook, ctx.project_id)
+version = ctx.act(projects.latest_codebook, ctx.project_id)
 codebook = projects.as_codebook(version)
 frame = ui.documents(ctx, corpus)
 
@@ -36,8 +37,10 @@ if teacher.endpoint is not None and st.button(
         st.error(result.message)
 
 st.subheader("What to label")
-sample = ctx.read(validation.current_sample, ctx.project_id)
-sample_ids = [d.doc_id for d in ctx.read(validation.sample_docs, sample)] if sample else []
+sample = ctx.act(validation.current_sample, ctx.project_id)
+sample_ids = (
+    [d.doc_id for d in ctx.act(validation.sample_docs, ctx.project_id, sample)] if sample else []
+)
 scope = ui.forms.scope_form(frame, sample_ids, teacher, codebook)
 
 if st.button("Start labelling", type="primary"):
@@ -59,7 +62,6 @@ if st.button("Start labelling", type="primary"):
         codebook=codebook,
         doc_ids=None if scope.scope == "all" else scope.doc_ids,
         request=request,
-        user_id=ctx.user_id,
         api_key=teacher.typed_key,
     )
 
@@ -70,7 +72,7 @@ if not ctx.steps.get("LLM labels"):
 
 st.subheader("Results")
 run = ui.label_run_picker(ctx, "Label run", "llm_run")
-results = ctx.read(runs.results_frame, run.id)
+results = ctx.act(runs.results_frame, ctx.project_id, run.id)
 c1, c2, c3 = st.columns(3)
 shown = runs.filter_results(
     results,

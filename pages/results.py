@@ -16,6 +16,7 @@ from distill_core.study import students
 from distill_core.study.comparison import Comparison
 
 ctx = ui.context()
+ui.for_step(ctx, "Results")
 st.title("Results")
 st.caption(
     "The figures a study reports: the student against the LLM and the human codes, the corpus's "
@@ -27,7 +28,7 @@ ui.image_format_picker()
 model = ui.model_picker(ctx, "res_model")
 meta = ModelMeta.from_dict(model.meta)
 labels = meta.labels
-latest_pass = ctx.read(students.latest_prediction_run, ctx.project_id)
+latest_pass = ctx.act(students.latest_prediction_run, ctx.project_id)
 
 st.header("Can the student be trusted?")
 ui.show_comparison(Comparison.from_dict(model.comparison), labels)
@@ -37,8 +38,8 @@ if latest_pass is None:
     st.info("Label the corpus with a student on the Fine-tune page to see its categories.")
     ui.go_to("Fine-tune")
 else:
-    frame = ctx.read(students.predictions_frame, latest_pass.id, probabilities=False)
-    shares = ctx.read(corpus_shares.corrected_shares, ctx.project_id, latest_pass.id)
+    frame = ctx.act(students.predictions_frame, ctx.project_id, latest_pass.id, probabilities=False)
+    shares = ctx.act(corpus_shares.corrected_shares, ctx.project_id, latest_pass.id)
     st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
     counts = frame["pred_label"].value_counts().to_dict()
     ui.chart(
@@ -85,7 +86,7 @@ else:
         )
 
 st.header("The LLM across codebook versions")
-by_run = ctx.read(report.agreement_by_run, ctx.project_id, part="dev")
+by_run = ctx.act(report.agreement_by_run, ctx.project_id, part="dev")
 if by_run:
     n_dev = max(p.n for p in by_run)
     ui.chart(
@@ -120,7 +121,7 @@ st.header("Training")
 ui.model_summary(model)
 
 st.header("Cost and time")
-cost = ctx.read(report.cost_summary, ctx.project_id)
+cost = ctx.act(report.cost_summary, ctx.project_id)
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("LLM answers", f"{cost.answers:,}")
 c2.metric("LLM tokens", f"{cost.prompt_tokens + cost.completion_tokens:,}")

@@ -5,8 +5,10 @@ import streamlit as st
 import ui
 from distill_core.corpus import CorpusError, read_table
 from distill_core.study import projects, runs, validation
+from distill_core.study.access import Capability
 
 ctx = ui.context()
+ui.for_step(ctx, "Validate")
 st.title("Validate")
 st.caption(
     "Experts code a random sample; the LLM is scored against them. Revise the codebook on the "
@@ -14,10 +16,17 @@ st.caption(
 )
 ui.require_step(ctx, "Data", "a corpus")
 ui.require_step(ctx, "Codebook", "a saved codebook")
-version = ctx.read(projects.latest_codebook, ctx.project_id)
-sample = ctx.read(validation.current_sample, ctx.project_id)
-label_runs = ctx.read(runs.project_runs, ctx.project_id, with_results=True)
+version = ctx.act(projects.latest_codebook, ctx.project_id)
+sample = ctx.act(validation.current_sample, ctx.project_id)
 codebook = projects.as_codebook(version)
+if not ctx.can(Capability.EDIT):  # a coder: their own codes of the sample, nothing else
+    docs = ctx.act(validation.sample_docs, ctx.project_id, sample) if sample else []
+    if not docs:
+        st.info("There is nothing to code yet: the researchers have not drawn a sample.")
+        st.stop()
+    ui.coding.show(ctx, sample, docs, ctx.act(validation.own_codes, ctx.project_id), codebook)
+    st.stop()
+label_runs = ctx.act(runs.project_runs, ctx.project_id, with_results=True)
 
 code_tab, agree_tab, sample_tab, import_tab = st.tabs(
     ["Code", "Agreement", "Sample", "Import codes"]
@@ -25,12 +34,12 @@ code_tab, agree_tab, sample_tab, import_tab = st.tabs(
 
 with sample_tab:
     if sample is not None:
-        ui.show_sample(sample, ctx.read(validation.part_counts, sample))
+        ui.show_sample(sample, ctx.act(validation.part_counts, ctx.project_id, sample))
     st.markdown(
         "**Draw a new sample.** The papers suggest 250–1,250 texts; rare categories need more (or "
         "a sample stratified by the LLM's labels, so that they appear). Codes already made are kept."
     )
-    request = ui.forms.sample_form(label_runs, ctx.read(projects.version_numbers, ctx.project_id))
+    request = ui.forms.sample_form(label_runs, ctx.act(projects.version_numbers, ctx.project_id))
     if request is not None:
         try:
             ctx.act(validation.draw_sample, ctx.project_id, **request.kwargs())
@@ -44,8 +53,8 @@ if sample is None:
         st.info("Draw a sample first (Sample tab).")
     st.stop()
 
-docs = ctx.read(validation.sample_docs, sample)
-codes = ctx.read(validation.codes_frame, ctx.project_id)
+docs = ctx.act(validation.sample_docs, ctx.project_id, sample)
+codes = ctx.act(validation.codes_frame, ctx.project_id)
 
 with code_tab:
     ui.coding.show(ctx, sample, docs, codes, codebook)
@@ -65,7 +74,7 @@ with import_tab:
         st.stop()
     columns = ui.forms.codes_columns_form(table.frame)
     try:
-        plan = ctx.read(
+        plan = ctx.act(
             validation.plan_import,
             ctx.project_id,
             table.frame,

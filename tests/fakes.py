@@ -29,12 +29,16 @@ class FixedTeacher:
         pass
 
 
-def label_sample(store: Store, project_id: int, label: str = "economy") -> int:
-    """An LLM run over the project's validation sample by ``FixedTeacher``; returns its id."""
+def label_sample(
+    store: Store, project_id: int, label: str = "economy", *, user: str | None = None
+) -> int:
+    """An LLM run over the project's validation sample by ``FixedTeacher`` (as the project's
+    member ``user``, the local user by default); returns its id."""
     with store.session() as s:
-        cb = Codebook.from_dict(projects.latest_codebook(s, project_id).content)
-        sample = validation.current_sample(s, project_id)
-        items = [(d.doc_id, d.text) for d in validation.sample_docs(s, sample)]
+        who = projects.ensure_user(s, user) if user else local_user(s)
+        cb = Codebook.from_dict(projects.latest_codebook(s, who, project_id).content)
+        sample = validation.current_sample(s, who, project_id)
+        items = [(d.doc_id, d.text) for d in validation.sample_docs(s, who, project_id, sample)]
         run_id = labelling.create_run(
             s,
             teacher=FixedTeacher(label),
@@ -81,10 +85,10 @@ def demo_with_run(store: Store) -> tuple[int, int]:
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = demo.ensure_demo_project(s, user).id
-        corpus = projects.get_corpus(s, pid)
-        docs = projects.load_documents(s, corpus.id, with_extra=False)
-        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
-        version = projects.latest_codebook(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
+        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
+        version = projects.latest_codebook(s, local_user(s), pid)
         cb = Codebook.from_dict(version.content)
         by_text = {
             t: gold[d] for d, t in zip(docs["doc_id"], docs["text"], strict=True) if d in gold
@@ -113,8 +117,8 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
     from distill_core.study import comparison, students
 
     with store.session() as s:
-        ts = students.training_set(s, project_id, run_id)
-        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+        ts = students.training_set(s, local_user(s), project_id, run_id)
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), project_id))
         eval_ids = sorted(validation.training_exclusions(s, project_id) & set(gold))
         truth = [gold[d] for d in eval_ids]
         rows = [
@@ -123,7 +127,7 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
                 "student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""
             ).to_dict(),
         ]
-        corpus = projects.get_corpus(s, project_id)
+        corpus = projects.get_corpus(s, local_user(s), project_id)
         model = StudentModel(
             project_id=project_id,
             corpus_id=corpus.id,
@@ -152,7 +156,7 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
         s.add(model)
         s.flush()
         if corpus_pass:
-            docs = projects.load_documents(s, corpus.id, with_extra=False)
+            docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
             k = len(ts.label_names)
             run = PredictionRun(
                 project_id=project_id,
@@ -175,3 +179,14 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
                     )
                 )
     return eval_ids
+
+
+def local_user(session):
+    """The local user (single-user mode's only user, owner of the projects tests make)."""
+    return projects.ensure_user(session)
+
+
+def local_user_id(store) -> int:
+    """The local user's id, for core functions that open their own sessions."""
+    with store.session() as s:
+        return projects.ensure_user(s).id

@@ -4,13 +4,16 @@ panel), ``forms`` (a step's inputs as typed requests), ``pickers``, ``views`` (r
 charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel) and
 ``downloads``. Nothing here computes a result: that is the core's job."""
 
-from ui import agreement, codebook, coding, forms
+from ui import agreement, codebook, coding, forms, members
+from ui.auth import mode_sentence
 from ui.context import (
     PAGES,
+    STEPS_OF_ROLE,
     Context,
     choose_project,
     context,
     documents,
+    for_step,
     go_to,
     navigation,
     project_corpus,
@@ -35,15 +38,19 @@ from ui.views import (
 
 __all__ = [
     "PAGES",
+    "STEPS_OF_ROLE",
     "Context",
     "agreement",
     "chart",
     "choose_project",
     "codebook",
     "coding",
+    "members",
+    "mode_sentence",
     "context",
     "documents",
     "export_file",
+    "for_step",
     "forms",
     "go_to",
     "image_format_picker",

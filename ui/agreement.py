@@ -19,7 +19,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
     if codes.empty or not label_runs:
         st.info("Agreement needs human codes (Code or Import tab) and an LLM label run.")
         return
-    version_of = ctx.read(projects.version_numbers, ctx.project_id)
+    version_of = ctx.act(projects.version_numbers, ctx.project_id)
     c1, c2, c3 = st.columns(3)
     run = c1.selectbox(
         "LLM label run",
@@ -37,7 +37,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
         st.caption(f"{ties} texts left out: their coders tie.")
 
     def score(part: str):
-        return ctx.read(
+        return ctx.act(
             scoring.score_run,
             ctx.project_id,
             run,
@@ -68,7 +68,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
             "codebooks on the same texts overfits. Distill records when you first looked."
         )
     if seen or st.button("Show the held-out test score"):
-        ctx.read(validation.mark_test_seen, sample.id, version.version)
+        ctx.act(validation.mark_test_seen, ctx.project_id, sample.id, version.version)
         test = score("test")
         if test is None:
             st.info("Fewer than 2 test texts have both a human code and an LLM label.")
@@ -94,7 +94,7 @@ def _left_out(score: scoring.PartScore) -> None:
 
 
 def _disagreements(ctx, run, docs, codes, gold, doc_ids, names) -> None:
-    results = {r.doc_id: r for r in ctx.read(runs.run_results, run.id)}
+    results = {r.doc_id: r for r in ctx.act(runs.run_results, ctx.project_id, run.id)}
     table = validation.disagreements(
         {d.doc_id: d.text for d in docs}, codes, gold, results, doc_ids
     )
@@ -116,7 +116,7 @@ def _versions(ctx, docs, gold, label_runs, version_of) -> None:
     st.subheader("Codebook versions on the same development texts")
     preds = {
         f"{runs.run_title(r, version_of.get(r.codebook_version_id))}": {
-            i.doc_id: i.label for i in ctx.read(runs.run_results, r.id)
+            i.doc_id: i.label for i in ctx.act(runs.run_results, ctx.project_id, r.id)
         }
         for r in label_runs
     }

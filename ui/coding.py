@@ -10,16 +10,22 @@ import streamlit as st
 
 from distill_core.codebook import Codebook
 from distill_core.study import runs, validation
+from distill_core.study.access import Capability, ProjectError
 from ui.context import Context
 
 
 def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebook) -> None:
-    """Code the sample's texts of one part as the coder whose name is typed."""
-    coder = st.text_input(
-        "Your name as a coder",
-        key="coder_name",
-        help="Each coder's labels are kept apart, so several people can code the same texts.",
-    ).strip()
+    """Code the sample's texts of one part: as the signed-in user on a shared instance, or
+    under a typed name in single-user mode (each coder's labels are kept apart)."""
+    if ctx.hosted:
+        coder = ctx.username
+        st.caption(f"You code as **{coder}**.")
+    else:
+        coder = st.text_input(
+            "Your name as a coder",
+            key="coder_name",
+            help="Each coder's labels are kept apart, so several people can code the same texts.",
+        ).strip()
     if not coder:
         st.info("Type your name to start coding.")
         return
@@ -39,7 +45,9 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebo
     pos = min(st.session_state[pos_key], len(items) - 1)
     st.progress(done / len(items), text=f"{done} of {len(items)} coded")
     item = items[pos]
-    llm = ctx.read(runs.latest_labels, ctx.project_id, {d.doc_id for d in docs})
+    # Blind: a coder never sees the LLM's labels; others see one only once they coded the text.
+    reveal = ctx.can(Capability.READ)
+    llm = ctx.act(runs.latest_labels, ctx.project_id, {d.doc_id for d in docs}) if reveal else {}
     left, right = st.columns([3, 2])
     with left:
         _text(item, pos, len(items))
@@ -52,10 +60,16 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebo
             return min(start + 1, len(items) - 1)
 
         def submit(label: str, doc_id: str = item.doc_id) -> None:
-            ctx.act(validation.save_code, ctx.project_id, doc_id, coder, label)
+            try:
+                ctx.act(validation.save_code, ctx.project_id, doc_id, coder, label)
+            except ProjectError as exc:  # a callback runs outside the page's error guard
+                st.session_state["_code_refused"] = str(exc)
+                return
             st.session_state[f"_last_{sample.id}"] = doc_id
             st.session_state[pos_key] = next_uncoded(pos)
 
+        if refused := st.session_state.pop("_code_refused", None):
+            st.error(refused)
         _label_buttons(codebook.label_names, own, submit)
         nav = st.columns(3)
         nav[0].button(
@@ -73,7 +87,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebo
             on_click=lambda: st.session_state.update({pos_key: pos + 1}),
         )
         st.caption("Keys: 1–9 choose a label, ← back, → skip.")
-        if own is not None:
+        if own is not None and reveal:
             # Blind until submitted: the LLM's label shows only for texts this coder has coded.
             said = llm.get(item.doc_id)
             st.info(
@@ -81,6 +95,8 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebo
                 + (f"The LLM said: **{said}**." if said else "No LLM label for this text yet.")
             )
         last = st.session_state.get(f"_last_{sample.id}")
+        if own is not None and not reveal:
+            st.info(f"Your code: **{own}**.")
         if last and last != item.doc_id and last in mine:
             said = llm.get(last)
             st.caption(

@@ -15,6 +15,8 @@ import streamlit as st
 from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import demo, projects
+from distill_core.study.access import ALLOWED, Capability, role_of
+from ui import auth
 
 T = TypeVar("T")
 
@@ -34,7 +36,7 @@ PAGES = {
 @dataclass(frozen=True)
 class Context:
     """Who is working on which project, for this rerun, and the one way pages reach the store:
-    ``read`` and ``act`` each open a session for one call into the core."""
+    ``act`` opens a session for one call into a core entry point as the acting user."""
 
     store: Store
     user_id: int
@@ -42,14 +44,20 @@ class Context:
     project_id: int | None
     project_name: str | None
     steps: dict[str, bool]
+    role: str | None = None
+    settings: Settings | None = None
 
     def user(self, session):
         return session.get(projects.User, self.user_id)
 
-    def read(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
-        """``fn(session, *args, **kwargs)`` in a session of its own."""
-        with self.store.session() as s:
-            return fn(s, *args, **kwargs)
+    def can(self, capability: Capability) -> bool:
+        """Whether the user's role in the current project allows ``capability`` (the core
+        checks again; this only decides what the page offers)."""
+        return self.role is not None and capability in ALLOWED.get(self.role, frozenset())
+
+    @property
+    def hosted(self) -> bool:
+        return bool(self.settings and self.settings.hosted)
 
     def act(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
         """``fn(session, acting_user, *args, **kwargs)``: a core function that checks the
@@ -59,32 +67,31 @@ class Context:
 
 
 @st.cache_resource(show_spinner="Opening the database…")
-def _open_store(url: str) -> Store:
-    """One migrated store per database URL and process; the demo project on a new install."""
+def _open_store(url: str, local: bool = True) -> Store:
+    """One migrated store per database URL and process; in single-user mode, the demo project
+    on a new install (on a shared instance each person makes their own on the Projects page)."""
     store = Store(url)
     store.migrate()
-    with store.session() as s:
-        user = projects.ensure_user(s, projects.LOCAL_USERNAME)
-        if not s.query(projects.Project.id).first():
-            demo.ensure_demo_project(s, user)
+    if local:
+        with store.session() as s:
+            user = projects.ensure_user(s, projects.LOCAL_USERNAME)
+            if not s.query(projects.Project.id).first():
+                demo.ensure_demo_project(s, user)
     return store
 
 
 def get_store() -> Store:
-    return _open_store(Settings.from_env().database_url)
-
-
-def current_username() -> str:
-    """Single-user mode: the one local user."""
-    return projects.LOCAL_USERNAME
+    settings = Settings.from_env()
+    return _open_store(settings.database_url, not settings.hosted)
 
 
 def context() -> Context:
     """The store, user and current project: kept in the session and as the user's last project,
     so a reload or a new tab opens the same project; the newest project on a first visit."""
     store = get_store()
+    settings = Settings.from_env()
     with store.session() as s:
-        user = projects.ensure_user(s, current_username())
+        user = auth.current_user(s, settings)
         mine = projects.list_projects(s, user)
         wanted = st.session_state.get("project_id") or user.last_project_id
         project = next((p for p in mine if p.id == wanted), mine[0] if mine else None)
@@ -92,7 +99,7 @@ def context() -> Context:
             st.session_state["project_id"] = project.id if project else None
         if project is not None and user.last_project_id != project.id:
             user.last_project_id = project.id
-        steps = projects.steps_done(s, project.id) if project else {}
+        steps = projects.steps_done(s, user, project.id) if project else {}
         return Context(
             store=store,
             user_id=user.id,
@@ -100,13 +107,27 @@ def context() -> Context:
             project_id=project.id if project else None,
             project_name=project.name if project else None,
             steps=steps,
+            role=role_of(s, user, project.id) if project else None,
+            settings=settings,
         )
 
 
+#: The steps each role works in (a page not listed for a role is not served to it).
+STEPS_OF_ROLE = {
+    "owner": tuple(PAGES),
+    "researcher": tuple(PAGES),
+    "coder": ("Projects", "Validate"),
+    "viewer": ("Projects", "Results", "Export"),
+    None: ("Projects",),
+}
+
+
 def navigation(ctx: Context):
-    """The pages in workflow order; a done step shows a check mark."""
+    """The pages the user's role works in, in workflow order; a done step shows a check mark."""
     pages = []
     for step, (script, icon) in PAGES.items():
+        if step not in STEPS_OF_ROLE.get(ctx.role, ("Projects",)):
+            continue
         done = ctx.steps.get(step, False) and step != "Projects"
         default = step == "Projects"  # the default page is served at "/", not at a path
         pages.append(
@@ -122,7 +143,8 @@ def navigation(ctx: Context):
 
 
 def sidebar(ctx: Context) -> None:
-    """Current project picker and the workflow's progress."""
+    """Current project picker and the workflow's progress; who is signed in."""
+    auth.sign_out_button()
     with st.sidebar:
         names = {p.id: p.name for p in ctx.act(projects.list_projects)}
         if names and ctx.project_id in names:
@@ -157,6 +179,18 @@ def go_to(step: str, label: str | None = None) -> None:
     st.page_link(PAGES[step][0], label=label or f"Go to {step}", icon=":material/arrow_forward:")
 
 
+def for_step(ctx: Context, step: str) -> None:
+    """Stop a page whose step the user's role does not work in (the menu does not list it; a
+    saved link or an old tab still must not show it)."""
+    require_project(ctx)
+    if step not in STEPS_OF_ROLE.get(ctx.role, ("Projects",)):
+        st.info(
+            f"Your role in this project ({ctx.role or 'none'}) does not include the {step} step."
+        )
+        go_to("Projects")
+        st.stop()
+
+
 def require_project(ctx: Context) -> int:
     """The current project's id, or a notice with a link to the Projects page and a stop."""
     if ctx.project_id is None:
@@ -176,19 +210,22 @@ def require_step(ctx: Context, step: str, why: str) -> None:
 
 
 @st.cache_resource(max_entries=8, show_spinner="Loading the corpus…")
-def _documents(url: str, corpus_id: int, uploaded_at: datetime) -> pd.DataFrame:
-    store = _open_store(url)
+def _documents(
+    url: str, user_id: int, project_id: int, corpus_id: int, uploaded_at: datetime
+) -> pd.DataFrame:
+    store = get_store()
     with store.session() as s:
-        return projects.load_documents(s, corpus_id)
+        return projects.load_documents(s, s.get(projects.User, user_id), project_id)
 
 
 def documents(ctx: Context, corpus: projects.Corpus) -> pd.DataFrame:
-    """The corpus as a frame, read from the database once (shared, treat as read-only)."""
-    return _documents(ctx.store.url, corpus.id, corpus.uploaded_at)
+    """The project's corpus as a frame, read from the database once per upload and user
+    (shared, treat as read-only)."""
+    return _documents(ctx.store.url, ctx.user_id, ctx.project_id, corpus.id, corpus.uploaded_at)
 
 
 def project_corpus(ctx: Context) -> projects.Corpus | None:
-    return ctx.read(projects.get_corpus, ctx.project_id) if ctx.project_id else None
+    return ctx.act(projects.get_corpus, ctx.project_id) if ctx.project_id else None
 
 
 def secret(name: str) -> str | None:

@@ -16,7 +16,7 @@ def export_file(ctx: Context, fmt: str, **options) -> Callable[[], bytes]:
 
     def build() -> bytes:
         buffer = io.BytesIO()
-        ctx.read(export.export_project, ctx.project_id, fmt, buffer, **options)
+        ctx.act(export.export_project, ctx.project_id, fmt, buffer, **options)
         return buffer.getvalue()
 
     return build

@@ -41,8 +41,7 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
     """
 
     def latest():
-        ctx.read(records.mark_stale)
-        found = ctx.read(records.latest_jobs, ctx.project_id, kind, limit=1)
+        found = ctx.act(records.latest_jobs, ctx.project_id, kind, limit=1)
         return found[0] if found else None
 
     first = latest()
@@ -60,7 +59,7 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
         (details or _label_job_details)(box, job)
         if active:
             if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):
-                ctx.read(records.request_cancel, job.id)
+                ctx.act(records.request_cancel, ctx.project_id, job.id)
                 st.rerun(scope="fragment")
             if job.cancel_requested:
                 box.caption("Cancelling: what is done so far is kept.")
@@ -88,7 +87,7 @@ def start_job(
     """Record a job with ``start(session, *args, **kwargs)`` (a ``jobs.<kind>.start_*``), queue
     it and rerun the page to show its panel; a problem the user can fix ends in one sentence."""
     try:
-        job_id, _ = ctx.read(start, *args, **kwargs)
+        job_id, _ = ctx.act(start, *args, **kwargs)
     except ValueError as exc:
         st.error(str(exc))
         return

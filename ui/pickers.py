@@ -12,10 +12,10 @@ from ui.views import model_label
 def label_run_picker(ctx: Context, label: str, key: str):
     """A choice among the project's label runs with results (newest first), each named by its
     title, size and date; None when there is none."""
-    label_runs = ctx.read(runs.project_runs, ctx.project_id, with_results=True)
+    label_runs = ctx.act(runs.project_runs, ctx.project_id, with_results=True)
     if not label_runs:
         return None
-    version_of = ctx.read(projects.version_numbers, ctx.project_id)
+    version_of = ctx.act(projects.version_numbers, ctx.project_id)
     return st.selectbox(
         label,
         label_runs,
@@ -30,7 +30,7 @@ def label_run_picker(ctx: Context, label: str, key: str):
 def model_picker(ctx: Context, key: str, header: str | None = None):
     """A choice among the project's ready students (newest first), under ``header``; None
     (and no header) when there is none."""
-    ready = [m for m in ctx.read(students.project_models, ctx.project_id) if m.status == "ready"]
+    ready = [m for m in ctx.act(students.project_models, ctx.project_id) if m.status == "ready"]
     if not ready:
         return None
     if header:

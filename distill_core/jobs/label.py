@@ -10,6 +10,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 
 from sqlalchemy import select
+from sqlalchemy.orm import Session
 
 from distill_core.codebook import Codebook
 from distill_core.jobs import records
@@ -17,7 +18,9 @@ from distill_core.jobs.records import JobOutcome
 from distill_core.llm import Endpoint, make_teacher, runner
 from distill_core.llm.cost import Price, cost_of
 from distill_core.store import Document, Job, LabelRun, Store
-from distill_core.study import labelling
+from distill_core.store.models import User
+from distill_core.study import activity, labelling
+from distill_core.study.access import Capability, ProjectError, check, entry
 
 
 @dataclass(frozen=True)
@@ -33,25 +36,34 @@ class LabelRequest:
     scope: str = "all"  # "sample", "subset", "all"
 
 
+@entry(Capability.EDIT)
 def start_label_job(
-    session,
-    *,
+    session: Session,
+    user: User,
     project_id: int,
+    *,
     corpus_id: int,
     codebook_version_id: int,
     codebook: Codebook,
     doc_ids: Sequence[str] | None,
     request: LabelRequest,
-    user_id: int | None,
 ) -> tuple[int, int]:
     """Record a run and its queued job; returns (job id, run id). Submit the job afterwards."""
     teacher = _teacher(request.provider, request.endpoint)
     n = len(doc_ids) if doc_ids is not None else _count_docs(session, corpus_id)
+    budget = request.budget_usd
+    left = activity.remaining_budget(session, project_id) if request.provider != "local" else None
+    if left is not None:
+        if left <= 0:
+            raise ProjectError(
+                "The project's LLM budget is spent; an owner can raise it on the Projects page."
+            )
+        budget = left if budget is None else min(budget, left)
     job = records.create_job(
         session,
         "label",
         project_id=project_id,
-        user_id=user_id,
+        user_id=user.id,
         total=n * max(1, request.repeats),
         params={
             "provider": request.provider,
@@ -60,7 +72,7 @@ def start_label_job(
             "doc_ids": list(doc_ids) if doc_ids is not None else None,
             "repeats": request.repeats,
             "concurrency": request.concurrency,
-            "budget_usd": request.budget_usd,
+            "budget_usd": budget,
             "price": [request.price.input_per_million, request.price.output_per_million]
             if request.price
             else None,
@@ -77,10 +89,11 @@ def start_label_job(
         scope=request.scope,
         repeats=request.repeats,
         job_id=job.id,
-        user_id=user_id,
+        user_id=user.id,
     )
     job.params = dict(job.params, run_id=run.id)
     session.flush()
+    activity.record(session, user, project_id, "started labelling", job_id=job.id, texts=n)
     return job.id, run.id
 
 
@@ -88,6 +101,12 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     """Worker side: label the job's documents, reporting progress; resumable."""
     with store.session() as s:
         job = s.get(Job, job_id)
+        check(
+            s,
+            s.get(User, job.created_by) if job.created_by else None,
+            job.project_id,
+            Capability.EDIT,
+        )
         params = dict(job.params)
         run = s.get(LabelRun, params["run_id"])
         run_id = run.id

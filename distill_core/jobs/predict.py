@@ -20,7 +20,9 @@ from distill_core.store import (
     StudentModel,
     bulk,
 )
-from distill_core.study import projects
+from distill_core.store.models import User
+from distill_core.study import activity, projects
+from distill_core.study.access import Capability, check, entry
 from distill_core.study.students import StudentError, model_dir
 
 if TYPE_CHECKING:
@@ -32,8 +34,9 @@ if TYPE_CHECKING:
 PREDICT_CHUNK = 2048
 
 
+@entry(Capability.EDIT)
 def start_predict_job(
-    session: Session, *, project_id: int, model_id: int, user_id: int | None = None
+    session: Session, user: User, project_id: int, *, model_id: int
 ) -> tuple[int, int]:
     """Queue a pass of a ready model over the project's corpus; returns (job id, run id).
 
@@ -43,7 +46,7 @@ def start_predict_job(
     model = session.get(StudentModel, model_id)
     if model is None or model.project_id != project_id or model.status != "ready":
         raise StudentError("Choose a trained model of this project first.")
-    corpus = projects.get_corpus(session, project_id)
+    corpus = projects.get_corpus(session, user, project_id)
     if corpus is None:
         raise StudentError("The project has no corpus to label.")
     run = session.scalar(
@@ -63,7 +66,7 @@ def start_predict_job(
             model_id=model_id,
             corpus_id=corpus.id,
             labels={"labels": labels},
-            created_by=user_id,
+            created_by=user.id,
         )
         session.add(run)
     run.status = "running"
@@ -72,12 +75,13 @@ def start_predict_job(
         session,
         "predict",
         project_id=project_id,
-        user_id=user_id,
+        user_id=user.id,
         total=corpus.row_count,
         params={"prediction_run_id": run.id},
     )
     run.job_id = job.id
     session.flush()
+    activity.record(session, user, project_id, "started labelling the corpus", job_id=job.id)
     return job.id, run.id
 
 
@@ -87,7 +91,14 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
     from distill_core.student.predict import PredictionCancelled, Predictor
 
     with store.session() as s:
-        run = s.get(PredictionRun, s.get(Job, job_id).params["prediction_run_id"])
+        job = s.get(Job, job_id)
+        check(
+            s,
+            s.get(User, job.created_by) if job.created_by else None,
+            job.project_id,
+            Capability.EDIT,
+        )
+        run = s.get(PredictionRun, job.params["prediction_run_id"])
         run_id, corpus_id = run.id, run.corpus_id
         folder = model_dir(s.get(StudentModel, run.model_id))
         done = set(s.scalars(select(Prediction.doc_id).where(Prediction.run_id == run_id)))

@@ -9,10 +9,17 @@ Progress, counts, cost, messages and the cancel flag live in the ``jobs`` table,
 reload or an app restart loses nothing. API keys never enter the queue or the store: the app
 hands a key to the local worker in memory over a Unix socket in ``DISTILL_HOME`` (mode 0600),
 and remote workers use their own ``OPENAI_API_KEY``.
+
+Queue messages are JSON, never pickles (:class:`JsonSerializer`): a message pushed into Redis or
+the SQLite queue file by someone else is refused unless it is exactly "run job <int>", and, with
+``DISTILL_SECRET_KEY`` set, unless it carries that secret's HMAC.
 """
 
 from __future__ import annotations
 
+import datetime as dt
+import hashlib
+import hmac
 import json
 import os
 import socket
@@ -23,6 +30,11 @@ import time
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
+
+from huey.registry import Message
+from huey.serializer import Serializer
+from huey.utils import Error
 
 from distill_core.clock import utcnow
 from distill_core.config import Settings
@@ -87,22 +99,35 @@ def _sentence(exc: BaseException) -> str:
 # ---------------------------------------------------------------- the queue
 
 
-def make_huey(runners: Runners, settings: Settings | None = None, name: str = "distill"):
+#: The one task every job goes through (huey registers it as ``<module>.<TASK_NAME>``).
+TASK_NAME = "distill.run_job"
+#: Environment variable with the secret that signs queue messages (app and workers alike).
+SECRET_ENV = "DISTILL_SECRET_KEY"
+
+
+def make_huey(
+    runners: Runners,
+    settings: Settings | None = None,
+    name: str = "distill",
+    secret_key: str | None = None,
+):
     """The huey queue for these settings, with the one task every job goes through (run by the
-    runner of its kind from ``runners``)."""
+    runner of its kind from ``runners``); messages are JSON, signed when a secret is set
+    (``secret_key``, else ``DISTILL_SECRET_KEY``)."""
     settings = settings or Settings.from_env()
+    serializer = JsonSerializer(secret_key or os.environ.get(SECRET_ENV) or None)
     if settings.redis_url:
         from huey import RedisHuey
 
-        huey = RedisHuey(name, url=settings.redis_url)
+        huey = RedisHuey(name, url=settings.redis_url, serializer=serializer)
     else:
         from huey import SqliteHuey
 
         settings.home.mkdir(parents=True, exist_ok=True)
-        huey = SqliteHuey(name, filename=str(settings.home / "jobs.db"))
+        huey = SqliteHuey(name, filename=str(settings.home / "jobs.db"), serializer=serializer)
     url = settings.database_url
 
-    @huey.task(name="distill.run_job")
+    @huey.task(name=TASK_NAME)
     def run_job(job_id: int) -> None:
         store = _store_for(url)
         execute(store, job_id, Keyring.take(job_id), runners)
@@ -122,6 +147,132 @@ def _store_for(url: str) -> Store:
 
 def enqueue(huey, job_id: int) -> None:
     huey.distill_run_job(job_id)
+
+
+# ---------------------------------------------------------------- queue messages
+
+
+class MessageRefused(ValueError):
+    """A queue message that is not one of ours; huey's consumer logs it and goes on."""
+
+
+class JsonSerializer(Serializer):
+    """huey's serializer without pickle: tagged JSON, a task message only as "run job <int>",
+    and an HMAC-SHA256 under ``secret`` when one is given (so a forged message is refused)."""
+
+    MAX_BYTES = 64 * 1024
+
+    def __init__(self, secret: str | None = None) -> None:
+        super().__init__()
+        self._key = (
+            hashlib.sha256(b"distill-queue\0" + secret.encode("utf-8")).digest() if secret else None
+        )
+
+    def _serialize(self, data: Any) -> bytes:
+        if isinstance(data, Message):
+            _check_message(data)
+            doc = {"message": {f: _encode(getattr(data, f)) for f in Message._fields}}
+        else:
+            doc = {"value": _encode(data)}
+        raw = json.dumps(doc, separators=(",", ":"), allow_nan=False).encode("utf-8")
+        return raw + b"." + self._sign(raw) if self._key else raw
+
+    def _deserialize(self, data: bytes) -> Any:
+        raw = bytes(data)
+        if len(raw) > self.MAX_BYTES:
+            raise MessageRefused(f"Refused a queue message of {len(raw)} bytes.")
+        if self._key:
+            raw, dot, sig = raw.rpartition(b".")
+            if not dot or not hmac.compare_digest(sig, self._sign(raw)):
+                raise MessageRefused("Refused a queue message without a valid signature.")
+        try:
+            doc = json.loads(raw.decode("utf-8"))
+        except (UnicodeDecodeError, ValueError, RecursionError) as exc:
+            raise MessageRefused("Refused a queue message that is not JSON.") from exc
+        if not isinstance(doc, dict) or len(doc) != 1:
+            raise MessageRefused("Refused a queue message of an unknown shape.")
+        if "value" in doc:
+            return _decode(doc["value"])
+        fields = doc.get("message")
+        if not isinstance(fields, dict) or not set(fields) <= set(Message._fields):
+            raise MessageRefused("Refused a queue message of an unknown shape.")
+        message = Message(**{f: _decode(v) for f, v in fields.items()})
+        _check_message(message)
+        return message
+
+    def _sign(self, raw: bytes) -> bytes:
+        return hmac.new(self._key, raw, hashlib.sha256).hexdigest().encode("ascii")
+
+
+def _encode(value: Any) -> Any:
+    """A value as JSON, with tags for what JSON lacks (tuple, dict, datetime, timedelta, huey's
+    Error); anything else cannot enter the queue."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, Error):
+        return {"$error": _encode(value.metadata)}
+    if isinstance(value, list):
+        return [_encode(v) for v in value]
+    if isinstance(value, tuple) and not hasattr(value, "_fields"):
+        return {"$tuple": [_encode(v) for v in value]}
+    if isinstance(value, dict) and all(isinstance(k, str) for k in value):
+        return {"$dict": {k: _encode(v) for k, v in value.items()}}
+    if isinstance(value, dt.datetime):
+        return {"$datetime": value.isoformat()}
+    if isinstance(value, dt.timedelta):
+        return {"$timedelta": value.total_seconds()}
+    raise TypeError(f"A {type(value).__name__} cannot enter the job queue.")
+
+
+def _decode(value: Any) -> Any:
+    """The inverse of :func:`_encode`; an unknown tag is refused."""
+    if value is None or isinstance(value, bool | int | float | str):
+        return value
+    if isinstance(value, list):
+        return [_decode(v) for v in value]
+    if isinstance(value, dict) and len(value) == 1:
+        ((tag, inner),) = value.items()
+        try:
+            if tag == "$tuple" and isinstance(inner, list):
+                return tuple(_decode(v) for v in inner)
+            if tag == "$dict" and isinstance(inner, dict):
+                return {k: _decode(v) for k, v in inner.items()}
+            if tag == "$datetime" and isinstance(inner, str):
+                return dt.datetime.fromisoformat(inner)
+            if tag == "$timedelta" and isinstance(inner, int | float):
+                return dt.timedelta(seconds=inner)
+            if tag == "$error":
+                return Error(_decode(inner))
+        except (ValueError, OverflowError) as exc:
+            raise MessageRefused(f"Refused a queue message with a bad {tag} value.") from exc
+    raise MessageRefused("Refused a queue message with a value of an unknown kind.")
+
+
+def _check_message(m: Any) -> None:
+    """Raise :class:`MessageRefused` unless ``m`` is our one task with one int (a job id)."""
+    number = (int, float)
+    when = (dt.datetime, type(None))
+    ok = (
+        isinstance(m.id, str)
+        and isinstance(m.name, str)
+        and m.name.endswith("." + TASK_NAME)
+        and isinstance(m.args, tuple)
+        and len(m.args) == 1
+        and type(m.args[0]) is int
+        and m.kwargs in ({}, None)
+        and m.on_complete is None
+        and m.on_error is None
+        and m.chord_config is None
+        and isinstance(m.eta, when)
+        and isinstance(m.expires_resolved, when)
+        and isinstance(m.expires, (*number, dt.datetime, dt.timedelta, type(None)))
+        and all(
+            isinstance(v, (*number, type(None))) and not isinstance(v, bool)
+            for v in (m.retries, m.retry_delay, m.priority, m.timeout, m.retry_backoff)
+        )
+    )
+    if not ok:
+        raise MessageRefused(f"Refused a queue message that is not '{TASK_NAME}' with one job id.")
 
 
 # ---------------------------------------------------------------- secrets in memory

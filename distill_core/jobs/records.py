@@ -12,7 +12,8 @@ from sqlalchemy import select, update
 
 from distill_core.clock import utcnow
 from distill_core.store import Job, Store
-from distill_core.store.models import ACTIVE_JOB_STATUSES
+from distill_core.store.models import ACTIVE_JOB_STATUSES, User
+from distill_core.study.access import Capability, belongs, entry
 
 #: Seconds without a heartbeat after which a running job counts as stopped.
 STALE_AFTER_S = 120
@@ -64,11 +65,10 @@ def update_job(store: Store, job_id: int, **fields: Any) -> bool:
         return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
 
 
-def request_cancel(session, job_id: int) -> None:
+@entry(Capability.EDIT)
+def request_cancel(session, user: User, project_id: int, job_id: int) -> None:
     """Ask a job to stop; it stops at its next check and keeps what it has done."""
-    job = session.get(Job, job_id)
-    if job is None:
-        return
+    job = belongs(session.get(Job, job_id), project_id, "job")
     if job.status == "queued":
         job.status, job.message, job.finished_at = (
             "cancelled",
@@ -79,7 +79,13 @@ def request_cancel(session, job_id: int) -> None:
     session.flush()
 
 
-def latest_jobs(session, project_id: int, kind: str | None = None, limit: int = 10) -> list[Job]:
+@entry(Capability.READ)
+def latest_jobs(
+    session, user: User, project_id: int, kind: str | None = None, limit: int = 10
+) -> list[Job]:
+    """The project's newest jobs (of one ``kind``), newest first; jobs whose worker died are
+    marked failed first (``mark_stale``)."""
+    mark_stale(session)
     stmt = select(Job).where(Job.project_id == project_id).order_by(Job.id.desc()).limit(limit)
     if kind:
         stmt = stmt.where(Job.kind == kind)

@@ -17,10 +17,12 @@ from distill_core.store import (
     Store,
     StudentModel,
 )
+from distill_core.store.models import User
 from distill_core.student.args import TrainingArgs, TrainingCancelled
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
 from distill_core.student.train import MIN_EXAMPLES
-from distill_core.study import projects
+from distill_core.study import activity, projects
+from distill_core.study.access import Capability, check, entry
 from distill_core.study.comparison import Comparison, Tracker, fair_comparison
 from distill_core.study.students import (
     DEFAULT_BASE,
@@ -35,21 +37,22 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- training as a job
 
 
+@entry(Capability.EDIT)
 def start_train_job(
     session: Session,
-    *,
+    user: User,
     project_id: int,
+    *,
     label_run_id: int,
     args: TrainingArgs,
     human_folds: int = 5,
-    user_id: int | None = None,
 ) -> tuple[int, int]:
     """Record a model and its queued training job; returns (job id, model id).
 
     ``human_folds`` ≥ 2 also trains students on the human codes, cross-validated over the
     held-out test texts (that many extra trainings, each on the human-coded texts only).
     """
-    ts = training_set(session, project_id, label_run_id)
+    ts = training_set(session, user, project_id, label_run_id)
     kept = ts.kept_by(args.min_confidence, args.min_consistency)
     if kept < MIN_EXAMPLES:
         raise StudentError(
@@ -69,7 +72,7 @@ def start_train_job(
         base_model=args.base_model or DEFAULT_BASE,
         args=args.to_dict(),
         training=ts.counts(),
-        created_by=user_id,
+        created_by=user.id,
     )
     session.add(model)
     session.flush()
@@ -77,11 +80,12 @@ def start_train_job(
         session,
         "train",
         project_id=project_id,
-        user_id=user_id,
+        user_id=user.id,
         params={"model_id": model.id, "human_folds": int(human_folds)},
     )
     model.job_id = job.id
     session.flush()
+    activity.record(session, user, project_id, "started training", job_id=job.id, model_id=model.id)
     return job.id, model.id
 
 
@@ -97,11 +101,15 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
     from distill_core.student.train import train
 
     with store.session() as s:
-        params = dict(s.get(Job, job_id).params)
+        job = s.get(Job, job_id)
+        user = s.get(User, job.created_by) if job.created_by else None
+        check(s, user, job.project_id, Capability.EDIT)
+        user_id = user.id
+        params = dict(job.params)
         model = s.get(StudentModel, params["model_id"])
         model_id, project_id, run_id = model.id, model.project_id, model.label_run_id
         args = TrainingArgs.from_dict(model.args)
-        ts = training_set(s, project_id, run_id)
+        ts = training_set(s, user, project_id, run_id)
         run = s.get(LabelRun, run_id)
         version = run.codebook_version_id
         extra = {
@@ -135,6 +143,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         _set_model(store, model_id, path=str(relative), meta=json_safe(result.metadata.to_dict()))
         comparison = fair_comparison(
             store,
+            user_id,
             project_id,
             run_id,
             out,

@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import html
 import platform
-from collections import Counter
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -26,10 +25,11 @@ from sqlalchemy import func, select
 from distill_core.agreement import Agreement
 from distill_core.codebook import Codebook
 from distill_core.reports.formatting import fmt, fmt_ci, fmt_count, fmt_date, fmt_share, plural
-from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project
+from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project, User
 from distill_core.student.card import ModelMeta
 from distill_core.study import projects, runs, scoring, students, validation
 from distill_core.study import shares as corpus_shares
+from distill_core.study.access import Capability, entry
 from distill_core.study.comparison import Comparison
 
 if TYPE_CHECKING:
@@ -101,7 +101,8 @@ class _Builder:
         return text
 
 
-def methods_appendix(session: Session, project_id: int) -> Appendix:
+@entry(Capability.READ)
+def methods_appendix(session: Session, user: User, project_id: int) -> Appendix:
     """The project's methods appendix: data, codebook, LLM labelling, human validation,
     LLM–human agreement on the held-out test part, the student and the fair comparison,
     corrected corpus shares and software versions. Parts the project lacks say so."""
@@ -109,22 +110,22 @@ def methods_appendix(session: Session, project_id: int) -> Appendix:
     if project is None:
         raise projects.ProjectError(f"There is no project with id {project_id}.")
     b = _Builder()
-    corpus = projects.get_corpus(session, project_id)
-    run = runs.provenance_run(session, project_id, corpus.id if corpus else None)
-    model = students.latest_model(session, project_id)
+    corpus = projects.get_corpus(session, user, project_id)
+    run = runs.provenance_run(session, user, project_id, corpus.id if corpus else None)
+    model = students.latest_model(session, user, project_id)
     meta = ModelMeta.from_dict(model.meta) if model is not None else None
     comparison = Comparison.from_dict(model.comparison) if model is not None else None
     _data(b, corpus)
-    _codebook(b, session, project_id, run)
-    _llm(b, session, project_id, run)
-    codes = validation.codes_frame(session, project_id)
-    sample = validation.current_sample(session, project_id)
-    _human(b, session, sample, codes)
-    _llm_test(b, session, sample, codes, run, comparison)
-    _by_run(b, session, project_id)
+    _codebook(b, session, user, project_id, run)
+    _llm(b, session, user, project_id, run)
+    codes = validation.codes_frame(session, user, project_id)
+    sample = validation.current_sample(session, user, project_id)
+    _human(b, session, user, project_id, sample, codes)
+    _llm_test(b, session, user, sample, codes, run, comparison)
+    _by_run(b, session, user, project_id)
     _student(b, model, meta, comparison)
-    _shares(b, session, project_id)
-    _cost(b, session, project_id)
+    _shares(b, session, user, project_id)
+    _cost(b, session, user, project_id)
     _software(b, meta)
     return Appendix(f"Methods appendix: {project.name}", b.sections, b.figures)
 
@@ -158,12 +159,14 @@ def _data(b: _Builder, corpus) -> None:
     blocks.append(("p", text))
 
 
-def _codebook(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -> None:
+def _codebook(
+    b: _Builder, session: Session, user: User, project_id: int, run: LabelRun | None
+) -> None:
     blocks = b.section("Codebook")
     version = None
     if run is not None and run.codebook_version_id is not None:
         version = session.get(CodebookVersion, run.codebook_version_id)
-    version = version or projects.latest_codebook(session, project_id)
+    version = version or projects.latest_codebook(session, user, project_id)
     if run is not None and run.codebook:
         codebook = Codebook.from_dict(run.codebook, check=False)
     elif version is not None:
@@ -190,7 +193,7 @@ def _codebook(b: _Builder, session: Session, project_id: int, run: LabelRun | No
         blocks.append(("ol", [(e.label, e.text.strip()) for e in codebook.examples]))
 
 
-def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -> None:
+def _llm(b: _Builder, session: Session, user: User, project_id: int, run: LabelRun | None) -> None:
     blocks = b.section("LLM labelling")
     if run is None:
         blocks.append(("p", "No LLM label run has results yet."))
@@ -247,7 +250,7 @@ def _llm(b: _Builder, session: Session, project_id: int, run: LabelRun | None) -
             "no API key is stored.",
         )
     )
-    table = _run_table(session, project_id)
+    table = _run_table(session, user, project_id)
     if len(table) > 1:
         blocks.append(("p", "All label runs of the project:"))
         blocks.append(
@@ -268,10 +271,10 @@ def _status_counts(session: Session, run_id: int) -> dict[str, int]:
     return {status: int(n) for status, n in rows}
 
 
-def _run_table(session: Session, project_id: int) -> list[list[str]]:
-    versions = projects.version_numbers(session, project_id)
+def _run_table(session: Session, user: User, project_id: int) -> list[list[str]]:
+    versions = projects.version_numbers(session, user, project_id)
     rows = []
-    for run in reversed(runs.project_runs(session, project_id, with_results=True)):
+    for run in reversed(runs.project_runs(session, user, project_id, with_results=True)):
         job = session.get(Job, run.job_id) if run.job_id else None
         tokens = (job.prompt_tokens + job.completion_tokens) if job else None
         rows.append(
@@ -291,12 +294,12 @@ def _run_table(session: Session, project_id: int) -> list[list[str]]:
     return rows
 
 
-def _human(b: _Builder, session: Session, sample, codes) -> None:
+def _human(b: _Builder, session: Session, user: User, project_id: int, sample, codes) -> None:
     blocks = b.section("Human validation")
     if sample is None:
         blocks.append(("p", "No validation sample has been drawn yet."))
         return
-    parts = Counter(d.part for d in validation.sample_docs(session, sample))
+    parts = validation.part_counts(session, user, project_id, sample)
     n = b.fig("sample.n", fmt_count(sample.n))
     dev = b.fig("sample.dev", fmt_count(parts.get("dev", 0)))
     test = b.fig("sample.test", fmt_count(parts.get("test", 0)))
@@ -370,7 +373,9 @@ _METRICS = [
 ]
 
 
-def _llm_test(b: _Builder, session, sample, codes, run, comparison: Comparison | None) -> None:
+def _llm_test(
+    b: _Builder, session, user, sample, codes, run, comparison: Comparison | None
+) -> None:
     """The LLM against the human labels of the held-out test part: the comparison's own row
     when a student was compared (the figures the Results page shows), else the scorer's."""
     blocks = b.section("LLM–human agreement on the held-out test part")
@@ -378,7 +383,7 @@ def _llm_test(b: _Builder, session, sample, codes, run, comparison: Comparison |
     metrics, class_ci = (row.metrics, row.class_ci) if row is not None else (None, {})
     if metrics is None and sample is not None and run is not None and not codes.empty:
         score = scoring.score_run(
-            session, sample.project_id, run, "test", sample=sample, codes=codes
+            session, user, sample.project_id, run, "test", sample=sample, codes=codes
         )
         if score is not None:
             metrics, class_ci = score.agreement, score.class_ci
@@ -543,11 +548,11 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
         blocks.append(_per_class_table(student.metrics, student.class_ci))
 
 
-def _shares(b: _Builder, session: Session, project_id: int) -> None:
+def _shares(b: _Builder, session: Session, user: User, project_id: int) -> None:
     """Corrected corpus shares (``shares.corrected_shares``) of the latest corpus pass."""
     blocks = b.section("Corpus shares")
     try:
-        shares = corpus_shares.corrected_shares(session, project_id)
+        shares = corpus_shares.corrected_shares(session, user, project_id)
     except ValueError as exc:
         blocks.append(("p", f"Not available: {exc}"))
         return
@@ -581,11 +586,11 @@ def _shares(b: _Builder, session: Session, project_id: int) -> None:
         blocks.append(("p", "Note: " + " ".join(shares.warnings)))
 
 
-def _by_run(b: _Builder, session: Session, project_id: int) -> None:
+def _by_run(b: _Builder, session: Session, user: User, project_id: int) -> None:
     """The LLM's agreement per label run on the coded development texts (as on Results)."""
     from distill_core.reports import report
 
-    points = report.agreement_by_run(session, project_id, part="dev")
+    points = report.agreement_by_run(session, user, project_id, part="dev")
     if not points:
         return
     blocks = b.section("LLM–human agreement across label runs")
@@ -610,11 +615,11 @@ def _by_run(b: _Builder, session: Session, project_id: int) -> None:
     blocks.append(("table", ["Label run", "n", "Accuracy (95% CI)", "Macro-F1 (95% CI)"], rows))
 
 
-def _cost(b: _Builder, session: Session, project_id: int) -> None:
+def _cost(b: _Builder, session: Session, user: User, project_id: int) -> None:
     """Tokens, money and time, and what labelling the whole corpus with the LLM would cost."""
     from distill_core.reports import report
 
-    cost = report.cost_summary(session, project_id)
+    cost = report.cost_summary(session, user, project_id)
     if not cost.answers and not cost.train_seconds:
         return
     blocks = b.section("Cost and time")

@@ -34,8 +34,9 @@ from typing import IO, TYPE_CHECKING, Any
 import numpy as np
 import pandas as pd
 
-from distill_core.store.models import LabelRun, StudentModel
-from distill_core.study import projects, runs, students, validation
+from distill_core.store.models import LabelRun, StudentModel, User
+from distill_core.study import activity, projects, runs, students, validation
+from distill_core.study.access import Capability, entry
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -95,8 +96,9 @@ class ExportError(ValueError):
 # ---------------------------------------------------------------- the labelled corpus
 
 
+@entry(Capability.READ)
 def labelled_corpus(
-    session: Session, project_id: int, *, probabilities: bool = False
+    session: Session, user: User, project_id: int, *, probabilities: bool = False
 ) -> pd.DataFrame:
     """Every document of the project's corpus, in corpus order, with where its labels came from.
 
@@ -109,25 +111,27 @@ def labelled_corpus(
     (dev/test in the current validation sample). A part the project does not have yet is an
     empty column. Label columns are categoricals in the codebook's order (Stata value labels).
     """
-    corpus = projects.get_corpus(session, project_id)
+    corpus = projects.get_corpus(session, user, project_id)
     if corpus is None:
         raise ExportError("The project has no corpus yet: upload one on the Data page first.")
-    frame = projects.load_documents(session, corpus.id)
-    run = runs.provenance_run(session, project_id, corpus.id)
-    labels = runs.label_names(session, project_id, run)
+    frame = projects.load_documents(session, user, project_id)
+    run = runs.provenance_run(session, user, project_id, corpus.id)
+    labels = runs.label_names(session, user, project_id, run)
     frame = _prefix_clashes(frame)
     ids = frame["doc_id"]
     _add_llm(session, frame, run)
-    _add_student(session, frame, project_id, corpus.id, labels, probabilities)
-    codes = validation.codes_frame(session, project_id)
+    _add_student(session, user, frame, project_id, corpus.id, labels, probabilities)
+    codes = validation.codes_frame(session, user, project_id)
     for coder in sorted(codes["coder"].unique()):
         own = codes[codes["coder"] == coder]
         frame[f"human_{coder}"] = ids.map(dict(zip(own["doc_id"], own["label"], strict=True)))
     frame["human_gold"] = ids.map(validation.gold_labels(codes)[0])
-    sample = validation.current_sample(session, project_id)
+    sample = validation.current_sample(session, user, project_id)
     parts = {}
     if sample is not None and sample.corpus_id == corpus.id:
-        parts = {d.doc_id: d.part for d in validation.sample_docs(session, sample)}
+        parts = {
+            d.doc_id: d.part for d in validation.sample_docs(session, user, project_id, sample)
+        }
     frame["sample_part"] = pd.Categorical(ids.map(parts), categories=list(validation.PARTS))
     label_cols = ["llm_label", "student_label", "human_gold"]
     label_cols += [c for c in frame.columns if str(c).startswith("human_") and c != "human_gold"]
@@ -155,7 +159,7 @@ def _add_llm(session: Session, frame: pd.DataFrame, run: LabelRun | None) -> Non
             frame[col] = np.nan if col in ("llm_confidence", "llm_consistency") else None
         frame["codebook_version"] = pd.array([None] * len(frame), dtype="Int64")
         return
-    results = runs.results_frame(session, run.id, with_text=False)
+    results = runs.items_frame(session, run.id, with_text=False)
     for col, values in runs.llm_columns(ids, results).items():
         frame[col] = values
     items = results.set_index("doc_id")
@@ -169,6 +173,7 @@ def _add_llm(session: Session, frame: pd.DataFrame, run: LabelRun | None) -> Non
 
 def _add_student(
     session: Session,
+    user: User,
     frame: pd.DataFrame,
     project_id: int,
     corpus_id: int,
@@ -176,7 +181,7 @@ def _add_student(
     probabilities: bool,
 ) -> None:
     ids = frame["doc_id"]
-    pass_ = students.latest_prediction_run(session, project_id)
+    pass_ = students.latest_prediction_run(session, user, project_id)
     if pass_ is None or pass_.corpus_id != corpus_id:
         frame["student_label"] = None
         frame["student_probability"] = np.nan
@@ -185,7 +190,9 @@ def _add_student(
                 frame[f"prob_{label}"] = np.nan
         frame["student_model"] = None
         return
-    preds = students.predictions_frame(session, pass_.id, probabilities=probabilities)
+    preds = students.predictions_frame(
+        session, user, project_id, pass_.id, probabilities=probabilities
+    )
     preds = preds.set_index("doc_id")
     frame["student_label"] = ids.map(preds["pred_label"])
     frame["student_probability"] = ids.map(preds["pred_confidence"]).astype(float)
@@ -483,22 +490,28 @@ def stata_names(columns: Iterable[Any]) -> dict[Any, str]:
 # ---------------------------------------------------------------- other exports
 
 
-def human_codes(session: Session, project_id: int) -> pd.DataFrame:
+@entry(Capability.READ)
+def human_codes(session: Session, user: User, project_id: int) -> pd.DataFrame:
     """Every human code (``doc_id``, ``coder``, ``label``, ``source``, ``created_at``,
     ``updated_at``) with the document's ``sample_part``, ordered by document and coder."""
-    codes = validation.codes_frame(session, project_id)
-    sample = validation.current_sample(session, project_id)
-    parts = {d.doc_id: d.part for d in validation.sample_docs(session, sample)} if sample else {}
+    codes = validation.codes_frame(session, user, project_id)
+    sample = validation.current_sample(session, user, project_id)
+    parts = (
+        {d.doc_id: d.part for d in validation.sample_docs(session, user, project_id, sample)}
+        if sample
+        else {}
+    )
     codes.insert(3, "sample_part", codes["doc_id"].map(parts))
     return codes.sort_values(["doc_id", "coder"], kind="stable").reset_index(drop=True)
 
 
+@entry(Capability.READ)
 def write_audit_log(
-    session: Session, project_id: int, fh: IO[bytes], *, run_id: int | None = None
+    session: Session, user: User, project_id: int, fh: IO[bytes], *, run_id: int | None = None
 ) -> int:
     """The audit log of the project's label runs (or only ``run_id``), oldest run first
     (``runs.write_audit_log``); returns the number of records."""
-    found = runs.project_runs(session, project_id, with_results=True)
+    found = runs.project_runs(session, user, project_id, with_results=True)
     if run_id is not None:
         found = [r for r in found if r.id == run_id]
     if not found:
@@ -528,8 +541,10 @@ def model_zip(
     return None if fh is not None else target.getvalue()
 
 
+@entry(Capability.READ)
 def student_zip(
     session: Session,
+    user: User,
     project_id: int,
     fh: IO[bytes] | None = None,
     *,
@@ -541,7 +556,7 @@ def student_zip(
     model = (
         session.get(StudentModel, model_id)
         if model_id
-        else students.latest_model(session, project_id)
+        else students.latest_model(session, user, project_id)
     )
     if model is None or model.project_id != project_id or model.status != "ready":
         raise ExportError("The project has no trained student model yet.")
@@ -554,8 +569,10 @@ def student_zip(
 # ---------------------------------------------------------------- one entry point
 
 
+@entry(Capability.READ)
 def export_project(
     session: Session,
+    user: User,
     project_id: int,
     fmt: str,
     fh: IO[bytes],
@@ -570,28 +587,34 @@ def export_project(
     ``appendix-md``/``appendix-html`` or ``model`` (zip of ``model_id``, default the newest).
     Returns Stata's renames."""
     writers: dict[str, Callable[[], dict[str, str] | None]] = {
-        "codes": lambda: _write_codes(session, project_id, fh),
-        "audit": lambda: write_audit_log(session, project_id, fh, run_id=run_id),
-        "appendix-md": lambda: _write_appendix(session, project_id, fh, "markdown"),
-        "appendix-html": lambda: _write_appendix(session, project_id, fh, "html"),
-        "model": lambda: student_zip(session, project_id, fh, settings=settings, model_id=model_id),
+        "codes": lambda: _write_codes(session, user, project_id, fh),
+        "audit": lambda: write_audit_log(session, user, project_id, fh, run_id=run_id),
+        "appendix-md": lambda: _write_appendix(session, user, project_id, fh, "markdown"),
+        "appendix-html": lambda: _write_appendix(session, user, project_id, fh, "html"),
+        "model": lambda: student_zip(
+            session, user, project_id, fh, settings=settings, model_id=model_id
+        ),
     }
+    if fmt in FORMATS:
+        activity.record(session, user, project_id, "exported", format=fmt)
     if fmt in TABLE_FORMATS:
-        frame = labelled_corpus(session, project_id, probabilities=probabilities)
+        frame = labelled_corpus(session, user, project_id, probabilities=probabilities)
         return write(frame, fmt, fh)
     if fmt not in writers:
         raise ExportError(f"Unknown export '{fmt}'; choose one of {', '.join(FORMATS)}.")
     return writers[fmt]() or {}
 
 
-def _write_codes(session: Session, project_id: int, fh: IO[bytes]) -> None:
-    codes = human_codes(session, project_id)
+def _write_codes(session: Session, user: User, project_id: int, fh: IO[bytes]) -> None:
+    codes = human_codes(session, user, project_id)
     if codes.empty:
         raise ExportError("The project has no human codes yet.")
     write(codes, "csv", fh)
 
 
-def _write_appendix(session: Session, project_id: int, fh: IO[bytes], kind: str) -> None:
+def _write_appendix(
+    session: Session, user: User, project_id: int, fh: IO[bytes], kind: str
+) -> None:
     from distill_core.reports.appendix import methods_appendix
 
-    fh.write(getattr(methods_appendix(session, project_id), kind).encode("utf-8"))
+    fh.write(getattr(methods_appendix(session, user, project_id), kind).encode("utf-8"))

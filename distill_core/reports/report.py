@@ -21,7 +21,9 @@ from distill_core.store import (
     PredictionRun,
     StudentModel,
 )
+from distill_core.store.models import User
 from distill_core.study import projects, runs, scoring, validation
+from distill_core.study.access import Capability, entry
 
 
 @dataclass(frozen=True)
@@ -55,9 +57,10 @@ class CostSummary:
         return asdict(self)
 
 
-def cost_summary(session: Session, project_id: int) -> CostSummary:
+@entry(Capability.READ)
+def cost_summary(session: Session, user: User, project_id: int) -> CostSummary:
     """Tokens, money and time spent on the project, and the LLM-for-everything counterfactual."""
-    corpus = projects.get_corpus(session, project_id)
+    corpus = projects.get_corpus(session, user, project_id)
     corpus_n = corpus.row_count if corpus else 0
     keys = list(session.scalars(select(LabelRun.run_key).where(LabelRun.project_id == project_id)))
     answers, prompt, completion = 0, 0, 0
@@ -77,7 +80,7 @@ def cost_summary(session: Session, project_id: int) -> CostSummary:
     cost = sum(j.cost_usd or 0.0 for j in label_jobs)
     llm_seconds = sum(_duration(j) for j in label_jobs)
     asked = sum(j.done for j in label_jobs if j.started_at and j.finished_at)
-    model, price = _last_price(session, project_id)
+    model, price = _last_price(session, user, project_id)
     models = session.scalars(
         select(StudentModel).where(
             StudentModel.project_id == project_id, StudentModel.status == "ready"
@@ -123,7 +126,9 @@ def _duration(job: Job) -> float:
     return 0.0
 
 
-def _last_price(session: Session, project_id: int) -> tuple[str | None, tuple[float, float] | None]:
+def _last_price(
+    session: Session, user: User, project_id: int
+) -> tuple[str | None, tuple[float, float] | None]:
     """The model of the project's newest LLM run and the price its job used (or its list price)."""
     run = session.scalar(
         select(LabelRun)
@@ -160,7 +165,10 @@ class RunAgreement:
     off_codebook: int = 0
 
 
-def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> list[RunAgreement]:
+@entry(Capability.READ)
+def agreement_by_run(
+    session: Session, user: User, project_id: int, part: str = "dev"
+) -> list[RunAgreement]:
     """The LLM's agreement with the human codes (majority of coders) for every label run with
     results, on the coded texts of one part of the current sample that the run labelled
     (``scoring.score_run``), oldest run first.
@@ -168,14 +176,14 @@ def agreement_by_run(session: Session, project_id: int, part: str = "dev") -> li
     Read the development part to follow codebook revisions; the held-out part is for the final
     judgement only.
     """
-    sample = validation.current_sample(session, project_id)
+    sample = validation.current_sample(session, user, project_id)
     if sample is None:
         return []
-    codes = validation.codes_frame(session, project_id)
-    versions = projects.version_numbers(session, project_id)
+    codes = validation.codes_frame(session, user, project_id)
+    versions = projects.version_numbers(session, user, project_id)
     out = []
-    for run in reversed(runs.project_runs(session, project_id, with_results=True)):
-        score = scoring.score_run(session, project_id, run, part, sample=sample, codes=codes)
+    for run in reversed(runs.project_runs(session, user, project_id, with_results=True)):
+        score = scoring.score_run(session, user, project_id, run, part, sample=sample, codes=codes)
         if score is None:
             continue
         result = score.agreement

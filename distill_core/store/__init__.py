@@ -5,6 +5,7 @@ SQLite under ``DISTILL_HOME`` by default; PostgreSQL when ``DISTILL_DATABASE_URL
 
 from distill_core.store.db import Store
 from distill_core.store.models import (
+    Activity,
     Base,
     CodebookVersion,
     Corpus,
@@ -25,6 +26,7 @@ from distill_core.store.models import (
 )
 
 __all__ = [
+    "Activity",
     "Base",
     "CodebookVersion",
     "Corpus",

@@ -26,8 +26,8 @@ from distill_core.clock import utcnow
 #: JSON on SQLite, JSONB on PostgreSQL.
 JSONType = JSON().with_variant(JSONB(), "postgresql")
 
-#: Roles a user can hold in a project, most powerful first.
-ROLES = ("owner", "editor", "coder", "viewer")
+#: Roles a user can hold in a project, most powerful first (what each may do: study.access).
+ROLES = ("owner", "researcher", "coder", "viewer")
 
 
 class Base(DeclarativeBase):
@@ -45,6 +45,17 @@ class User(Base):
     #: The project the user worked on last: a new browser session opens it.
     last_project_id: Mapped[int | None] = mapped_column(Integer)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: From the identity provider (OIDC) or given when an account is made; unique when set.
+    email: Mapped[str | None] = mapped_column(String(320), unique=True)
+    #: An administrator admits users and makes accounts; roles in projects are separate.
+    is_admin: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: Admitted to the instance (a new OIDC user waits for an administrator).
+    active: Mapped[bool] = mapped_column(Boolean, default=True)
+    #: Built-in accounts only: an argon2 hash (never the password), failed sign-ins in a row
+    #: and the time until which the account is locked after too many.
+    password_hash: Mapped[str | None] = mapped_column(String(200))
+    failed_logins: Mapped[int] = mapped_column(Integer, default=0)
+    locked_until: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
 
 
 class Project(Base):
@@ -58,6 +69,8 @@ class Project(Base):
     is_demo: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: The most the project may spend on LLM answers in all (US$; None: no limit).
+    budget_usd: Mapped[float | None] = mapped_column(Float)
 
     memberships: Mapped[list[Membership]] = relationship(
         back_populates="project", cascade="all, delete-orphan", passive_deletes=True
@@ -65,7 +78,7 @@ class Project(Base):
 
 
 class Membership(Base):
-    """A user's role in a project (owner, editor, coder, viewer)."""
+    """A user's role in a project (owner, researcher, coder, viewer)."""
 
     __tablename__ = "memberships"
 
@@ -377,3 +390,19 @@ class Prediction(Base):
     label: Mapped[str] = mapped_column(String(200))
     confidence: Mapped[float] = mapped_column(Float)
     probs: Mapped[list[float]] = mapped_column(JSONType, default=list)
+
+
+class Activity(Base):
+    """Who did what in a project, when: sampling, seeing the held-out score, training,
+    exporting, changing members (visible to owners; never holds a key)."""
+
+    __tablename__ = "activities"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int | None] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    action: Mapped[str] = mapped_column(String(60))
+    details: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -17,7 +17,7 @@ from pathlib import Path
 from typing import Any
 
 from distill_core.agreement import Agreement
-from distill_core.store import LabelRun, Store
+from distill_core.store import LabelRun, Store, User
 from distill_core.student.args import TrainingArgs
 from distill_core.student.card import HeldOut, HeldOutRow, ModelMeta
 from distill_core.study import projects, runs, validation
@@ -169,6 +169,7 @@ class Tracker:
 
 def fair_comparison(
     store: Store,
+    user_id: int,
     project_id: int,
     run_id: int,
     student_dir: Path,
@@ -185,21 +186,24 @@ def fair_comparison(
     every other human-coded text, never on itself); TF-IDF + logistic regression on the same
     LLM labels. Each row has all metrics of ``agreement.compare`` with 95% bootstrap intervals
     and per-class F1 intervals. Without enough to compare on, ``eval`` is None and ``reason``
-    says why.
+    says why. Everything is read as the user ``user_id`` (whose training job this is).
     """
     from distill_core.student.baseline import fit_baseline
     from distill_core.student.predict import Predictor
 
     with store.session() as s:
-        sample = validation.current_sample(s, project_id)
+        user = s.get(User, user_id)
+        sample = validation.current_sample(s, user, project_id)
         if sample is None:
             return Comparison(
                 reason="No validation sample yet: draw one and code its held-out test part "
                 "on the Validate page to compare the student with the LLM."
             )
-        gold, _ties = validation.gold_labels(validation.codes_frame(s, project_id))
+        gold, _ties = validation.gold_labels(validation.codes_frame(s, user, project_id))
         gold = {d: g for d, g in gold.items() if g in ts.label_names}
-        test_ids = [d.doc_id for d in validation.sample_docs(s, sample, part="test")]
+        test_ids = [
+            d.doc_id for d in validation.sample_docs(s, user, project_id, sample, part="test")
+        ]
         eval_ids = [d for d in test_ids if d in gold]
         sample_info = {"sample_id": sample.id, "sample_method": sample.method}
         run = s.get(LabelRun, run_id)
@@ -211,7 +215,8 @@ def fair_comparison(
             )
         texts = projects.get_documents(s, corpus_id, eval_ids)
         in_eval = set(eval_ids)
-        items = {r.doc_id: r for r in runs.run_results(s, run_id) if r.doc_id in in_eval}
+        found = runs.run_results(s, user, project_id, run_id)
+        items = {r.doc_id: r for r in found if r.doc_id in in_eval}
         others = [d for d in gold if d not in in_eval]
         other_texts = projects.get_documents(s, corpus_id, others)
     eval_texts = [texts.get(d, "") for d in eval_ids]
@@ -256,7 +261,11 @@ def fair_comparison(
     rows.sort(key=lambda r: list(ROWS).index(r.key))
     with store.session() as s:  # the LLM's held-out score is now seen: later edits overfit
         validation.mark_test_seen(
-            s, sample_info["sample_id"], projects.version_number(s, version_id)
+            s,
+            s.get(User, user_id),
+            project_id,
+            sample_info["sample_id"],
+            projects.version_number(s, version_id),
         )
     return Comparison(
         eval=Evaluation(

@@ -14,26 +14,39 @@ from distill_core.codebook import Codebook
 from distill_core.corpus import prepare_corpus, read_path
 from distill_core.store.models import Membership, Project, User
 from distill_core.study import projects, validation
+from distill_core.study.access import Capability, check, role_of
+from distill_core.study.projects import LOCAL_USERNAME
 
 DEMO_DIR = Path(__file__).resolve().parent / "demo_data"
 DEMO_PROJECT_NAME = "Demo: policy topics in news"
 
 
+def demo_name(user: User) -> str:
+    """Each person's own demo project on a shared instance; the local user's is the plain one."""
+    return (
+        DEMO_PROJECT_NAME
+        if user.username == LOCAL_USERNAME
+        else f"{DEMO_PROJECT_NAME} ({user.username})"
+    )
+
+
 def ensure_demo_project(session: Session, user: User, *, recreate: bool = False) -> Project:
-    """The demo project (shipped corpus and codebook), created if missing or if ``recreate``."""
-    existing = session.scalar(select(Project).where(Project.name == DEMO_PROJECT_NAME))
+    """The user's demo project (shipped corpus and codebook), created if missing or, by its
+    owner, afresh (``recreate``)."""
+    existing = session.scalar(select(Project).where(Project.name == demo_name(user)))
     if existing is not None:
         if not recreate:
-            if projects.role_of(session, user, existing.id) is None:
+            if role_of(session, user, existing.id) is None:
                 session.add(Membership(project_id=existing.id, user_id=user.id, role="owner"))
                 session.flush()
             return existing
+        check(session, user, existing.id, Capability.MANAGE)
         session.delete(existing)
         session.flush()
     project = projects.create_project(
         session,
         user,
-        DEMO_PROJECT_NAME,
+        demo_name(user),
         "360 short news sentences written for Distill, coded for their main policy topic. "
         "Click through the whole workflow with it.",
     )

@@ -1,7 +1,8 @@
-"""Projects and what they hold: members, the corpus, codebook versions, the demo project.
+"""Projects and what they hold: members, the corpus, codebook versions, the workflow's state.
 
-Every function takes the acting ``user``: in single-user mode that is the one local user, on a
-lab's shared instance the signed-in person, so sign-in changes no signature here.
+Every function that reads or writes a project takes the acting ``user`` and is an entry point
+(``study.access``): in single-user mode that is the one local user, on a lab's shared instance
+the signed-in person.
 """
 
 from __future__ import annotations
@@ -29,6 +30,8 @@ from distill_core.store.models import (
     StudentModel,
     User,
 )
+from distill_core.study import activity
+from distill_core.study.access import AccessDenied, Capability, ProjectError, entry, role_of
 
 #: The user every single-user install acts as.
 LOCAL_USERNAME = "local"
@@ -38,12 +41,8 @@ LOCAL_USERNAME = "local"
 _INSERT_BATCH = 5000
 
 
-class ProjectError(ValueError):
-    """A user-caused problem (a taken name, a missing project); str(e) is one sentence."""
-
-
-class AccessDenied(ProjectError):
-    """The user holds no (or too small a) role in the project."""
+# ProjectError and AccessDenied live in study.access; they are named here too for callers.
+__all__ = ["AccessDenied", "ProjectError"]
 
 
 # ---------------------------------------------------------------- users and projects
@@ -60,7 +59,9 @@ def ensure_user(session: Session, username: str = LOCAL_USERNAME, display_name: 
 
 
 def create_project(session: Session, user: User, name: str, description: str = "") -> Project:
-    """A new project owned by ``user``."""
+    """A new project owned by ``user`` (an admitted user)."""
+    if user is None or not user.active:
+        raise AccessDenied("An administrator must admit you before you can create projects.")
     name = (name or "").strip()
     if not name:
         raise ProjectError("A project needs a name.")
@@ -95,14 +96,16 @@ class ProjectSummary:
     codebook_version: int | None
     created_at: object
     description: str
+    role: str | None = None
+    budget_usd: float | None = None
 
 
 def overview(session: Session, user: User) -> list[ProjectSummary]:
     """The user's projects with their corpus size and latest codebook version."""
     out = []
     for p in list_projects(session, user):
-        corpus = get_corpus(session, p.id)
-        latest = latest_codebook(session, p.id)
+        corpus = session.scalar(select(Corpus).where(Corpus.project_id == p.id))
+        latest = _latest_version(session, p.id)
         out.append(
             ProjectSummary(
                 id=p.id,
@@ -111,55 +114,83 @@ def overview(session: Session, user: User) -> list[ProjectSummary]:
                 codebook_version=latest.version if latest else None,
                 created_at=p.created_at,
                 description=p.description,
+                role=role_of(session, user, p.id),
+                budget_usd=p.budget_usd,
             )
         )
     return out
 
 
-def role_of(session: Session, user: User, project_id: int) -> str | None:
-    return session.scalar(
-        select(Membership.role).where(
-            Membership.project_id == project_id, Membership.user_id == user.id
-        )
-    )
+@entry(Capability.READ)
+def members(session: Session, user: User, project_id: int) -> list[tuple[User, str]]:
+    """The project's members and their roles, owners first."""
+    rows = session.execute(
+        select(User, Membership.role)
+        .join(Membership, Membership.user_id == User.id)
+        .where(Membership.project_id == project_id)
+    ).all()
+    return sorted(((u, r) for u, r in rows), key=lambda ur: (ROLES.index(ur[1]), ur[0].username))
 
 
-def get_project(
-    session: Session, user: User, project_id: int, *, at_least: str = "viewer"
-) -> Project:
-    """The project, if ``user`` holds at least the role ``at_least`` in it."""
-    project = session.get(Project, project_id)
-    if project is None:
-        raise ProjectError(f"There is no project with id {project_id}.")
-    role = role_of(session, user, project_id)
-    if role is None or ROLES.index(role) > ROLES.index(at_least):
-        raise AccessDenied(f"You have no {at_least} access to the project '{project.name}'.")
-    return project
-
-
-def add_member(session: Session, owner: User, project_id: int, member: User, role: str) -> None:
-    """Give ``member`` a role in the project (only an owner may)."""
+@entry(Capability.MANAGE)
+def set_member(session: Session, user: User, project_id: int, username: str, role: str) -> None:
+    """Give the user named ``username`` a role in the project (owners only). The last owner
+    cannot be demoted: a project always has one."""
     if role not in ROLES:
         raise ProjectError(f"Unknown role '{role}'; choose one of {', '.join(ROLES)}.")
-    get_project(session, owner, project_id, at_least="owner")
+    member = session.scalar(select(User).where(User.username == (username or "").strip()))
+    if member is None:
+        raise ProjectError(f"There is no user named '{username}'.")
     existing = session.get(Membership, (project_id, member.id))
+    if existing is not None and existing.role == "owner" and role != "owner":
+        _keep_an_owner(session, project_id, member)
     if existing is None:
         session.add(Membership(project_id=project_id, user_id=member.id, role=role))
     else:
         existing.role = role
+    activity.record(session, user, project_id, "set a role", member=member.username, role=role)
     session.flush()
 
 
+@entry(Capability.MANAGE)
+def remove_member(session: Session, user: User, project_id: int, username: str) -> None:
+    """Take a user out of the project (owners only; not the last owner)."""
+    member = session.scalar(select(User).where(User.username == (username or "").strip()))
+    existing = session.get(Membership, (project_id, member.id)) if member else None
+    if existing is None:
+        raise ProjectError(f"'{username}' is not a member of this project.")
+    if existing.role == "owner":
+        _keep_an_owner(session, project_id, member)
+    session.delete(existing)
+    activity.record(session, user, project_id, "removed a member", member=member.username)
+    session.flush()
+
+
+def _keep_an_owner(session: Session, project_id: int, leaving: User) -> None:
+    owners = session.scalar(
+        select(func.count())
+        .select_from(Membership)
+        .where(
+            Membership.project_id == project_id,
+            Membership.role == "owner",
+            Membership.user_id != leaving.id,
+        )
+    )
+    if not owners:
+        raise ProjectError("A project needs an owner: make someone else owner first.")
+
+
+@entry(Capability.MANAGE)
 def delete_project(session: Session, user: User, project_id: int) -> None:
     """Delete a project and everything in it (owners only)."""
-    project = get_project(session, user, project_id, at_least="owner")
-    session.delete(project)
+    session.delete(session.get(Project, project_id))
     session.flush()
 
 
 # ---------------------------------------------------------------- corpus
 
 
+@entry(Capability.EDIT)
 def save_corpus(
     session: Session, user: User, project_id: int, table: Table, prepared: PreparedCorpus
 ) -> Corpus:
@@ -167,7 +198,6 @@ def save_corpus(
 
     Runs inside the caller's transaction: if anything fails, nothing of it is kept.
     """
-    get_project(session, user, project_id, at_least="editor")
     old = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
     if old is not None:
         session.execute(delete(Document).where(Document.corpus_id == old.id))
@@ -197,16 +227,26 @@ def save_corpus(
     for start in range(0, len(rows), _INSERT_BATCH):
         session.execute(insert(Document), rows[start : start + _INSERT_BATCH])
     session.flush()
+    activity.record(
+        session, user, project_id, "uploaded a corpus", file=table.filename, n=len(prepared.ids)
+    )
     return corpus
 
 
-def get_corpus(session: Session, project_id: int) -> Corpus | None:
+@entry(Capability.MEMBER)
+def get_corpus(session: Session, user: User, project_id: int) -> Corpus | None:
     """The project's corpus, or None before an upload."""
     return session.scalar(select(Corpus).where(Corpus.project_id == project_id))
 
 
-def load_documents(session: Session, corpus_id: int, *, with_extra: bool = True) -> pd.DataFrame:
-    """The corpus as a frame: ``doc_id``, ``text`` and, if asked, the file's other columns."""
+@entry(Capability.READ)
+def load_documents(
+    session: Session, user: User, project_id: int, *, with_extra: bool = True
+) -> pd.DataFrame:
+    """The project's corpus as a frame: ``doc_id``, ``text`` and, if asked, the file's other
+    columns (empty before an upload)."""
+    corpus = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
+    corpus_id = corpus.id if corpus else None
     cols = [Document.doc_id, Document.text] + ([Document.extra] if with_extra else [])
     result = session.execute(
         select(*cols).where(Document.corpus_id == corpus_id).order_by(Document.position)
@@ -238,13 +278,13 @@ class SavedCodebook:
     created: bool
 
 
+@entry(Capability.EDIT)
 def save_codebook(
     session: Session, user: User, project_id: int, codebook: Codebook, note: str = ""
 ) -> SavedCodebook:
     """Save ``codebook`` as the next immutable version; an unchanged one keeps the latest."""
-    get_project(session, user, project_id, at_least="editor")
     codebook.validate()
-    latest = latest_codebook(session, project_id)
+    latest = latest_codebook(session, user, project_id)
     fingerprint = codebook.fingerprint()
     if latest is not None and latest.fingerprint == fingerprint:
         return SavedCodebook(latest, created=False)
@@ -260,10 +300,12 @@ def save_codebook(
     )
     session.add(row)
     session.flush()
+    activity.record(session, user, project_id, "saved a codebook version", version=number)
     return SavedCodebook(row, created=True)
 
 
-def codebook_versions(session: Session, project_id: int) -> list[CodebookVersion]:
+@entry(Capability.MEMBER)
+def codebook_versions(session: Session, user: User, project_id: int) -> list[CodebookVersion]:
     """Every saved version, newest first."""
     stmt = (
         select(CodebookVersion)
@@ -273,7 +315,13 @@ def codebook_versions(session: Session, project_id: int) -> list[CodebookVersion
     return list(session.scalars(stmt))
 
 
-def latest_codebook(session: Session, project_id: int) -> CodebookVersion | None:
+@entry(Capability.MEMBER)
+def latest_codebook(session: Session, user: User, project_id: int) -> CodebookVersion | None:
+    """The newest saved version (None before the first save)."""
+    return _latest_version(session, project_id)
+
+
+def _latest_version(session: Session, project_id: int) -> CodebookVersion | None:
     stmt = (
         select(CodebookVersion)
         .where(CodebookVersion.project_id == project_id)
@@ -283,7 +331,8 @@ def latest_codebook(session: Session, project_id: int) -> CodebookVersion | None
     return session.scalar(stmt)
 
 
-def version_numbers(session: Session, project_id: int) -> dict[int, int]:
+@entry(Capability.READ)
+def version_numbers(session: Session, user: User, project_id: int) -> dict[int, int]:
     """Codebook version id → its number (v1, v2…) for the project."""
     stmt = select(CodebookVersion.id, CodebookVersion.version).where(
         CodebookVersion.project_id == project_id
@@ -309,9 +358,12 @@ def as_codebook(version: CodebookVersion) -> Codebook:
 STEPS = ("Projects", "Data", "Codebook", "LLM labels", "Validate", "Fine-tune", "Results", "Export")
 
 
-def steps_done(session: Session, project_id: int) -> dict[str, bool]:
+@entry(Capability.MEMBER)
+def steps_done(session: Session, user: User, project_id: int) -> dict[str, bool]:
     """Which workflow steps hold results for this project."""
-    has_corpus = get_corpus(session, project_id) is not None
+    has_corpus = (
+        session.scalar(select(Corpus.id).where(Corpus.project_id == project_id)) is not None
+    )
     n_codebooks = session.scalar(
         select(func.count())
         .select_from(CodebookVersion)

@@ -12,8 +12,16 @@ from sqlalchemy import select
 from sqlalchemy.orm import Session
 
 from distill_core.codebook import Codebook
-from distill_core.store.models import Document, LabelRun, LabelRunItem, LLMResponse, StudentModel
+from distill_core.store.models import (
+    Document,
+    LabelRun,
+    LabelRunItem,
+    LLMResponse,
+    StudentModel,
+    User,
+)
 from distill_core.study import projects
+from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -25,8 +33,9 @@ LLM_COLUMNS = ("llm_label", "llm_confidence", "llm_consistency", "llm_status")
 _CHUNK = 500
 
 
+@entry(Capability.READ)
 def project_runs(
-    session: Session, project_id: int, *, with_results: bool = False
+    session: Session, user: User, project_id: int, *, with_results: bool = False
 ) -> list[LabelRun]:
     """The project's label runs, newest first (only those with results, if asked)."""
     stmt = select(LabelRun).where(LabelRun.project_id == project_id).order_by(LabelRun.id.desc())
@@ -36,15 +45,32 @@ def project_runs(
     return list(session.scalars(stmt))
 
 
-def run_results(session: Session, run_id: int) -> list[LabelRunItem]:
+@entry(Capability.READ)
+def run_results(session: Session, user: User, project_id: int, run_id: int) -> list[LabelRunItem]:
     """The run's per-document results."""
+    belongs(session.get(LabelRun, run_id), project_id, "label run")
+    return items(session, run_id)
+
+
+def items(session: Session, run_id: int) -> list[LabelRunItem]:
+    """A run's per-document results, of any run (the command line's runs have no project);
+    project code reads them through ``run_results``."""
     return list(session.scalars(select(LabelRunItem).where(LabelRunItem.run_id == run_id)))
 
 
-def results_frame(session: Session, run_id: int, *, with_text: bool = True) -> pd.DataFrame:
+@entry(Capability.READ)
+def results_frame(
+    session: Session, user: User, project_id: int, run_id: int, *, with_text: bool = True
+) -> pd.DataFrame:
     """A run's per-document results (``doc_id``, ``label``, ``confidence``, ``consistency``,
-    ``status``), with each document's ``text`` after its id, as a pandas frame in corpus order
-    (``with_text=False``: without the text, for runs outside a project)."""
+    ``status``), with each document's ``text`` after its id, as a pandas frame in corpus order."""
+    belongs(session.get(LabelRun, run_id), project_id, "label run")
+    return items_frame(session, run_id, with_text=with_text)
+
+
+def items_frame(session: Session, run_id: int, *, with_text: bool = True) -> pd.DataFrame:
+    """``results_frame`` of any run (``with_text=False`` for the command line's runs, which
+    have no project)."""
     import pandas as pd
 
     columns = ["doc_id", "label", "confidence", "consistency", "status"]
@@ -127,7 +153,8 @@ def run_title(run: LabelRun, version: int | None) -> str:
     return f"Run {run.id}: {run.model}, codebook v{version if version is not None else '?'}"
 
 
-def provenance_run(session: Session, project_id: int, corpus_id: int | None = None):
+@entry(Capability.READ)
+def provenance_run(session: Session, user: User, project_id: int, corpus_id: int | None = None):
     """The label run a project reports: the one its newest ready student was trained on, else
     the newest run with results (None when the project has no labelled run of its corpus)."""
     model = session.scalar(
@@ -140,17 +167,20 @@ def provenance_run(session: Session, project_id: int, corpus_id: int | None = No
         run = session.get(LabelRun, model.label_run_id)
         if run is not None and (corpus_id is None or run.corpus_id == corpus_id):
             return run
-    for run in project_runs(session, project_id, with_results=True):
+    for run in project_runs(session, user, project_id, with_results=True):
         if corpus_id is None or run.corpus_id == corpus_id:
             return run
     return None
 
 
-def label_names(session: Session, project_id: int, run: LabelRun | None = None) -> list[str]:
+@entry(Capability.MEMBER)
+def label_names(
+    session: Session, user: User, project_id: int, run: LabelRun | None = None
+) -> list[str]:
     """The codebook's labels in order: the run's codebook, else the latest saved version."""
     if run is not None and run.codebook:
         return Codebook.from_dict(run.codebook, check=False).label_names
-    version = projects.latest_codebook(session, project_id)
+    version = projects.latest_codebook(session, user, project_id)
     return projects.as_codebook(version).label_names if version is not None else []
 
 
@@ -172,13 +202,16 @@ def llm_columns(
     }
 
 
-def latest_labels(session: Session, project_id: int, doc_ids: set[str]) -> dict[str, str]:
+@entry(Capability.READ)
+def latest_labels(
+    session: Session, user: User, project_id: int, doc_ids: set[str]
+) -> dict[str, str]:
     """The LLM's labels for these documents from the project's newest run that labelled any
     of them (doc id → label)."""
-    for run in project_runs(session, project_id, with_results=True):
+    for run in project_runs(session, user, project_id, with_results=True):
         found = {
             r.doc_id: r.label
-            for r in run_results(session, run.id)
+            for r in items(session, run.id)
             if r.doc_id in doc_ids and r.label is not None
         }
         if found:

@@ -17,8 +17,9 @@ from typing import TYPE_CHECKING
 from distill_core import agreement
 from distill_core.agreement import Agreement
 from distill_core.codebook import Codebook
-from distill_core.store.models import LabelRun, ValidationSample
+from distill_core.store.models import LabelRun, User, ValidationSample
 from distill_core.study import runs, validation
+from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -77,8 +78,10 @@ def run_labels(run: LabelRun) -> list[str]:
     return Codebook.from_dict(run.codebook, check=False).label_names
 
 
+@entry(Capability.READ)
 def score_run(
     session: Session,
+    user: User,
     project_id: int,
     run: LabelRun,
     part: str,
@@ -91,18 +94,21 @@ def score_run(
     """The run against the human codes (``coder``'s, or the majority of coders) on ``part``
     ("dev" or "test") of ``sample`` (default: the project's current one); None when fewer
     than ``MIN_SCORED`` texts can be scored."""
-    sample = sample or validation.current_sample(session, project_id)
+    belongs(run, project_id, "label run")
+    sample = sample or validation.current_sample(session, user, project_id)
     if sample is None:
         return None
     if codes is None:
-        codes = validation.codes_frame(session, project_id)
+        codes = validation.codes_frame(session, user, project_id)
     gold, _ties = validation.gold_labels(codes, coder)
     labels = run_labels(run)
     known = set(labels)
     coded = [
-        d.doc_id for d in validation.sample_docs(session, sample, part=part) if d.doc_id in gold
+        d.doc_id
+        for d in validation.sample_docs(session, user, project_id, sample, part=part)
+        if d.doc_id in gold
     ]
-    items = {r.doc_id: r for r in runs.run_results(session, run.id)}
+    items = {r.doc_id: r for r in runs.items(session, run.id)}
     in_codebook = [d for d in coded if gold[d] in known]
     ids = [d for d in in_codebook if d in items]
     if len(ids) < MIN_SCORED:

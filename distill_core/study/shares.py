@@ -12,8 +12,9 @@ from sqlalchemy.orm import Session
 
 from distill_core import sampling
 from distill_core.estimate import FEW_CODED, Shares, estimate_shares
-from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel
+from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel, User
 from distill_core.study import runs, students, validation
+from distill_core.study.access import Capability, entry
 from distill_core.values import is_blank
 
 
@@ -46,8 +47,14 @@ _UNWEIGHTED = (
 _BLANK_CHECK_CHARS = 1000
 
 
+@entry(Capability.READ)
 def corrected_shares(
-    session: Session, project_id: int, run_id: int | None = None, *, confidence: float = 0.95
+    session: Session,
+    user: User,
+    project_id: int,
+    run_id: int | None = None,
+    *,
+    confidence: float = 0.95,
 ) -> SharesReport | None:
     """Corrected shares of a project's corpus pass, from the held-out test codes.
 
@@ -62,23 +69,25 @@ def corrected_shares(
     of the pass's corpus, or fewer than 2 coded test texts.
     """
     run = (
-        students.latest_prediction_run(session, project_id)
+        students.latest_prediction_run(session, user, project_id)
         if run_id is None
         else session.get(PredictionRun, run_id)
     )
     if run is None or run.project_id != project_id or run.status != "done":
         return None
-    sample = validation.current_sample(session, project_id)
+    sample = validation.current_sample(session, user, project_id)
     if sample is None or sample.corpus_id != run.corpus_id:
         return None
     labels = list((run.labels or {}).get("labels", []))
-    preds = students.predictions_frame(session, run.id, probabilities=False)
+    preds = students.predictions_frame(session, user, project_id, run.id, probabilities=False)
     blank = _blank_doc_ids(session, run.corpus_id)
     by_doc = {d: p for d, p in zip(preds["doc_id"], preds["pred_label"], strict=True)}
     corpus_pred = [p for d, p in by_doc.items() if d not in blank]
-    codes = validation.codes_frame(session, project_id)
+    codes = validation.codes_frame(session, user, project_id)
     gold, _ = validation.gold_labels(codes)
-    test_ids = [d.doc_id for d in validation.sample_docs(session, sample, part="test")]
+    test_ids = [
+        d.doc_id for d in validation.sample_docs(session, user, project_id, sample, part="test")
+    ]
     coded = [d for d in test_ids if d in gold and d in by_doc]
     outside = [d for d in coded if gold[d] not in labels]
     coded = [d for d in coded if gold[d] in labels]
@@ -140,7 +149,7 @@ def _stratified_weights(session, sample, corpus_id, blank, coded):
     the sentence that says so (or, when its label run is gone, no weights and a warning)."""
     if sample.strata_run_id is None or session.get(LabelRun, sample.strata_run_id) is None:
         return None, None, _UNWEIGHTED
-    frame = runs.results_frame(session, sample.strata_run_id)
+    frame = runs.items_frame(session, sample.strata_run_id, with_text=False)
     llm = {
         d: (None if is_blank(x) else x)
         for d, x in zip(frame["doc_id"], frame["label"], strict=True)

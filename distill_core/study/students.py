@@ -29,7 +29,8 @@ from distill_core.store import (
     User,
 )
 from distill_core.store.models import ACTIVE_JOB_STATUSES
-from distill_core.study import projects, runs, validation
+from distill_core.study import runs, validation
+from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
     import pandas as pd
@@ -92,13 +93,14 @@ class TrainingSet:
         )
 
 
-def training_set(session: Session, project_id: int, label_run_id: int) -> TrainingSet:
+@entry(Capability.READ)
+def training_set(session: Session, user: User, project_id: int, label_run_id: int) -> TrainingSet:
     """The run's valid LLM labels minus every document of a held-out test part."""
     run = session.get(LabelRun, label_run_id)
     if run is None or run.project_id != project_id:
         raise StudentError(f"Label run {label_run_id} is not part of this project.")
     label_names = [lab.name for lab in Codebook.from_dict(run.codebook, check=False).labels]
-    frame = runs.results_frame(session, run.id)
+    frame = runs.results_frame(session, user, project_id, run.id)
     held_out = validation.training_exclusions(session, project_id)
     in_test = frame["doc_id"].isin(held_out)
     rest = frame[~in_test]
@@ -124,7 +126,8 @@ def training_set(session: Session, project_id: int, label_run_id: int) -> Traini
 # ---------------------------------------------------------------- models in a project
 
 
-def project_models(session: Session, project_id: int) -> list[StudentModel]:
+@entry(Capability.READ)
+def project_models(session: Session, user: User, project_id: int) -> list[StudentModel]:
     """The project's models, newest first. A model whose job ended without it (the worker was
     killed, the job went stale) is marked failed, and what its training left on disk removed."""
     stmt = (
@@ -154,7 +157,8 @@ def _remove_leftovers(project_id: int, model_id: int) -> None:
             shutil.rmtree(path, ignore_errors=True)
 
 
-def latest_model(session: Session, project_id: int) -> StudentModel | None:
+@entry(Capability.READ)
+def latest_model(session: Session, user: User, project_id: int) -> StudentModel | None:
     """The project's newest ready model."""
     return session.scalar(
         select(StudentModel)
@@ -164,12 +168,10 @@ def latest_model(session: Session, project_id: int) -> StudentModel | None:
     )
 
 
-def delete_model(session: Session, user: User, model_id: int) -> None:
+@entry(Capability.EDIT)
+def delete_model(session: Session, user: User, project_id: int, model_id: int) -> None:
     """Remove a model's record, its corpus passes and its folder."""
-    model = session.get(StudentModel, model_id)
-    if model is None:
-        return
-    projects.get_project(session, user, model.project_id, at_least="editor")
+    model = belongs(session.get(StudentModel, model_id), project_id, "model")
     folder = model_dir(model) if model.path else None
     session.delete(model)
     session.flush()
@@ -180,7 +182,8 @@ def delete_model(session: Session, user: User, model_id: int) -> None:
 # ---------------------------------------------------------------- reading predictions
 
 
-def latest_prediction_run(session: Session, project_id: int) -> PredictionRun | None:
+@entry(Capability.READ)
+def latest_prediction_run(session: Session, user: User, project_id: int) -> PredictionRun | None:
     """The project's most recent finished corpus pass of a student (None when there is none)."""
     return session.scalar(
         select(PredictionRun)
@@ -190,13 +193,16 @@ def latest_prediction_run(session: Session, project_id: int) -> PredictionRun | 
     )
 
 
-def predictions_frame(session: Session, run_id: int, *, probabilities: bool = True) -> pd.DataFrame:
+@entry(Capability.READ)
+def predictions_frame(
+    session: Session, user: User, project_id: int, run_id: int, *, probabilities: bool = True
+) -> pd.DataFrame:
     """One row per document of a corpus pass: ``doc_id``, ``pred_label``, ``pred_confidence``
     and, with ``probabilities``, one ``prob_<label>`` column per class (codebook order)."""
     import numpy as np
     import pandas as pd
 
-    run = session.get(PredictionRun, run_id)
+    run = belongs(session.get(PredictionRun, run_id), project_id, "corpus pass")
     labels = list((run.labels or {}).get("labels", [])) if run else []
     rows = session.execute(
         select(Prediction.doc_id, Prediction.label, Prediction.confidence, Prediction.probs).where(
@@ -217,11 +223,16 @@ def predictions_frame(session: Session, run_id: int, *, probabilities: bool = Tr
     return frame
 
 
-def model_record(session: Session, model_id: int) -> StudentModel | None:
-    return session.get(StudentModel, model_id)
+@entry(Capability.READ)
+def model_record(session: Session, user: User, project_id: int, model_id: int) -> StudentModel:
+    """One of the project's models."""
+    return belongs(session.get(StudentModel, model_id), project_id, "model")
 
 
-def prediction_count(session: Session, run_id: int) -> int:
+@entry(Capability.READ)
+def prediction_count(session: Session, user: User, project_id: int, run_id: int) -> int:
+    """How many documents a corpus pass has predicted so far."""
+    belongs(session.get(PredictionRun, run_id), project_id, "corpus pass")
     return session.scalar(
         select(func.count()).select_from(Prediction).where(Prediction.run_id == run_id)
     )

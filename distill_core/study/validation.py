@@ -28,7 +28,9 @@ from distill_core.store.models import (
     User,
     ValidationSample,
 )
-from distill_core.study.projects import get_corpus, get_project
+from distill_core.study import activity
+from distill_core.study.access import AccessDenied, Capability, belongs, can, entry
+from distill_core.study.projects import get_corpus
 
 PARTS = ("dev", "test")
 
@@ -40,6 +42,7 @@ class ValidationError(ValueError):
 # ---------------------------------------------------------------- samples
 
 
+@entry(Capability.EDIT)
 def draw_sample(
     session: Session,
     user: User,
@@ -58,8 +61,7 @@ def draw_sample(
     ``strata_run_id`` (proportionally, at least ``min_per_stratum`` per label) so rare
     categories appear — its shares are then not the corpus's shares.
     """
-    get_project(session, user, project_id, at_least="editor")
-    corpus = get_corpus(session, project_id)
+    corpus = get_corpus(session, user, project_id)
     if corpus is None:
         raise ValidationError("Upload a corpus before drawing a sample.")
     ids = [
@@ -118,6 +120,7 @@ def draw_sample(
     )
 
 
+@entry(Capability.EDIT)
 def sample_from_ids(
     session: Session,
     user: User,
@@ -129,7 +132,7 @@ def sample_from_ids(
     details: dict | None = None,
 ) -> ValidationSample:
     """A sample of given documents (e.g. texts coded before Distill), split into dev and test."""
-    corpus = get_corpus(session, project_id)
+    corpus = get_corpus(session, user, project_id)
     split = sampling.split_dev_test(list(doc_ids), test_share, seed)
     return _store_sample(
         session,
@@ -162,6 +165,15 @@ def _store_sample(session, user, project_id, corpus_id, split, **fields) -> Vali
         for i, d in enumerate(order)
     )
     session.flush()
+    activity.record(
+        session,
+        user,
+        project_id,
+        "drew a sample",
+        sample_id=sample.id,
+        n=sample.n,
+        method=sample.method,
+    )
     return sample
 
 
@@ -172,7 +184,8 @@ def _shuffle_key(seed: int):
     return lambda d: hashlib.sha256(f"{seed}:{d}".encode()).hexdigest()
 
 
-def current_sample(session: Session, project_id: int) -> ValidationSample | None:
+@entry(Capability.MEMBER)
+def current_sample(session: Session, user: User, project_id: int) -> ValidationSample | None:
     """The project's newest validation sample."""
     return session.scalar(
         select(ValidationSample)
@@ -189,10 +202,16 @@ class SampleDoc:
     part: str
 
 
+@entry(Capability.MEMBER)
 def sample_docs(
-    session: Session, sample: ValidationSample, part: str | None = None
+    session: Session,
+    user: User,
+    project_id: int,
+    sample: ValidationSample,
+    part: str | None = None,
 ) -> list[SampleDoc]:
     """The sample's documents in coding order (optionally only one part)."""
+    belongs(sample, project_id, "sample")
     stmt = (
         select(SampleItem.doc_id, Document.text, SampleItem.part)
         .join(
@@ -207,8 +226,12 @@ def sample_docs(
     return [SampleDoc(*row) for row in session.execute(stmt)]
 
 
-def part_counts(session: Session, sample: ValidationSample) -> dict[str, int]:
+@entry(Capability.MEMBER)
+def part_counts(
+    session: Session, user: User, project_id: int, sample: ValidationSample
+) -> dict[str, int]:
     """How many of the sample's documents are in each part (every part listed)."""
+    belongs(sample, project_id, "sample")
     stmt = (
         select(SampleItem.part, func.count())
         .where(SampleItem.sample_id == sample.id)
@@ -228,20 +251,32 @@ def training_exclusions(session: Session, project_id: int) -> set[str]:
     return set(session.scalars(stmt))
 
 
-def mark_test_seen(session: Session, sample_id: int, codebook_version: int | None) -> None:
+@entry(Capability.READ)
+def mark_test_seen(
+    session: Session, user: User, project_id: int, sample_id: int, codebook_version: int | None
+) -> None:
     """Record the first look at the held-out test score (and the codebook version scored)."""
-    sample = session.get(ValidationSample, sample_id)
+    sample = belongs(session.get(ValidationSample, sample_id), project_id, "sample")
     if sample.test_seen_at is None:
         sample.test_seen_at = utcnow()
         sample.test_seen_codebook_version = codebook_version
+        activity.record(
+            session,
+            user,
+            project_id,
+            "saw the held-out score",
+            sample_id=sample.id,
+            codebook_version=codebook_version,
+        )
         session.flush()
 
 
+@entry(Capability.READ)
 def test_seen_warning(
-    session: Session, project_id: int, codebook_version: int | None
+    session: Session, user: User, project_id: int, codebook_version: int | None
 ) -> str | None:
     """A warning when the codebook changed after the held-out test score was seen."""
-    sample = current_sample(session, project_id)
+    sample = current_sample(session, user, project_id)
     if sample is None or sample.test_seen_at is None or codebook_version is None:
         return None
     if (
@@ -259,6 +294,7 @@ def test_seen_warning(
 # ---------------------------------------------------------------- codes
 
 
+@entry(Capability.CODE)
 def save_code(
     session: Session,
     user: User,
@@ -269,11 +305,12 @@ def save_code(
     *,
     source: str = "browser",
 ) -> None:
-    """Store (or change) ``coder``'s label for a document."""
-    get_project(session, user, project_id, at_least="coder")
-    coder = coder.strip()
+    """Store (or change) ``coder``'s label for a document. A coder codes as themselves only;
+    codes under another name (an import, local mode's typed names) need a researcher's role."""
+    coder = (coder or "").strip()
     if not coder:
         raise ValidationError("Type your name as a coder first.")
+    _as_coder(session, user, project_id, coder)
     row = session.scalar(
         select(HumanCode).where(
             HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
@@ -295,8 +332,10 @@ def save_code(
     session.flush()
 
 
+@entry(Capability.CODE)
 def delete_code(session: Session, user: User, project_id: int, doc_id: str, coder: str) -> None:
-    get_project(session, user, project_id, at_least="coder")
+    """Remove ``coder``'s code of a document (one's own, or any with a researcher's role)."""
+    _as_coder(session, user, project_id, coder)
     session.execute(
         delete(HumanCode).where(
             HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
@@ -304,8 +343,30 @@ def delete_code(session: Session, user: User, project_id: int, doc_id: str, code
     )
 
 
-def codes_frame(session: Session, project_id: int) -> pd.DataFrame:
+def _as_coder(session: Session, user: User, project_id: int, coder: str) -> None:
+    if coder != user.username and not can(session, user, project_id, Capability.EDIT):
+        raise AccessDenied("A coder codes as themselves only.")
+
+
+@entry(Capability.READ)
+def codes_frame(session: Session, user: User, project_id: int) -> pd.DataFrame:
     """Every human code of the project: doc_id, coder, label, source, created_at, updated_at."""
+    return _codes(session, project_id)
+
+
+@entry(Capability.CODE)
+def own_codes(
+    session: Session, user: User, project_id: int, coder: str | None = None
+) -> pd.DataFrame:
+    """One coder's codes (the acting user's own by default; another coder's need a
+    researcher's role), as ``codes_frame``."""
+    coder = coder or user.username
+    _as_coder(session, user, project_id, coder)
+    codes = _codes(session, project_id)
+    return codes[codes["coder"] == coder].reset_index(drop=True)
+
+
+def _codes(session: Session, project_id: int) -> pd.DataFrame:
     rows = session.execute(
         select(
             HumanCode.doc_id,
@@ -321,7 +382,8 @@ def codes_frame(session: Session, project_id: int) -> pd.DataFrame:
     )
 
 
-def coders(session: Session, project_id: int) -> list[str]:
+@entry(Capability.READ)
+def coders(session: Session, user: User, project_id: int) -> list[str]:
     stmt = (
         select(HumanCode.coder, func.count())
         .where(HumanCode.project_id == project_id)
@@ -382,8 +444,10 @@ class ImportReport:
         return out
 
 
+@entry(Capability.EDIT)
 def plan_import(
     session: Session,
+    user: User,
     project_id: int,
     frame: pd.DataFrame,
     *,
@@ -402,7 +466,7 @@ def plan_import(
             )
     if not coder_column and not (coder or "").strip():
         raise ValidationError("Name the coder of these codes, or choose a coder column.")
-    corpus = get_corpus(session, project_id)
+    corpus = get_corpus(session, user, project_id)
     known = set(session.scalars(select(Document.doc_id).where(Document.corpus_id == corpus.id)))
     report = ImportReport(rows=len(frame))
     unmatched: dict[str, None] = {}
@@ -428,17 +492,24 @@ def plan_import(
     return report
 
 
+@entry(Capability.EDIT)
 def apply_import(
     session: Session, user: User, project_id: int, report: ImportReport, source: str
 ) -> int:
     """Store the matched codes of a planned import; returns how many."""
     for doc_id, coder, label in report.codes:
         save_code(session, user, project_id, doc_id, coder, label, source=source)
+    activity.record(session, user, project_id, "imported codes", n=len(report.codes), source=source)
     return len(report.codes)
 
 
-def coded_counts(session: Session, sample: ValidationSample, coder: str) -> dict[str, int]:
+@entry(Capability.CODE)
+def coded_counts(
+    session: Session, user: User, project_id: int, sample: ValidationSample, coder: str
+) -> dict[str, int]:
     """How many of the sample's documents ``coder`` has coded, per part."""
+    _as_coder(session, user, project_id, coder)
+    belongs(sample, project_id, "sample")
     stmt = (
         select(SampleItem.part, func.count())
         .join(

@@ -7,7 +7,7 @@ from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import students
 from tests.app.conftest import open_page, texts
-from tests.fakes import add_ready_model, demo_with_run
+from tests.fakes import add_ready_model, demo_with_run, local_user
 
 
 def _store() -> Store:
@@ -19,7 +19,7 @@ def test_the_page_shows_the_training_set_with_the_held_out_texts_excluded(home) 
     store = _store()
     pid, run_id = demo_with_run(store)
     with store.session() as s:
-        ts = students.training_set(s, pid, run_id)
+        ts = students.training_set(s, local_user(s), pid, run_id)
     at = open_page("pages/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     values = {m.label: m.value for m in at.metric}
@@ -33,7 +33,7 @@ def test_the_page_shows_the_training_set_with_the_held_out_texts_excluded(home) 
     assert not at.exception
     assert "a student needs at least 10" in texts(at)
     with store.session() as s:
-        assert not students.project_models(s, pid)
+        assert not students.project_models(s, local_user(s), pid)
 
 
 def test_a_ready_model_shows_the_fair_comparison_and_the_corpus_button(home) -> None:

@@ -9,6 +9,7 @@ from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import projects
 from tests.app.conftest import open_page, texts
+from tests.fakes import local_user
 from ui import PAGES
 
 ALL_PAGES = [script for script, _ in PAGES.values()]
@@ -96,9 +97,9 @@ def test_upload_flow_through_file_uploader_saves_the_corpus(home) -> None:
     with store_of_home().session() as s:
         user = projects.ensure_user(s)
         pid = next(p.id for p in projects.list_projects(s, user) if p.name == "Upload study")
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         assert corpus.row_count == 3 and corpus.text_column == "tweet" and corpus.id_column == "id"
-        frame = projects.load_documents(s, corpus.id)
+        frame = projects.load_documents(s, local_user(s), corpus.project_id)
     assert list(frame["doc_id"]) == ["1", "2", "3"]
     assert at.metric[0].value == "3"
 
@@ -126,7 +127,7 @@ def test_a_broken_upload_shows_one_sentence_and_saves_nothing(
     with store_of_home().session() as s:
         user = projects.ensure_user(s)
         pid = next(p.id for p in projects.list_projects(s, user) if p.name == "Broken study")
-        assert projects.get_corpus(s, pid) is None
+        assert projects.get_corpus(s, local_user(s), pid) is None
 
 
 def test_codebook_edits_save_new_versions_and_invalid_ones_are_refused(home) -> None:
@@ -140,7 +141,7 @@ def test_codebook_edits_save_new_versions_and_invalid_ones_are_refused(home) -> 
     with store_of_home().session() as s:
         user = projects.ensure_user(s)
         pid = projects.list_projects(s, user)[0].id
-        versions = projects.codebook_versions(s, pid)
+        versions = projects.codebook_versions(s, local_user(s), pid)
     assert [v.version for v in versions] == [2, 1]
     assert versions[0].content["instructions"] == "Assign the one main policy topic. Be careful."
     # An empty name is a problem the page states, and saving is disabled.

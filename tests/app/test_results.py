@@ -9,7 +9,7 @@ from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study.demo import DEMO_DIR
 from tests.app.conftest import open_page, texts
-from tests.fakes import add_ready_model, demo_with_run
+from tests.fakes import add_ready_model, demo_with_run, local_user
 
 
 def _project_with_pass() -> list[str]:
@@ -89,6 +89,6 @@ def test_the_methods_appendix_holds_every_figure_the_results_page_shows(home) ->
     assert len(shown) > 20
     store = Store(Settings.from_env().database_url)
     with store.session() as s:
-        appendix = methods_appendix(s, 1)
+        appendix = methods_appendix(s, local_user(s), 1)
     missing = [v for v in shown if v not in appendix.markdown]
     assert not missing, missing

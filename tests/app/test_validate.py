@@ -7,7 +7,7 @@ from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import projects, validation
 from tests.app.conftest import open_page, texts
-from tests.fakes import label_sample
+from tests.fakes import label_sample, local_user
 
 
 def label_demo_sample() -> None:
@@ -82,6 +82,6 @@ def test_import_shows_a_report_before_anything_is_stored(home) -> None:
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = projects.list_projects(s, user)[0].id
-        codes = validation.codes_frame(s, pid)
+        codes = validation.codes_frame(s, local_user(s), pid)
     mine = codes[codes["coder"] == "imported coder"].sort_values("doc_id")
     assert list(mine["label"]) == ["economy", "health"]

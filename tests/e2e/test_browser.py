@@ -9,6 +9,7 @@ import pytest
 from playwright.sync_api import Page, expect
 
 from tests.e2e.conftest import ARTIFACTS, idle
+from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
 
@@ -72,9 +73,9 @@ def test_a_csv_uploaded_through_the_file_input_becomes_a_corpus(page: Page, app,
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = next(p.id for p in projects.list_projects(s, user) if p.name == "Browser upload")
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         assert corpus.row_count == 3 and corpus.text_column == "tweet"
-        assert list(projects.load_documents(s, corpus.id)["text"]) == [
+        assert list(projects.load_documents(s, local_user(s), corpus.project_id)["text"]) == [
             "Taxes go up again",
             "New hospital opens",
             "Schools close early",
@@ -176,7 +177,7 @@ def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
     store = Store(app.database_url)
     with store.session() as s:
         demo = next(p for p in projects.list_projects(s, projects.ensure_user(s)) if p.is_demo)
-        has_run = bool(runs.project_runs(s, demo.id, with_results=True))
+        has_run = bool(runs.project_runs(s, local_user(s), demo.id, with_results=True))
     if not has_run:  # this test does not depend on the labelling test having run first
         label_sample(store, demo.id)
     store.dispose()

@@ -22,6 +22,7 @@ from tests.e2e.test_browser import (
     project_picker,
     use_endpoint_for_the_whole_corpus,
 )
+from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
 
@@ -144,7 +145,9 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     with Store(app.database_url).session() as s:
         demo = next(p for p in projects.list_projects(s, projects.ensure_user(s)) if p.is_demo)
         demo_id = demo.id
-        names = projects.as_codebook(projects.latest_codebook(s, demo_id)).label_names
+        names = projects.as_codebook(
+            projects.latest_codebook(s, local_user(s), demo_id)
+        ).label_names
     open_page(page, app, "validate")
     page.get_by_role("textbox", name="Your name as a coder").fill(CODER)
     page.keyboard.press("Enter")
@@ -211,7 +214,7 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     expect(page.locator('[data-testid="stDataFrame"]').first).to_be_visible()
     no_exception(page)
     with Store(app.database_url).session() as s:
-        model = students.latest_model(s, demo_id)
+        model = students.latest_model(s, local_user(s), demo_id)
         assert (model.args["epochs"], model.args["batch_size"]) == (1, 8)
         assert (model.args["max_length"], model.args["lr"]) == (32, 3e-4)
         rows = {r["key"]: r for r in model.comparison["rows"]}

@@ -230,3 +230,189 @@ def test_train_refuses_a_missing_label_column_in_one_line(tmp_path) -> None:
         str(tmp_path / "m"),
     )
     assert out.returncode == 2 and "'llm_label'" in out.stderr and not (tmp_path / "m").exists()
+
+
+# ---------------------------------------------------------------- admin (accounts)
+
+
+def run_admin(home: Path, *args: str, stdin: str | None = None) -> subprocess.CompletedProcess:
+    """`python -m distill_core admin …` on the store in ``home`` (no outside database)."""
+    import os
+
+    env = {k: v for k, v in os.environ.items() if k != "DISTILL_DATABASE_URL"}
+    env["DISTILL_HOME"] = str(home)
+    return subprocess.run(
+        [sys.executable, "-m", "distill_core", "admin", *args],
+        cwd=REPO,
+        capture_output=True,
+        text=True,
+        input=stdin if stdin is not None else "",
+        env=env,
+    )
+
+
+def _home_store(home: Path):
+    from distill_core.config import Settings
+    from distill_core.store import Store
+
+    return Store(Settings.from_env({"DISTILL_HOME": str(home)}).database_url)
+
+
+def test_admin_help_says_it_acts_as_the_installations_administrator() -> None:
+    out = run("admin", "--help")
+    assert out.returncode == 0
+    text = " ".join(out.stdout.split())
+    assert "administrator of this installation" in text and "on the server" in text
+    for command in ("create-user", "set-password", "admit", "list-users"):
+        assert command in out.stdout
+
+
+def test_admin_create_user_and_list_users(tmp_path) -> None:
+    home = tmp_path / "home"
+    out = run_admin(
+        home,
+        "create-user",
+        "root",
+        "--email",
+        "Root@Lab-A.test",
+        "--admin",
+        "--password-stdin",
+        stdin="a long password\n",
+    )
+    assert out.returncode == 0, out.stderr
+    assert "administrator's account 'root'" in out.stderr
+    assert (
+        run_admin(home, "create-user", "ada", "--password-stdin", stdin="ada password\n").returncode
+        == 0
+    )
+    listed = [
+        json.loads(line) for line in run_admin(home, "list-users", "--json").stdout.splitlines()
+    ]
+    assert [(u["username"], u["email"], u["admin"], u["admitted"]) for u in listed] == [
+        ("ada", "", False, True),
+        ("root", "root@lab-a.test", True, True),
+    ]
+    table = run_admin(home, "list-users").stdout
+    assert table.splitlines()[0].split()[:3] == ["id", "username", "name"] and "root" in table
+
+    from distill_core.study import accounts
+
+    store = _home_store(home)
+    with store.session() as s:
+        user = accounts.authenticate(s, "root@lab-a.test", "a long password")
+        assert user.is_admin and user.password_hash.startswith("$argon2id$")
+    store.dispose()
+
+
+def test_admin_set_password_and_admit(tmp_path) -> None:
+    home = tmp_path / "home"
+    assert (
+        run_admin(
+            home, "create-user", "ada", "--password-stdin", stdin="first password\n"
+        ).returncode
+        == 0
+    )
+    out = run_admin(home, "set-password", "ada", "--password-stdin", stdin="second password\n")
+    assert out.returncode == 0, out.stderr
+
+    from distill_core.study import accounts
+
+    store = _home_store(home)
+    with store.session() as s:
+        assert accounts.authenticate(s, "ada", "second password").username == "ada"
+        bob = accounts.sign_in_from_claims(s, {"sub": "b1", "email": "bob@lab-b.test"}, ())
+        assert not bob.active
+    out = run_admin(home, "admit", "bob@lab-b.test")
+    assert out.returncode == 0 and "Admitted 'bob@lab-b.test'" in out.stderr
+    with store.session() as s:
+        assert accounts.find_user(s, "bob@lab-b.test").active
+    store.dispose()
+
+
+@pytest.mark.parametrize(
+    ("args", "stdin", "fragment"),
+    [
+        (("create-user", "ada", "--password-stdin"), "short\n", "at least 8 characters"),
+        (("create-user", "ada", "--password-stdin"), "", "no password"),
+        (("create-user", "ada"), "", "use --password-stdin"),
+        (("set-password", "nobody", "--password-stdin"), "long enough\n", "no user named 'nobody'"),
+        (("admit", "nobody"), "", "no user named 'nobody'"),
+    ],
+)
+def test_admin_errors_are_one_line_with_exit_2(tmp_path, args, stdin, fragment) -> None:
+    out = run_admin(tmp_path / "home", *args, stdin=stdin)
+    assert out.returncode == 2, out.stderr
+    lines = out.stderr.strip().splitlines()
+    assert len(lines) == 1 and lines[0].startswith("error: ") and fragment in lines[0]
+    assert "Traceback" not in out.stderr
+
+
+def test_admin_a_taken_name_is_one_line(tmp_path) -> None:
+    home = tmp_path / "home"
+    assert (
+        run_admin(home, "create-user", "ada", "--password-stdin", stdin="long enough\n").returncode
+        == 0
+    )
+    out = run_admin(home, "create-user", "ada", "--password-stdin", stdin="long enough\n")
+    assert out.returncode == 2 and "already a user named 'ada'" in out.stderr
+
+
+def _on_a_terminal(home: Path, args: list[str], typed: list[str]) -> tuple[int, str]:
+    """Run an admin command with a pseudo-terminal as its controlling terminal and type lines."""
+    import fcntl
+    import os
+    import pty
+    import termios
+
+    master, slave = pty.openpty()
+
+    def controlling_terminal() -> None:
+        os.setsid()
+        fcntl.ioctl(slave, termios.TIOCSCTTY, 0)
+
+    env = {k: v for k, v in os.environ.items() if k != "DISTILL_DATABASE_URL"}
+    env["DISTILL_HOME"] = str(home)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "distill_core", "admin", *args],
+        cwd=REPO,
+        env=env,
+        stdin=slave,
+        stdout=slave,
+        stderr=slave,
+        preexec_fn=controlling_terminal,
+    )
+    os.close(slave)
+    seen = b""
+    for line in typed:
+        while b"password" not in seen.lower().rsplit(b"\n", 1)[-1]:
+            seen += os.read(master, 1024)
+        seen = b""
+        os.write(master, line.encode() + b"\n")
+    output = b""
+    while True:
+        try:
+            chunk = os.read(master, 1024)
+        except OSError:  # the other end closed
+            break
+        if not chunk:
+            break
+        output += chunk
+    os.close(master)
+    return proc.wait(timeout=60), output.decode(errors="replace")
+
+
+def test_admin_asks_for_the_password_twice_on_a_terminal(tmp_path) -> None:
+    home = tmp_path / "home"
+    code, output = _on_a_terminal(
+        home, ["create-user", "ada"], ["typed password", "typed password"]
+    )
+    assert code == 0, output
+    assert "typed password" not in output  # not echoed
+    from distill_core.study import accounts
+
+    store = _home_store(home)
+    with store.session() as s:
+        assert accounts.authenticate(s, "ada", "typed password").username == "ada"
+    store.dispose()
+    code, output = _on_a_terminal(home, ["set-password", "ada"], ["one password", "another one"])
+    assert code == 2 and "The two passwords differ" in output

@@ -19,6 +19,7 @@ from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.store import Job, Store
 from distill_core.study import demo, projects
+from tests.fakes import local_user
 from tests.llm_server import LoopbackLLM, ServerConfig
 
 KEY = "sk-job-SECRET-7777-never-stored"
@@ -48,19 +49,19 @@ def demo_job(
     with store.session() as s:
         user = projects.ensure_user(s)
         p = demo.ensure_demo_project(s, user)
-        corpus = projects.get_corpus(s, p.id)
-        version = projects.latest_codebook(s, p.id)
-        docs = projects.load_documents(s, corpus.id, with_extra=False)
+        corpus = projects.get_corpus(s, local_user(s), p.id)
+        version = projects.latest_codebook(s, local_user(s), p.id)
+        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
         doc_ids = list(docs["doc_id"][:n]) if n else None
         return start_label_job(
             s,
+            local_user(s),
             project_id=p.id,
             corpus_id=corpus.id,
             codebook_version_id=version.id,
             codebook=Codebook.from_dict(version.content),
             doc_ids=doc_ids,
             request=LabelRequest(provider=provider, endpoint=endpoint, **kw),
-            user_id=user.id,
         )
 
 
@@ -138,7 +139,7 @@ def test_cancel_stops_a_running_job_and_keeps_its_answers(tmp_path, server) -> N
         queue.enqueue(huey, job_id)
         wait_for(lambda: job_of(store, job_id).done >= 4)
         with store.session() as s:
-            records.request_cancel(s, job_id)
+            records.request_cancel(s, local_user(s), s.get(Job, job_id).project_id, job_id)
         job = wait_for(lambda: (j := job_of(store, job_id)).status not in records.ACTIVE and j)
     finally:
         consumer.stop(graceful=True)
@@ -155,7 +156,7 @@ def test_a_queued_job_cancelled_before_it_starts_never_runs(tmp_path) -> None:
     store.migrate()
     job_id, _ = demo_job(store, None, provider="local", n=5)
     with store.session() as s:
-        records.request_cancel(s, job_id)
+        records.request_cancel(s, local_user(s), s.get(Job, job_id).project_id, job_id)
     kinds.execute(store, job_id)
     assert job_of(store, job_id).status == "cancelled"
 

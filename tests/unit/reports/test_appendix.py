@@ -12,12 +12,13 @@ from distill_core.codebook import Codebook
 from distill_core.reports import appendix, formatting
 from distill_core.store import StudentModel
 from distill_core.study import demo, projects, runs, scoring, validation
+from tests.fakes import local_user
 from tests.unit.reports.test_export import LABELS, fill_project, llm_label, new_project
 
 
 def build(store, project_id) -> appendix.Appendix:
     with store.session() as s:
-        return appendix.methods_appendix(s, project_id)
+        return appendix.methods_appendix(s, local_user(s), project_id)
 
 
 def assert_every_figure_shown(result: appendix.Appendix) -> None:
@@ -40,7 +41,7 @@ def test_every_figure_of_a_full_project_appears_in_both_renderings(full) -> None
     assert_every_figure_shown(result)
     f = result.figures
     with store.session() as s:
-        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), project_id))
     n_test_coded = sum(d in gold for d in info["test_ids"])  # coders tie on the others
     assert f["corpus.n_texts"] == "30" and f["codebook.version"] == "1"
     assert (f["sample.n"], f["sample.dev"], f["sample.test"], f["sample.seed"]) == (
@@ -86,7 +87,7 @@ def test_comparison_figures_are_the_stored_ones_with_their_intervals(full) -> No
 def fill_project_model_id(session, project_id) -> int:
     from distill_core.study import students
 
-    return students.latest_model(session, project_id).id
+    return students.latest_model(session, local_user(session), project_id).id
 
 
 def test_llm_test_agreement_is_computed_when_no_student_was_compared(full) -> None:
@@ -95,7 +96,7 @@ def test_llm_test_agreement_is_computed_when_no_student_was_compared(full) -> No
         s.delete(s.get(StudentModel, info["model_id"]))
     result = build(store, project_id)
     with store.session() as s:
-        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), project_id))
     ids = [d for d in info["test_ids"] if d in gold]
     expected = agreement.compare(
         [gold[d] for d in ids],
@@ -180,8 +181,8 @@ def test_formatting_of_intervals_and_shares() -> None:
 def test_the_demo_project_appendix(store) -> None:
     with store.session() as s:
         project = demo.ensure_demo_project(s, projects.ensure_user(s))
-        result = appendix.methods_appendix(s, project.id)
-        assert not runs.project_runs(s, project.id)
+        result = appendix.methods_appendix(s, local_user(s), project.id)
+        assert not runs.project_runs(s, local_user(s), project.id)
     assert result.figures["corpus.n_texts"] == "360" and result.figures["sample.n"] == "120"
     assert "Krippendorff's α" in result.markdown
     assert_every_figure_shown(result)

@@ -26,6 +26,7 @@ from distill_core.store import (
     StudentModel,
 )
 from distill_core.study import labelling, projects, validation
+from tests.fakes import local_user
 
 LABELS = ["economy", "health", "other"]
 CODEBOOK = Codebook.from_dict(
@@ -75,8 +76,8 @@ def fill_project(store: Store, project_id: int) -> dict:
     coders, a ready student with its comparison, and a corpus pass with probabilities."""
     with store.session() as s:
         user = projects.ensure_user(s)
-        corpus = projects.get_corpus(s, project_id)
-        version = projects.latest_codebook(s, project_id)
+        corpus = projects.get_corpus(s, local_user(s), project_id)
+        version = projects.latest_codebook(s, local_user(s), project_id)
         job = Job(
             project_id=project_id,
             kind="label",
@@ -130,8 +131,13 @@ def fill_project(store: Store, project_id: int) -> dict:
             validation.save_code(s, user, project_id, f"d{i}", "Anna Müller", truth)
             other = truth if i % 4 else LABELS[(i + 1) % 3]
             validation.save_code(s, user, project_id, f"d{i}", "Bob", other)
-        test_ids = [d.doc_id for d in validation.sample_docs(s, sample, part="test")]
-        gold, _ = validation.gold_labels(validation.codes_frame(s, project_id))
+        test_ids = [
+            d.doc_id
+            for d in validation.sample_docs(
+                s, local_user(s), sample.project_id, sample, part="test"
+            )
+        ]
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), project_id))
         ids = [d for d in test_ids if d in gold]
         truth = [gold[d] for d in ids]
         llm = [llm_label(int(d[1:])) for d in ids]
@@ -219,7 +225,7 @@ def full(store):
 def test_labelled_corpus_with_every_part(full) -> None:
     store, project_id, info = full
     with store.session() as s:
-        frame = export.labelled_corpus(s, project_id, probabilities=True)
+        frame = export.labelled_corpus(s, local_user(s), project_id, probabilities=True)
     assert len(frame) == N_DOCS
     assert frame["doc_id"].tolist() == [f"d{i}" for i in range(N_DOCS)]  # corpus order
     assert list(frame.columns) == [
@@ -264,7 +270,7 @@ def test_labelled_corpus_with_every_part(full) -> None:
 def test_labelled_corpus_with_only_a_corpus_has_empty_columns(store) -> None:
     project_id = new_project(store)
     with store.session() as s:
-        frame = export.labelled_corpus(s, project_id)
+        frame = export.labelled_corpus(s, local_user(s), project_id)
     assert len(frame) == N_DOCS and frame["text"].iloc[0] == "Text number 0 about economy"
     for col in ["llm_label", "llm_status", "student_label", "human_gold", "sample_part"]:
         assert frame[col].isna().all(), col
@@ -278,7 +284,7 @@ def test_a_project_without_a_corpus_has_nothing_to_export(store) -> None:
     with store.session() as s:
         project = projects.create_project(s, projects.ensure_user(s), "Empty")
         with pytest.raises(export.ExportError, match="no corpus"):
-            export.labelled_corpus(s, project.id)
+            export.labelled_corpus(s, local_user(s), project.id)
 
 
 def test_file_columns_that_clash_with_ours_are_prefixed() -> None:
@@ -305,7 +311,7 @@ def read_back(data: bytes, fmt: str) -> pd.DataFrame:
 def test_each_format_reads_back(full, fmt) -> None:
     store, project_id, _ = full
     with store.session() as s:
-        frame = export.labelled_corpus(s, project_id, probabilities=True)
+        frame = export.labelled_corpus(s, local_user(s), project_id, probabilities=True)
     back = read_back(export.to_bytes(frame, fmt), fmt)
     assert len(back) == N_DOCS
     assert back["doc_id"].astype(str).tolist() == frame["doc_id"].tolist()
@@ -327,7 +333,7 @@ def test_csv_has_a_byte_order_mark_and_plain_pandas_reads_it() -> None:
 def test_stata_gives_the_labels_back_as_value_labels(full, tmp_path) -> None:
     store, project_id, _ = full
     with store.session() as s:
-        frame = export.labelled_corpus(s, project_id)
+        frame = export.labelled_corpus(s, local_user(s), project_id)
     frame["text"] = frame["text"] + " " + "long " * 600  # over Stata's str# limit: strL
     path = tmp_path / "corpus.dta"
     renames = export.write(frame, "dta", path)
@@ -448,7 +454,7 @@ def test_iter_csv_takes_frames_in_pieces() -> None:
 def test_human_codes_export(full) -> None:
     store, project_id, _ = full
     with store.session() as s:
-        codes = export.human_codes(s, project_id)
+        codes = export.human_codes(s, local_user(s), project_id)
     assert len(codes) == 40 and set(codes["coder"]) == {"Anna Müller", "Bob"}
     assert list(codes.columns[:4]) == ["doc_id", "coder", "label", "sample_part"]
     assert set(codes["sample_part"]) == {"dev", "test"}
@@ -467,8 +473,8 @@ def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
         endpoint = Endpoint(base_url=server.base_url, model="m", api_key=SECRET)
         teacher = OpenAITeacher(endpoint, retry=RetryPolicy(base_delay=0.001, max_delay=0.01))
         with store.session() as s:
-            corpus = projects.get_corpus(s, project_id)
-            docs = projects.load_documents(s, corpus.id, with_extra=False)
+            corpus = projects.get_corpus(s, local_user(s), project_id)
+            docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
             run_id = labelling.create_run(
                 s,
                 teacher=teacher,
@@ -481,7 +487,7 @@ def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
         labelling.label_texts(store, run_id, teacher, items)
     buffer = io.BytesIO()
     with store.session() as s:
-        n = export.write_audit_log(s, project_id, buffer)
+        n = export.write_audit_log(s, local_user(s), project_id, buffer)
         appendix = export_appendix(s, project_id)
     text = buffer.getvalue().decode("utf-8")
     records = [json.loads(line) for line in text.splitlines()]
@@ -492,14 +498,14 @@ def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
 
 def export_appendix(session, project_id) -> str:
     buffer = io.BytesIO()
-    export.export_project(session, project_id, "appendix-md", buffer)
+    export.export_project(session, local_user(session), project_id, "appendix-md", buffer)
     return buffer.getvalue().decode("utf-8")
 
 
 def test_audit_log_without_a_run_is_one_sentence(store) -> None:
     project_id = new_project(store)
     with store.session() as s, pytest.raises(export.ExportError, match="no LLM label run"):
-        export.write_audit_log(s, project_id, io.BytesIO())
+        export.write_audit_log(s, local_user(s), project_id, io.BytesIO())
 
 
 def test_model_zip_unzips_to_a_loadable_model(tmp_path) -> None:

@@ -14,7 +14,7 @@ from distill_core.llm.base import Answer
 from distill_core.reports import report
 from distill_core.store import Store
 from distill_core.study import demo, labelling, projects, runs, validation
-from tests.fakes import FixedTeacher, demo_with_run
+from tests.fakes import FixedTeacher, demo_with_run, local_user
 
 
 class _PricedTeacher(FixedTeacher):
@@ -33,9 +33,11 @@ def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> 
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = demo.ensure_demo_project(s, user).id
-        corpus = projects.get_corpus(s, pid)
-        version = projects.latest_codebook(s, pid)
-        docs = projects.load_documents(s, corpus.id, with_extra=False).head(40)
+        corpus = projects.get_corpus(s, local_user(s), pid)
+        version = projects.latest_codebook(s, local_user(s), pid)
+        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False).head(
+            40
+        )
         job = records.create_job(s, "label", project_id=pid, params={"price": [1.0, 10.0]})
         job.started_at = utcnow() - timedelta(seconds=8)
         job.finished_at = utcnow()
@@ -54,7 +56,7 @@ def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> 
     items = list(zip(docs["doc_id"], docs["text"], strict=True))
     labelling.label_texts(store, run_id, _PricedTeacher(), items)
     with store.session() as s:
-        cost = report.cost_summary(s, pid)
+        cost = report.cost_summary(s, local_user(s), pid)
     assert cost.answers == 40
     assert (cost.prompt_tokens, cost.completion_tokens) == (4000, 200)
     assert cost.llm_cost_usd == pytest.approx(0.006)
@@ -70,11 +72,14 @@ def test_cost_summary_extrapolates_the_llm_to_the_whole_corpus(store: Store) -> 
 def test_agreement_by_run_scores_each_run_on_the_coded_development_texts(store: Store) -> None:
     pid, run_id = demo_with_run(store)
     with store.session() as s:
-        points = report.agreement_by_run(s, pid, part="dev")
-        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
-        sample = validation.current_sample(s, pid)
-        dev = {d.doc_id for d in validation.sample_docs(s, sample, part="dev")} & set(gold)
-        results = {r.doc_id: r for r in runs.run_results(s, run_id)}
+        points = report.agreement_by_run(s, local_user(s), pid, part="dev")
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
+        sample = validation.current_sample(s, local_user(s), pid)
+        dev = {
+            d.doc_id
+            for d in validation.sample_docs(s, local_user(s), sample.project_id, sample, part="dev")
+        } & set(gold)
+        results = {r.doc_id: r for r in runs.run_results(s, local_user(s), pid, run_id)}
     assert [p.run_id for p in points] == [run_id]
     p = points[0]
     assert p.n == len(dev)

@@ -9,7 +9,8 @@ from distill_core.codebook import Codebook, CodebookError
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import CodebookVersion, Document, Store
 from distill_core.store.models import Base
-from distill_core.study import demo, projects
+from distill_core.study import access, demo, projects
+from tests.fakes import local_user
 
 CSV = b"id,text,party\n1,Taxes will rise next year,A\n2,New hospital opens,B\n3,,A\n4,New hospital opens,C\n"
 
@@ -61,11 +62,16 @@ def test_projects_belong_to_their_members(store: Store) -> None:
         assert [x.name for x in projects.list_projects(s, alice)] == ["Hate speech study"]
         assert projects.list_projects(s, bob) == []
         with pytest.raises(projects.AccessDenied):
-            projects.get_project(s, bob, pid)
-        projects.add_member(s, alice, pid, bob, "coder")
-        assert projects.get_project(s, bob, pid, at_least="coder").id == pid
+            access.check(s, bob, pid, access.Capability.MEMBER)
+        projects.set_member(s, alice, pid, "bob", "coder")
+        assert access.check(s, bob, pid, access.Capability.CODE).id == pid
+        for refused in (access.Capability.READ, access.Capability.EDIT, access.Capability.MANAGE):
+            with pytest.raises(projects.AccessDenied):
+                access.check(s, bob, pid, refused)
         with pytest.raises(projects.AccessDenied):
-            projects.get_project(s, bob, pid, at_least="editor")
+            projects.set_member(s, bob, pid, "bob", "owner")
+        with pytest.raises(projects.ProjectError, match="needs an owner"):
+            projects.set_member(s, alice, pid, "alice", "viewer")
         with pytest.raises(projects.ProjectError, match="exists already"):
             projects.create_project(s, bob, "Hate speech study")
 
@@ -79,10 +85,10 @@ def test_corpus_round_trip_keeps_ids_texts_and_other_columns(store: Store) -> No
         corpus = projects.save_corpus(s, user, pid, table, prepared)
         cid = corpus.id
     with store.session() as s:
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         assert corpus.id == cid and corpus.row_count == 4 and corpus.text_column == "text"
         assert corpus.report["empty_texts"] == 1 and corpus.report["duplicate_texts"] == 1
-        frame = projects.load_documents(s, cid)
+        frame = projects.load_documents(s, local_user(s), pid)
     assert list(frame["doc_id"]) == ["1", "2", "3", "4"]
     assert list(frame["text"]) == [
         "Taxes will rise next year",
@@ -104,7 +110,7 @@ def test_a_new_upload_replaces_the_corpus_whole(store: Store) -> None:
         user = projects.ensure_user(s)
         projects.save_corpus(s, user, pid, second, prepare_corpus(second, "text"))
     with store.session() as s:
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         assert corpus.filename == "b.csv" and corpus.ids_generated
         assert s.scalar(select(func.count()).select_from(Document)) == 1
 
@@ -120,7 +126,7 @@ def test_a_failed_save_leaves_nothing_behind(store: Store) -> None:
         projects.save_corpus(s, user, pid, table, prepared)
         raise RuntimeError("the worker died half-way")
     with store.session() as s:
-        assert projects.get_corpus(s, pid) is None
+        assert projects.get_corpus(s, local_user(s), pid) is None
         assert s.scalar(select(func.count()).select_from(Document)) == 0
 
 
@@ -137,7 +143,7 @@ def test_codebook_saves_are_immutable_numbered_versions(store: Store) -> None:
         assert first.created and not again.created and second.created
         assert again.version.id == first.version.id
     with store.session() as s:
-        versions = projects.codebook_versions(s, pid)
+        versions = projects.codebook_versions(s, local_user(s), pid)
         assert [v.version for v in versions] == [2, 1]
         assert projects.as_codebook(versions[1]) == cb1
         assert projects.as_codebook(versions[0]) == cb2
@@ -154,7 +160,7 @@ def test_an_invalid_codebook_is_not_saved(store: Store) -> None:
         user = projects.ensure_user(s)
         projects.save_codebook(s, user, pid, bad)
     with store.session() as s:
-        assert projects.latest_codebook(s, pid) is None
+        assert projects.latest_codebook(s, local_user(s), pid) is None
 
 
 def test_demo_project_is_created_once_and_can_be_recreated(store: Store) -> None:
@@ -164,20 +170,20 @@ def test_demo_project_is_created_once_and_can_be_recreated(store: Store) -> None
         pid = project.id
         assert project.is_demo
         assert demo.ensure_demo_project(s, user).id == pid
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         assert corpus.row_count >= 300
-        steps = projects.steps_done(s, pid)
+        steps = projects.steps_done(s, local_user(s), pid)
         assert steps["Data"] and steps["Codebook"] and not steps["LLM labels"]
-        cb = projects.as_codebook(projects.latest_codebook(s, pid))
+        cb = projects.as_codebook(projects.latest_codebook(s, local_user(s), pid))
         assert len(cb.labels) >= 3
         edited = Codebook.from_dict(dict(cb.to_dict(), instructions="Edited in the demo."))
         projects.save_codebook(s, user, pid, edited)
-        assert projects.latest_codebook(s, pid).version == 2
+        assert projects.latest_codebook(s, local_user(s), pid).version == 2
     with store.session() as s:
         user = projects.ensure_user(s)
         new = demo.ensure_demo_project(s, user, recreate=True)
-        assert projects.get_corpus(s, new.id).row_count == corpus.row_count
-        assert [v.version for v in projects.codebook_versions(s, new.id)] == [1]
+        assert projects.get_corpus(s, local_user(s), new.id).row_count == corpus.row_count
+        assert [v.version for v in projects.codebook_versions(s, local_user(s), new.id)] == [1]
         assert len(projects.list_projects(s, user)) == 1
 
 

@@ -59,7 +59,7 @@ def new_run(store: Store, t, repeats: int = 1) -> int:
 
 def results(store: Store, run_id: int) -> dict:
     with store.session() as s:
-        return {r.doc_id: r for r in runs.run_results(s, run_id)}
+        return {r.doc_id: r for r in runs.items(s, run_id)}
 
 
 def test_identical_texts_are_asked_once_and_every_document_gets_a_result(store, server) -> None:

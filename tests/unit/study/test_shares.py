@@ -17,6 +17,7 @@ from distill_core.store import (
     ValidationSample,
 )
 from distill_core.study import projects, shares, validation
+from tests.fakes import local_user
 
 Z95 = 1.959963984540054
 
@@ -72,7 +73,7 @@ def _setup(store: Store, *, method: str = "random") -> tuple[int, int | None]:
             sample = validation.draw_sample(s, user, pid, n=40, seed=5, test_share=0.5)
         else:
             sample = _stratified_sample(s, pid, corpus.id, strata_run.id)
-        for d in validation.sample_docs(s, sample):
+        for d in validation.sample_docs(s, local_user(s), sample.project_id, sample):
             i = int(d.doc_id[1:])
             validation.save_code(s, user, pid, d.doc_id, "anna", _truth(i))
     return pid, strata_run.id if strata_run else None
@@ -105,7 +106,7 @@ def _stratified_sample(s, pid: int, corpus_id: int, strata_run_id: int) -> Valid
 
 def _add_pass(store: Store, pid: int, status: str = "done") -> int:
     with store.session() as s:
-        corpus = projects.get_corpus(s, pid)
+        corpus = projects.get_corpus(s, local_user(s), pid)
         model = StudentModel(project_id=pid, corpus_id=corpus.id, base_model="m", status="ready")
         s.add(model)
         s.flush()
@@ -134,23 +135,28 @@ def _add_pass(store: Store, pid: int, status: str = "done") -> int:
 
 def _test_part(store: Store, pid: int) -> list[str]:
     with store.session() as s:
-        sample = validation.current_sample(s, pid)
-        return [d.doc_id for d in validation.sample_docs(s, sample, part="test")]
+        sample = validation.current_sample(s, local_user(s), pid)
+        return [
+            d.doc_id
+            for d in validation.sample_docs(
+                s, local_user(s), sample.project_id, sample, part="test"
+            )
+        ]
 
 
 def test_the_report_uses_the_coded_test_part_only(store: Store) -> None:
     pid, _ = _setup(store)
     with store.session() as s:
-        assert shares.corrected_shares(s, pid) is None  # no corpus pass yet
+        assert shares.corrected_shares(s, local_user(s), pid) is None  # no corpus pass yet
     run_id = _add_pass(store, pid, status="running")
     with store.session() as s:
-        assert shares.corrected_shares(s, pid, run_id) is None  # an unfinished pass
+        assert shares.corrected_shares(s, local_user(s), pid, run_id) is None  # an unfinished pass
         s.get(PredictionRun, run_id).status = "done"
     test_ids = _test_part(store, pid)
     tied = test_ids[0]
     with store.session() as s:  # a second coder disagrees on one test text: a tie
         validation.save_code(s, projects.ensure_user(s), pid, tied, "ben", "other")
-        report = shares.corrected_shares(s, pid)
+        report = shares.corrected_shares(s, local_user(s), pid)
     coded = [d for d in test_ids if d != tied]
     corpus_ids = [i for i in range(N_DOCS) if f"d{i}" not in EMPTY]
     expected = estimate.estimate_shares(
@@ -170,11 +176,14 @@ def test_the_report_uses_the_coded_test_part_only(store: Store) -> None:
     economy = report.rows[0]
     assert economy.corrected < economy.naive
     with store.session() as s:  # a sample drawn after training may overlap its training set
-        sample = validation.current_sample(s, pid)
+        sample = validation.current_sample(s, local_user(s), pid)
         model = s.get(StudentModel, report.model_id)
         model.created_at = sample.created_at - timedelta(hours=1)
         sample.created_at = model.created_at + timedelta(hours=2)
-        assert "drawn after the model was trained" in shares.corrected_shares(s, pid).warning
+        assert (
+            "drawn after the model was trained"
+            in shares.corrected_shares(s, local_user(s), pid).warning
+        )
 
 
 def test_a_stratified_sample_is_weighted_and_says_so(store: Store) -> None:
@@ -182,7 +191,7 @@ def test_a_stratified_sample_is_weighted_and_says_so(store: Store) -> None:
     run_id = _add_pass(store, pid)
     coded = _test_part(store, pid)
     with store.session() as s:
-        report = shares.corrected_shares(s, pid, run_id)
+        report = shares.corrected_shares(s, local_user(s), pid, run_id)
     population = [_llm(i) for i in range(N_DOCS) if f"d{i}" not in EMPTY]
     strata = [_llm(int(d[1:])) for d in coded]
     weights = sampling.inclusion_weights(population, strata)

@@ -20,7 +20,7 @@ from distill_core.student.args import TrainingArgs
 from distill_core.student.predict import Predictor
 from distill_core.study import projects, runs, students, validation
 from distill_core.study.comparison import fair_comparison
-from tests.fakes import demo_with_run
+from tests.fakes import demo_with_run, local_user, local_user_id
 
 TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
 
@@ -37,9 +37,9 @@ def sqlite_store(tmp_path, monkeypatch) -> Store:
 def test_the_training_set_leaves_out_held_out_texts_and_invalid_answers(store: Store) -> None:
     pid, run_id = demo_with_run(store)
     with store.session() as s:
-        ts = students.training_set(s, pid, run_id)
+        ts = students.training_set(s, local_user(s), pid, run_id)
         held_out = validation.training_exclusions(s, pid)
-        results = runs.results_frame(s, run_id)
+        results = runs.results_frame(s, local_user(s), pid, run_id)
     assert ts.n_llm == 360
     assert ts.excluded_test == len(held_out) == 60
     outside = results[~results["doc_id"].isin(held_out)]
@@ -47,15 +47,17 @@ def test_the_training_set_leaves_out_held_out_texts_and_invalid_answers(store: S
     assert len(ts.texts) == 360 - 60 - ts.invalid
     assert not set(ts.doc_ids) & held_out
     assert ts.counts()["n_available"] == len(ts.texts)
+    with store.session() as s:
+        other = projects.create_project(s, local_user(s), "Another study").id
     with store.session() as s, pytest.raises(students.StudentError, match="not part"):
-        students.training_set(s, pid + 1, run_id)
+        students.training_set(s, local_user(s), other, run_id)
 
 
 def test_too_few_labels_is_a_sentence_and_queues_nothing(store: Store) -> None:
     pid, run_id = demo_with_run(store)
     args = TrainingArgs(min_confidence=0.99)  # the fake teacher gives no confidences
     with store.session() as s, pytest.raises(students.StudentError, match="at least 10"):
-        start_train_job(s, project_id=pid, label_run_id=run_id, args=args)
+        start_train_job(s, local_user(s), project_id=pid, label_run_id=run_id, args=args)
     with store.session() as s:
         assert s.scalar(select(StudentModel)) is None
 
@@ -67,7 +69,7 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     pid, run_id = demo_with_run(store)
     with store.session() as s:
         job_id, model_id = start_train_job(
-            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
+            s, local_user(s), project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
         )
     kinds.execute(store, job_id)
     with store.session() as s:
@@ -77,10 +79,10 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         assert model.status == "ready"
         folder = students.model_dir(model)
         comparison, meta, training = model.comparison, model.meta, model.training
-        assert projects.steps_done(s, pid)["Fine-tune"]
-        assert students.latest_model(s, pid).id == model_id
+        assert projects.steps_done(s, local_user(s), pid)["Fine-tune"]
+        assert students.latest_model(s, local_user(s), pid).id == model_id
         # the comparison showed the LLM's held-out score: later codebook edits get a warning
-        assert validation.current_sample(s, pid).test_seen_codebook_version == 1
+        assert validation.current_sample(s, local_user(s), pid).test_seen_codebook_version == 1
     assert training["excluded_test"] == 60
     assert meta["n_train"] + meta["n_val"] == training["n_available"]
     assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
@@ -95,7 +97,7 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     assert "## Scores on held-out human codes" in (folder / "README.md").read_text("utf-8")
     assert meta["heldout"] == saved["heldout"]
     with store.session() as s:
-        gold, _ = validation.gold_labels(validation.codes_frame(s, pid))
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
         n_eval = len(validation.training_exclusions(s, pid) & set(gold))
     assert comparison["eval"]["n"] == n_eval >= 50  # coders tie on a few held-out texts
     assert comparison["eval"]["part"] == "test"
@@ -114,7 +116,7 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     # The student's own scores equal a fresh prediction of the held-out texts.
     with store.session() as s:
         texts = projects.get_documents(
-            s, projects.get_corpus(s, pid).id, comparison["eval"]["doc_ids"]
+            s, projects.get_corpus(s, local_user(s), pid).id, comparison["eval"]["doc_ids"]
         )
     again = Predictor(folder).predict([texts[d] for d in comparison["eval"]["doc_ids"]]).labels
     assert again == rows["student_llm"]["predictions"]
@@ -122,15 +124,15 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     assert curves["model_id"] == model_id
 
     with store.session() as s:
-        pjob, prun = start_predict_job(s, project_id=pid, model_id=model_id)
+        pjob, prun = start_predict_job(s, local_user(s), project_id=pid, model_id=model_id)
     kinds.execute(store, pjob)
     with store.session() as s:
         assert s.get(Job, pjob).status == "done"
         run = s.get(PredictionRun, prun)
         assert run.status == "done" and run.n == 360
-        frame = students.predictions_frame(s, prun)
-        assert students.latest_prediction_run(s, pid).id == prun
-        assert projects.steps_done(s, pid)["Results"]
+        frame = students.predictions_frame(s, local_user(s), pid, prun)
+        assert students.latest_prediction_run(s, local_user(s), pid).id == prun
+        assert projects.steps_done(s, local_user(s), pid)["Results"]
     assert len(frame) == 360 and frame["doc_id"].is_unique
     probs = frame[[f"prob_{label}" for label in meta["labels"]]].to_numpy()
     assert probs.sum(axis=1) == pytest.approx(1.0, abs=1e-4)
@@ -144,12 +146,12 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         )
         s.get(PredictionRun, prun).status = "failed"
     with store.session() as s:
-        pjob2, prun2 = start_predict_job(s, project_id=pid, model_id=model_id)
+        pjob2, prun2 = start_predict_job(s, local_user(s), project_id=pid, model_id=model_id)
     assert prun2 == prun
     kinds.execute(store, pjob2)
     with store.session() as s:
         assert s.get(PredictionRun, prun).status == "done"
-        again = students.predictions_frame(s, prun, probabilities=False)
+        again = students.predictions_frame(s, local_user(s), pid, prun, probabilities=False)
     assert len(again) == 360
     merged = again.merge(frame, on="doc_id", suffixes=("", "_first"))
     assert (merged["pred_label"] == merged["pred_label_first"]).all()
@@ -161,7 +163,7 @@ def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -
     long = TrainingArgs(epochs=50, batch_size=8, max_length=32, early_stopping_patience=0)
     with store.session() as s:
         job_id, model_id = start_train_job(
-            s, project_id=pid, label_run_id=run_id, args=long, human_folds=0
+            s, local_user(s), project_id=pid, label_run_id=run_id, args=long, human_folds=0
         )
     worker = threading.Thread(target=kinds.execute, args=(store, job_id))
     worker.start()
@@ -169,7 +171,7 @@ def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -
     while time.monotonic() < deadline:
         with store.session() as s:
             if s.get(Job, job_id).done > 0:
-                records.request_cancel(s, job_id)
+                records.request_cancel(s, local_user(s), s.get(Job, job_id).project_id, job_id)
                 break
         time.sleep(0.2)
     worker.join(timeout=300)
@@ -177,7 +179,7 @@ def test_cancel_stops_training_and_leaves_no_model_folder(sqlite_store: Store) -
         assert s.get(Job, job_id).status == "cancelled"
         model = s.get(StudentModel, model_id)
         assert model.status == "cancelled" and model.path is None
-        assert not projects.steps_done(s, pid)["Fine-tune"]
+        assert not projects.steps_done(s, local_user(s), pid)["Fine-tune"]
     project_dir = Path(store.engine.url.database).parent / "home" / "models" / str(pid)
     assert not project_dir.exists() or not any(project_dir.iterdir())
 
@@ -187,11 +189,13 @@ def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -
     with store.session() as s:
         user = projects.ensure_user(s)
         for doc_id in validation.training_exclusions(s, pid):
-            for coder in validation.coders(s, pid):
+            for coder in validation.coders(s, local_user(s), pid):
                 validation.delete_code(s, user, pid, doc_id, coder)
-        ts = students.training_set(s, pid, run_id)
+        ts = students.training_set(s, local_user(s), pid, run_id)
     # It stops before it needs a model: no student is trained for this.
-    comparison = fair_comparison(store, pid, run_id, Path("no-model"), ts, TINY)
+    comparison = fair_comparison(
+        store, local_user_id(store), pid, run_id, Path("no-model"), ts, TINY
+    )
     assert comparison.eval is None and comparison.rows == []
     assert "code at least 10" in comparison.reason
 
@@ -203,7 +207,7 @@ def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
     pid, run_id = demo_with_run(store)
     with store.session() as s:
         job_id, model_id = start_train_job(
-            s, project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
+            s, local_user(s), project_id=pid, label_run_id=run_id, args=TINY, human_folds=0
         )
         s.get(StudentModel, model_id).status = "training"
     partial = students.models_root() / str(pid) / f".{model_id}.partial-abcd1234"
@@ -213,7 +217,7 @@ def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
         job = s.get(Job, job_id)
         job.status, job.message = "failed", "The worker stopped."
     with store.session() as s:
-        models = students.project_models(s, pid)
+        models = students.project_models(s, local_user(s), pid)
         assert [(m.id, m.status) for m in models] == [(model_id, "failed")]
     assert not partial.exists()
 
@@ -224,7 +228,7 @@ def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: 
     args = TrainingArgs(base_model="/no/such/model-folder", epochs=1)
     with store.session() as s:
         job_id, model_id = start_train_job(
-            s, project_id=pid, label_run_id=run_id, args=args, human_folds=0
+            s, local_user(s), project_id=pid, label_run_id=run_id, args=args, human_folds=0
         )
     kinds.execute(store, job_id)
     with store.session() as s:

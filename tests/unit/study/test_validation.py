@@ -9,6 +9,7 @@ import pytest
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import Store
 from distill_core.study import demo, projects, validation
+from tests.fakes import local_user
 
 CSV = "id,text\n" + "".join(f"d{i},text number {i}\n" for i in range(100))
 LABELS = ["economy", "health", "other"]
@@ -28,17 +29,21 @@ def test_a_sample_is_reproducible_and_split_into_disjoint_parts(store: Store) ->
     with store.session() as s:
         user = projects.ensure_user(s)
         a = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
-        docs_a = [(d.doc_id, d.part) for d in validation.sample_docs(s, a)]
+        docs_a = [
+            (d.doc_id, d.part) for d in validation.sample_docs(s, local_user(s), a.project_id, a)
+        ]
         b = validation.draw_sample(s, user, pid, n=40, seed=7, test_share=0.25)
-        docs_b = [(d.doc_id, d.part) for d in validation.sample_docs(s, b)]
+        docs_b = [
+            (d.doc_id, d.part) for d in validation.sample_docs(s, local_user(s), b.project_id, b)
+        ]
         c = validation.draw_sample(s, user, pid, n=40, seed=8, test_share=0.25)
-        docs_c = {d.doc_id for d in validation.sample_docs(s, c)}
+        docs_c = {d.doc_id for d in validation.sample_docs(s, local_user(s), c.project_id, c)}
     assert docs_a == docs_b
     assert {d for d, _ in docs_a} != docs_c
     parts = pd.Series([p for _, p in docs_a]).value_counts()
     assert parts["test"] == 10 and parts["dev"] == 30
     with store.session() as s:
-        assert validation.current_sample(s, pid).id == c.id
+        assert validation.current_sample(s, local_user(s), pid).id == c.id
         excluded = validation.training_exclusions(s, pid)
     assert {d for d, p in docs_a if p == "test"} <= excluded
 
@@ -59,8 +64,8 @@ def test_coders_are_kept_apart_and_a_change_replaces_the_code(store: Store) -> N
         validation.save_code(s, user, pid, "d1", "anna", "other")  # anna changes her mind
         validation.save_code(s, user, pid, "d2", "anna", "health")
         validation.save_code(s, user, pid, "d2", "ben", "health")
-        codes = validation.codes_frame(s, pid)
-        assert set(validation.coders(s, pid)) == {"anna", "ben"}
+        codes = validation.codes_frame(s, local_user(s), pid)
+        assert set(validation.coders(s, local_user(s), pid)) == {"anna", "ben"}
         with pytest.raises(validation.ValidationError, match="name"):
             validation.save_code(s, user, pid, "d3", "  ", "health")
     assert len(codes) == 4
@@ -82,7 +87,14 @@ def test_an_import_reports_unmatched_ids_and_unknown_labels_and_imports_nothing_
     )
     with store.session() as s:
         plan = validation.plan_import(
-            s, pid, frame, id_column="doc", label_column="code", label_names=LABELS, coder="expert"
+            s,
+            local_user(s),
+            pid,
+            frame,
+            id_column="doc",
+            label_column="code",
+            label_names=LABELS,
+            coder="expert",
         )
         assert plan.unmatched_ids == ["zz9"]
         assert plan.unknown_labels == {"healthcare": 1}
@@ -95,13 +107,20 @@ def test_an_import_reports_unmatched_ids_and_unknown_labels_and_imports_nothing_
         text = " ".join(plan.lines())
         assert "zz9" in text and "'healthcare'" in text
         validation.apply_import(s, projects.ensure_user(s), pid, plan, "import:codes.csv")
-        codes = validation.codes_frame(s, pid)
+        codes = validation.codes_frame(s, local_user(s), pid)
     assert sorted(codes["doc_id"]) == ["d1", "d2", "d5"] and set(codes["source"]) == {
         "import:codes.csv"
     }
     with pytest.raises(validation.ValidationError, match="'nope'"), store.session() as s:
         validation.plan_import(
-            s, pid, frame, id_column="nope", label_column="code", label_names=LABELS, coder="x"
+            s,
+            local_user(s),
+            pid,
+            frame,
+            id_column="nope",
+            label_column="code",
+            label_names=LABELS,
+            coder="x",
         )
 
 
@@ -109,11 +128,13 @@ def test_editing_the_codebook_after_seeing_the_test_score_warns(store: Store) ->
     pid = setup_project(store)
     with store.session() as s:
         sample = validation.draw_sample(s, projects.ensure_user(s), pid, n=20, seed=1)
-        assert validation.test_seen_warning(s, pid, 1) is None
-        validation.mark_test_seen(s, sample.id, 1)
-        validation.mark_test_seen(s, sample.id, 2)  # the first look is what counts
-        assert validation.test_seen_warning(s, pid, 1) is None
-        warning = validation.test_seen_warning(s, pid, 2)
+        assert validation.test_seen_warning(s, local_user(s), pid, 1) is None
+        validation.mark_test_seen(s, local_user(s), sample.project_id, sample.id, 1)
+        validation.mark_test_seen(
+            s, local_user(s), sample.project_id, sample.id, 2
+        )  # the first look is what counts
+        assert validation.test_seen_warning(s, local_user(s), pid, 1) is None
+        warning = validation.test_seen_warning(s, local_user(s), pid, 2)
     assert warning and "v1" in warning and "overfits" in warning
 
 
@@ -121,9 +142,9 @@ def test_the_demo_project_ships_a_sample_and_two_experts_codes(store: Store) -> 
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = demo.ensure_demo_project(s, user).id
-        sample = validation.current_sample(s, pid)
-        codes = validation.codes_frame(s, pid)
-        steps = projects.steps_done(s, pid)
+        sample = validation.current_sample(s, local_user(s), pid)
+        codes = validation.codes_frame(s, local_user(s), pid)
+        steps = projects.steps_done(s, local_user(s), pid)
     assert sample.n == 120 and sample.method == "imported"
     assert sorted(codes["coder"].unique()) == ["expert_a", "expert_b"]
     assert len(codes) == 160 and steps["Validate"]
@@ -161,8 +182,8 @@ def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> 
     )
     with store.session() as s:
         projects.save_codebook(s, projects.ensure_user(s), pid, codebook)
-        corpus = projects.get_corpus(s, pid)
-        docs = projects.load_documents(s, corpus.id, with_extra=False)
+        corpus = projects.get_corpus(s, local_user(s), pid)
+        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
         # 'health' is rare: 5 of the 100 texts
         by_text = {t: "health" for t in docs["text"][:5]}
         teacher = MappingTeacher(by_text, "economy")
@@ -187,8 +208,10 @@ def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> 
             strata_run_id=run_id,
             min_per_stratum=4,
         )
-        chosen = {d.doc_id for d in validation.sample_docs(s, sample)}
-        counts = validation.coded_counts(s, sample, "nobody")
+        chosen = {
+            d.doc_id for d in validation.sample_docs(s, local_user(s), sample.project_id, sample)
+        }
+        counts = validation.coded_counts(s, local_user(s), sample.project_id, sample, "nobody")
     assert len(chosen) == 20 and len(chosen & set(docs["doc_id"][:5])) >= 4
     assert sample.method == "stratified"
     assert counts == {"dev": 0, "test": 0}
