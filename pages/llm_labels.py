@@ -5,7 +5,7 @@ import streamlit as st
 import ui
 from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.reports.charts import label_distribution
-from distill_core.study import projects, runs, validation
+from distill_core.study import endpoints, projects, runs, validation
 
 ctx = ui.context()
 ui.for_step(ctx, "LLM labels")
@@ -22,15 +22,21 @@ codebook = projects.as_codebook(version)
 frame = ui.documents(ctx, corpus)
 
 st.subheader("Teacher")
-teacher = ui.forms.teacher_form()
+teacher = ui.forms.teacher_form(ctx)
 if teacher.endpoint is not None and st.button(
     "Test connection", help="Sends one request for one text of the corpus."
 ):
-    from distill_core.llm import test_connection  # the openai client loads only when asked
-
     first = frame.loc[frame["text"].str.strip() != "", "text"].iloc[0]
     with st.spinner("Asking…"):
-        result = test_connection(teacher.endpoint, codebook, first)
+        result = ctx.act(
+            endpoints.check_endpoint,
+            ctx.project_id,
+            codebook=codebook,
+            text=first,
+            endpoint_id=teacher.endpoint_id,
+            endpoint=teacher.endpoint,
+            api_key=teacher.typed_key,
+        )
     if result.ok:
         st.success(f"{result.message} Answer: `{result.raw}` → label **{result.label}**.")
     else:
@@ -52,6 +58,7 @@ if st.button("Start labelling", type="primary"):
         budget_usd=scope.budget_usd,
         price=scope.price,
         scope=scope.scope,
+        endpoint_id=teacher.endpoint_id,
     )
     ui.start_job(
         ctx,

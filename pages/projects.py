@@ -58,6 +58,7 @@ with st.expander("Demo project"):
         st.rerun()
 
 ui.members.show(ctx)
+ui.admin.show(ctx)
 if ctx.project_id is not None and ctx.can(Capability.MANAGE):
     with st.expander(f"Delete “{ctx.project_name}”"):
         st.warning(

@@ -3,8 +3,9 @@
 Standard library only. It answers every request with a codebook label chosen by a fixed rule,
 so results are deterministic, and it can inject the faults a real endpoint shows (latency, 429
 with Retry-After, 500, malformed JSON, dropped connections, off-codebook answers, rejected
-``response_format`` or ``logprobs``, wrong key, unknown model). It counts requests per text
-and the most requests it had in flight.
+``response_format`` or ``logprobs``, wrong key, unknown model, and a careless server that
+repeats the request's Authorization header in what it sends back: ``echo_auth``). It counts
+requests per text and the most requests it had in flight.
 
 In-process::
 
@@ -75,6 +76,9 @@ class ServerConfig:
     reject_logprobs: bool = False  # 400 "logprobs are not supported"
     api_key: str | None = None  # required Bearer key (401 otherwise)
     models: list[str] | None = None  # known models (404 for others); None accepts any
+    # Repeat the request's Authorization header: "error" answers 400 with the header and the
+    # bare token in the error message; "answer" answers 200 with them as the content.
+    echo_auth: str | None = None
     seed: int = 0
 
 
@@ -302,6 +306,14 @@ class _Handler(BaseHTTPRequestHandler):
         if cfg.api_key is not None and auth != f"Bearer {cfg.api_key}":
             self._error(401, "Incorrect API key provided.", "invalid_api_key")
             return 401
+        if cfg.echo_auth in ("error", "answer"):
+            token = auth.removeprefix("Bearer ").strip()
+            echoed = f"Request with 'Authorization: {auth}' refused; key {token} is not valid."
+            if cfg.echo_auth == "error":
+                self._error(400, echoed, "invalid_request")
+                return 400
+            self._send(200, _completion(n, str(body.get("model") or ""), echoed, None))
+            return 200
         model = str(body.get("model") or "")
         if cfg.models is not None and model not in cfg.models:
             self._error(404, f"The model '{model}' does not exist.", "model_not_found")
@@ -367,6 +379,29 @@ class _Handler(BaseHTTPRequestHandler):
             },
         )
         return 200
+
+
+def _completion(n: int, model: str, content: str, logprobs: Any) -> dict[str, Any]:
+    """A chat-completion body answering ``content``."""
+    choice = {
+        "index": 0,
+        "message": {"role": "assistant", "content": content, "refusal": None},
+        "finish_reason": "stop",
+        "logprobs": logprobs,
+    }
+    completion = len(_TOKEN.findall(content))
+    return {
+        "id": f"chatcmpl-{n}",
+        "object": "chat.completion",
+        "created": int(time.time()),
+        "model": model or "loopback",
+        "choices": [choice],
+        "usage": {
+            "prompt_tokens": 10,
+            "completion_tokens": completion,
+            "total_tokens": 10 + completion,
+        },
+    }
 
 
 def _has(text: str, marker: str | None) -> bool:
@@ -449,6 +484,7 @@ def main(argv: list[str] | None = None) -> None:
     p.add_argument("--fail-500-rate", type=float, default=0.0)
     p.add_argument("--reject-response-format", action="store_true")
     p.add_argument("--reject-logprobs", action="store_true")
+    p.add_argument("--echo-auth", choices=["error", "answer"], default=None)
     args = p.parse_args(argv)
     config = ServerConfig(
         latency=args.latency,
@@ -460,6 +496,7 @@ def main(argv: list[str] | None = None) -> None:
         fail_500_rate=args.fail_500_rate,
         reject_response_format=args.reject_response_format,
         reject_logprobs=args.reject_logprobs,
+        echo_auth=args.echo_auth,
     )
     server = LoopbackLLM(config, host=args.host, port=args.port)
     print(f"http://{args.host}:{server.port}/v1", flush=True)

@@ -4,7 +4,7 @@ panel), ``forms`` (a step's inputs as typed requests), ``pickers``, ``views`` (r
 charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel) and
 ``downloads``. Nothing here computes a result: that is the core's job."""
 
-from ui import agreement, codebook, coding, forms, members
+from ui import admin, agreement, codebook, coding, forms, members
 from ui.auth import mode_sentence
 from ui.context import (
     PAGES,
@@ -40,6 +40,7 @@ __all__ = [
     "PAGES",
     "STEPS_OF_ROLE",
     "Context",
+    "admin",
     "agreement",
     "chart",
     "choose_project",

@@ -18,7 +18,6 @@ instance (``DISTILL_AUTH``) a person signs in here, or the page stops at the sig
 
 from __future__ import annotations
 
-import contextlib
 import importlib.util
 import json
 import os
@@ -43,10 +42,14 @@ SECRET_ENV = "DISTILL_SECRET_KEY"
 _WHO = "distill_auth_who"  # {"name", "email", "username", "via"}: what the sidebar shows
 _TOKEN = "distill_auth_token"  # this browser session's signed token (accounts mode)
 _SIGNED_OUT = "distill_auth_signed_out"  # ignore the cookie the page was loaded with
-_FORGET_COOKIE = "distill_auth_forget_cookie"  # delete the cookie on the next render
 
 _TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_.")
+_DRAWN_ON = "distill_auth_drawn_on"  # the page a sign-in screen was last drawn on
 _PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+_NO_SIDEBAR = ", ".join(
+    f"[data-testid='{t}']"
+    for t in ("stSidebar", "stSidebarCollapsedControl", "stExpandSidebarButton")
+)
 _OIDC_KEYS = ("redirect_uri", "cookie_secret", "client_id", "client_secret", "server_metadata_url")
 
 
@@ -180,7 +183,7 @@ def _sign_in_form(session: Session, secret: str) -> User:
     """The sign-in form; the user when its submission signs in, else the script stops."""
     slot = st.empty()
     with slot.container():
-        if st.session_state.pop(_FORGET_COOKIE, False):
+        if st.session_state.get(_SIGNED_OUT):  # on every drawing: a rerun may drop one
             _cookie_script(None)
         st.title("Distill")
         st.write("Sign in with the account an administrator of this instance made for you.")
@@ -233,30 +236,41 @@ def _sign_out_control(settings: Settings, key: str) -> None:
     st.session_state.pop(_WHO, None)
     if settings.auth == "oidc":
         st.logout()
-        _stop()
+        st.stop()  # no rerun: the browser is on its way to the provider
     st.session_state.pop(_TOKEN, None)
     st.session_state[_SIGNED_OUT] = True
-    st.session_state[_FORGET_COOKIE] = True
     st.rerun()
 
 
 def _stop() -> NoReturn:
-    """Stop the script at a sign-in screen, behind a hidden navigation: with no st.navigation
-    call at all, Streamlit would list the files of pages/ in the sidebar. Its empty pages have
-    the URL paths of the app's (a page's path is its file's name), so a link to a page shows
-    no "Page not found" and, once signed in, opens that page."""
+    """Stop the script at a sign-in screen, with no sidebar and behind a hidden navigation.
+
+    Without any st.navigation call Streamlit keeps treating pages/ as a legacy multipage
+    folder: it lists its files in the sidebar and runs a page's file directly when its URL
+    is opened. The navigation's empty pages have the URL paths of the app's (a page's path
+    is its file's name), so a link to a page shows no "Page not found" and, once signed in,
+    opens that page. A widget's id includes the page it was drawn on, so the first time the
+    navigation changes the page the screen is drawn again at once: a form submitted from the
+    first drawing would be lost. Style-only HTML takes no room on the page.
+    """
+    st.html(f"<style>{_NO_SIDEBAR}{{display:none}}</style>")
     pages = [st.Page(_sign_in_screen, title="Sign in", url_path="sign-in", default=True)]
     pages += [
         st.Page(_sign_in_screen, title="Sign in", url_path=script.stem)
         for script in sorted(_PAGES_DIR.glob("*.py"))
     ]
-    with contextlib.suppress(StreamlitAPIException):  # a page's own run may not navigate
-        st.navigation(pages, position="hidden")
+    try:
+        page = st.navigation(pages, position="hidden")
+    except StreamlitAPIException:  # a navigation Streamlit refuses: stop all the same
+        st.stop()
+    if st.session_state.get(_DRAWN_ON) != page.url_path:
+        st.session_state[_DRAWN_ON] = page.url_path
+        st.rerun()
     st.stop()
 
 
 def _sign_in_screen() -> None:
-    """The page behind the sign-in screen: what it shows was drawn before the navigation."""
+    """The page behind a sign-in screen (drawn before the navigation: nothing to add)."""
 
 
 def _who(user: User) -> dict:

@@ -46,6 +46,7 @@ class Context:
     steps: dict[str, bool]
     role: str | None = None
     settings: Settings | None = None
+    is_admin: bool = False
 
     def user(self, session):
         return session.get(projects.User, self.user_id)
@@ -88,8 +89,9 @@ def get_store() -> Store:
 def context() -> Context:
     """The store, user and current project: kept in the session and as the user's last project,
     so a reload or a new tab opens the same project; the newest project on a first visit."""
-    store = get_store()
     settings = Settings.from_env()
+    _refuse_open_local_mode(settings)
+    store = get_store()
     with store.session() as s:
         user = auth.current_user(s, settings)
         mine = projects.list_projects(s, user)
@@ -109,6 +111,7 @@ def context() -> Context:
             steps=steps,
             role=role_of(s, user, project.id) if project else None,
             settings=settings,
+            is_admin=bool(user.is_admin),
         )
 
 
@@ -120,6 +123,27 @@ STEPS_OF_ROLE = {
     "viewer": ("Projects", "Results", "Export"),
     None: ("Projects",),
 }
+
+
+#: Addresses single-user mode may listen on without being told it is meant.
+LOOPBACK = ("127.0.0.1", "localhost", "::1")
+
+
+def _refuse_open_local_mode(settings: Settings) -> None:
+    """Single-user mode has no sign-in, so whoever reaches the address is its owner: it runs
+    on a loopback address only, unless DISTILL_LOCAL_ON_NETWORK=1 says that is intended."""
+    address = st.get_option("server.address") or "0.0.0.0"
+    if settings.auth != "local" or address in LOOPBACK:
+        return
+    if os.environ.get("DISTILL_LOCAL_ON_NETWORK") == "1":
+        return
+    st.error(
+        f"Distill runs in single-user mode (no sign-in) but listens on {address}, where others "
+        "could reach it: set DISTILL_AUTH to oidc or accounts, listen on 127.0.0.1, or set "
+        "DISTILL_LOCAL_ON_NETWORK=1 if that is what you mean."
+    )
+    st.navigation([st.Page(PAGES["Projects"][0])], position="hidden")  # no menu of every file
+    st.stop()
 
 
 def navigation(ctx: Context):

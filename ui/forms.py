@@ -15,25 +15,31 @@ from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
 from distill_core.student.args import TrainingArgs
-from distill_core.study import labelling, runs
-from ui.context import secret
+from distill_core.study import endpoints, labelling, runs
+from ui.context import Context
 
 LOCAL = "Local zero-shot baseline (offline; weak, not an LLM)"
 
 
 @dataclass(frozen=True)
 class Teacher:
-    """Who labels: ``provider`` "openai" with its endpoint, or "local"; ``typed_key`` is a key
-    typed for this browser session (it goes to the worker in memory, never to the store)."""
+    """Who labels: ``provider`` "openai" with its endpoint's settings (never a key), or
+    "local". ``endpoint_id`` is one of the project's saved endpoints (its key stays in the
+    store, encrypted); ``typed_key`` a key typed for this browser session for an unsaved
+    endpoint (it goes to the worker in memory, never to the store)."""
 
     provider: str
     endpoint: Endpoint | None
     typed_key: str | None
+    endpoint_id: int | None = None
 
 
-def teacher_form() -> Teacher:
-    """The teacher: an OpenAI-compatible endpoint (URL, model, key, temperature, max tokens,
-    seed) or the offline local baseline."""
+NEW_ENDPOINT = "New endpoint…"
+
+
+def teacher_form(ctx: Context) -> Teacher:
+    """The teacher: one of the project's saved endpoints, a new OpenAI-compatible endpoint (URL,
+    model, key, temperature, max tokens, seed; saved on request), or the offline baseline."""
     choice = st.radio(
         "Who labels", ["OpenAI-compatible LLM endpoint", LOCAL], horizontal=True, key="llm_provider"
     )
@@ -44,6 +50,31 @@ def teacher_form() -> Teacher:
             "LLM: use it to try the workflow, not for research results."
         )
         return Teacher("local", None, None)
+    saved = {e.id: e for e in ctx.act(endpoints.list_endpoints, ctx.project_id)}
+    if "llm_endpoint_next" in st.session_state:  # just saved: choose it (before the widget)
+        st.session_state["llm_endpoint"] = st.session_state.pop("llm_endpoint_next")
+    picked = st.selectbox(
+        "Endpoint",
+        [*saved, None],
+        format_func=lambda i: saved[i].title if i in saved else NEW_ENDPOINT,
+        key="llm_endpoint",
+        help="The project's saved endpoints (owners and researchers see them), or a new one.",
+    )
+    if picked in saved:
+        chosen = saved[picked]
+        st.caption(
+            f"Temperature {chosen.temperature:g}, at most {chosen.max_tokens} tokens, seed "
+            f"{chosen.seed if chosen.seed is not None else 'none'}. "
+            + (
+                f"Its key ({chosen.key_hint}) is stored encrypted and read by the worker only."
+                if chosen.has_key
+                else "No key is stored: the server's own key is used only where allowed."
+            )
+        )
+        if st.button("Delete this endpoint", key="llm_endpoint_delete"):
+            ctx.act(endpoints.delete_endpoint, ctx.project_id, chosen.id)
+            st.rerun()
+        return Teacher("openai", chosen.endpoint(), None, chosen.id)
     c1, c2 = st.columns(2)
     base_url = c1.text_input(
         "Base URL",
@@ -55,11 +86,14 @@ def teacher_form() -> Teacher:
         "Model", value=os.environ.get("OPENAI_MODEL", DEFAULT_MODEL), key="llm_model"
     )
     typed = st.text_input(
-        "API key (kept for this browser session only; never stored)",
+        "API key (for this browser session; stored, encrypted, only if you save the endpoint)",
         type="password",
         key="llm_api_key",
-        help="Leave empty to use OPENAI_API_KEY or the key in .streamlit/secrets.toml.",
+        help="Leave empty to use the server's own key where the administrator allows it "
+        "(DISTILL_SERVER_KEY_URLS), or no key (local servers need none).",
     )
+    if typed and ctx.settings is not None and ctx.settings.redis_url:
+        st.caption("Shared workers never receive a typed key: save the endpoint to use it.")
     c1, c2, c3 = st.columns(3)
     temperature = c1.number_input("Temperature", 0.0, 2.0, 0.0, 0.1, key="llm_temperature")
     max_tokens = c2.number_input("Max tokens", 5, 4000, 50, key="llm_max_tokens")
@@ -67,11 +101,26 @@ def teacher_form() -> Teacher:
     endpoint = Endpoint(
         base_url=base_url.strip(),
         model=model.strip(),
-        api_key=typed or secret("OPENAI_API_KEY"),
         temperature=float(temperature),
         max_tokens=int(max_tokens),
         seed=int(seed) or None,
     )
+    with st.expander("Save this endpoint in the project"):
+        name = st.text_input("Endpoint name", key="llm_endpoint_name")
+        if st.button("Save endpoint", key="llm_endpoint_save"):
+            try:
+                made = ctx.act(
+                    endpoints.save_endpoint,
+                    ctx.project_id,
+                    name=name,
+                    endpoint=endpoint,
+                    api_key=typed or None,
+                )
+            except ValueError as exc:
+                st.error(str(exc))
+            else:
+                st.session_state["llm_endpoint_next"] = made.id
+                st.rerun()
     return Teacher("openai", endpoint, typed or None)
 
 

@@ -1,13 +1,17 @@
 """Label runs as background jobs: start one from the app, run it in a worker, resume it.
 
-The job's params hold what the run needs except the API key (the endpoint's public settings,
-the documents, repeats, concurrency, prices, budget); the key arrives in the worker's memory.
+The job's params hold what the run needs except the API key (the endpoint's public settings
+and, for a saved endpoint, its id; the documents, repeats, concurrency, prices, budget). The
+key is a saved endpoint's, decrypted by the worker when the job runs, or one typed for the
+session that arrives in the local worker's memory; else the server's own where the URL policy
+(``llm.policy``) allows it. The base URL is checked against the policy when the job is started
+and again in the worker.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -17,15 +21,17 @@ from distill_core.jobs import records
 from distill_core.jobs.records import JobOutcome
 from distill_core.llm import Endpoint, make_teacher, runner
 from distill_core.llm.cost import Price, cost_of
+from distill_core.llm.policy import UrlPolicy
 from distill_core.store import Document, Job, LabelRun, Store
 from distill_core.store.models import User
-from distill_core.study import activity, labelling
-from distill_core.study.access import Capability, ProjectError, check, entry
+from distill_core.study import activity, endpoints, labelling
+from distill_core.study.access import AccessDenied, Capability, ProjectError, check, entry
 
 
 @dataclass(frozen=True)
 class LabelRequest:
-    """What the user asked for on the LLM labels page (no key here)."""
+    """What the user asked for on the LLM labels page (no key here): ``endpoint_id`` names one
+    of the project's saved endpoints (its settings replace ``endpoint``)."""
 
     provider: str  # "openai" or "local"
     endpoint: Endpoint | None
@@ -34,6 +40,7 @@ class LabelRequest:
     budget_usd: float | None = None
     price: Price | None = None
     scope: str = "all"  # "sample", "subset", "all"
+    endpoint_id: int | None = None
 
 
 @entry(Capability.EDIT)
@@ -48,8 +55,16 @@ def start_label_job(
     doc_ids: Sequence[str] | None,
     request: LabelRequest,
 ) -> tuple[int, int]:
-    """Record a run and its queued job; returns (job id, run id). Submit the job afterwards."""
-    teacher = _teacher(request.provider, request.endpoint)
+    """Record a run and its queued job; returns (job id, run id). Submit the job afterwards.
+    A base URL the policy refuses is a ``ValueError`` with one sentence, and nothing is
+    recorded."""
+    endpoint = request.endpoint
+    endpoint_id = request.endpoint_id if request.provider == "openai" else None
+    if endpoint_id is not None:
+        endpoint = endpoints.get_endpoint(session, user, project_id, endpoint_id).endpoint()
+    if request.provider == "openai":
+        UrlPolicy.from_env().check_url((endpoint or Endpoint.from_env()).base_url)
+    teacher = _teacher(request.provider, endpoint)
     n = len(doc_ids) if doc_ids is not None else _count_docs(session, corpus_id)
     budget = request.budget_usd
     left = activity.remaining_budget(session, project_id) if request.provider != "local" else None
@@ -67,7 +82,8 @@ def start_label_job(
         total=n * max(1, request.repeats),
         params={
             "provider": request.provider,
-            "endpoint": request.endpoint.public_dict() if request.endpoint else None,
+            "endpoint": endpoint.public_dict() if endpoint else None,
+            "endpoint_id": endpoint_id,
             "corpus_id": corpus_id,
             "doc_ids": list(doc_ids) if doc_ids is not None else None,
             "repeats": request.repeats,
@@ -111,9 +127,9 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         run = s.get(LabelRun, params["run_id"])
         run_id = run.id
         items = _items(s, params["corpus_id"], params.get("doc_ids"))
-    endpoint = None
-    if params.get("endpoint"):
-        endpoint = Endpoint(**params["endpoint"], api_key=secret)
+    endpoint = _worker_endpoint(store, job_id, params, secret)
+    if params["provider"] == "openai":
+        UrlPolicy.from_env().check_url((endpoint or Endpoint.from_env()).base_url)
     teacher = make_teacher(params["provider"], endpoint)
     price = Price(*params["price"]) if params.get("price") else None
     model = str(teacher.params().get("model", ""))
@@ -164,6 +180,37 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
             message=f"Stopped at the budget cap. {summary} Raise the cap and start again to continue.",
         )
     return JobOutcome(result, message=summary)
+
+
+def _worker_endpoint(
+    store: Store, job_id: int, params: dict, secret: str | None
+) -> Endpoint | None:
+    """The job's endpoint as recorded, with its key: the saved endpoint's, decrypted here (a
+    key typed for the session, ``secret``, comes first); a saved endpoint whose base URL was
+    changed since the job was started is refused, so its key never goes to the old URL."""
+    recorded = params.get("endpoint")
+    endpoint = Endpoint(**recorded, api_key=secret) if recorded else None
+    endpoint_id = params.get("endpoint_id")
+    if endpoint_id is None:
+        return endpoint
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        owner = s.get(User, job.created_by) if job.created_by else None
+        try:
+            saved = endpoints.endpoint_with_key(s, owner, job.project_id, endpoint_id)
+        except AccessDenied:
+            raise
+        except ProjectError:
+            raise ProjectError(
+                "The saved endpoint this job uses was deleted; start the job again with another."
+            ) from None
+    if endpoint is None:
+        return saved
+    if saved.base_url != endpoint.base_url:
+        raise ProjectError(
+            "The saved endpoint's base URL was changed after this job was started; start it again."
+        )
+    return replace(endpoint, api_key=secret or saved.api_key)
 
 
 def _teacher(provider: str, endpoint: Endpoint | None):

@@ -7,8 +7,8 @@
 
 Progress, counts, cost, messages and the cancel flag live in the ``jobs`` table, so a page
 reload or an app restart loses nothing. API keys never enter the queue or the store: the app
-hands a key to the local worker in memory over a Unix socket in ``DISTILL_HOME`` (mode 0600),
-and remote workers use their own ``OPENAI_API_KEY``.
+hands a typed key to the local worker in memory over a Unix socket in ``DISTILL_HOME`` (mode
+0600); remote workers decrypt a project's saved endpoint key when the job runs.
 
 Queue messages are JSON, never pickles (:class:`JsonSerializer`): a message pushed into Redis or
 the SQLite queue file by someone else is refused unless it is exactly "run job <int>", and, with
@@ -39,6 +39,7 @@ from huey.utils import Error
 from distill_core.clock import utcnow
 from distill_core.config import Settings
 from distill_core.jobs.records import ACTIVE, JobCancelled, JobOutcome
+from distill_core.keys import mask, mask_all, register
 from distill_core.store import Job, Store
 
 #: A job kind's runner: ``fn(store, job_id, secret) -> JobOutcome``; the table is ``jobs.kinds``.
@@ -75,11 +76,12 @@ def execute(store: Store, job_id: int, secret: str | None, runners: Runners) -> 
 
 
 def _finish(store: Store, job_id: int, status: str, message: str, result: dict) -> None:
+    """Store a job's end; its message and the strings of its result masked (``keys.mask``)."""
     with store.session() as s:
         job = s.get(Job, job_id)
-        job.status, job.message, job.finished_at = status, message, utcnow()
+        job.status, job.message, job.finished_at = status, mask(message), utcnow()
         if result:
-            job.result = result
+            job.result = mask_all(result)
 
 
 def _sentence(exc: BaseException) -> str:
@@ -287,6 +289,7 @@ class Keyring:
 
     @classmethod
     def put(cls, job_id: int, key: str) -> None:
+        register(key)  # masked in whatever this process stores or shows
         with cls._arrived:
             cls._keys[job_id] = key
             cls._arrived.notify_all()
@@ -437,10 +440,11 @@ def submit(
     """Queue a job; its key (if any) goes to the worker in memory before the job is queued."""
     settings = settings or Settings.from_env()
     if api_key:
+        register(api_key)
         if settings.redis_url:
             raise ValueError(
-                "With a shared job queue the workers use their own OPENAI_API_KEY; "
-                "leave the key field empty."
+                "With a shared job queue a typed key cannot reach the workers: save the "
+                "endpoint with its key in the project (it is stored encrypted) and choose it."
             )
         send_key(settings, job_id, api_key)
     enqueue(huey, job_id)

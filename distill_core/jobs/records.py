@@ -1,5 +1,7 @@
 """Job records in the store: a queued job, its progress and heartbeat, its cancel flag, and the
 sweep that marks jobs whose worker died. Every job kind writes through these; none is known here.
+A job's message is masked (``keys.mask``) before it is stored: it may quote a server that
+repeated the key.
 """
 
 from __future__ import annotations
@@ -11,6 +13,7 @@ from typing import Any
 from sqlalchemy import select, update
 
 from distill_core.clock import utcnow
+from distill_core.keys import mask
 from distill_core.store import Job, Store
 from distill_core.store.models import ACTIVE_JOB_STATUSES, User
 from distill_core.study.access import Capability, belongs, entry
@@ -59,7 +62,10 @@ def create_job(
 
 
 def update_job(store: Store, job_id: int, **fields: Any) -> bool:
-    """Write progress fields and a heartbeat; returns whether cancel was requested."""
+    """Write progress fields and a heartbeat; returns whether cancel was requested. The
+    message, if any, is masked."""
+    if "message" in fields:
+        fields["message"] = mask(fields["message"])
     with store.session() as s:
         s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow(), **fields))
         return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))

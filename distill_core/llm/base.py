@@ -3,7 +3,8 @@
 A teacher labels one text with a codebook and returns an ``Answer``; it never raises for a
 failed request (the failure becomes ``status="error"`` with one sentence). Everything here is
 free of network and of the API key: ``Endpoint`` hides the key from ``repr`` and from
-``public_dict()``, and ``Answer.request`` holds only what was sent in the body.
+``public_dict()``, registers it for ``keys.mask``, and ``Answer.request`` holds only what was
+sent in the body. Which key goes where is ``llm.policy``'s rule.
 """
 
 from __future__ import annotations
@@ -16,7 +17,9 @@ from dataclasses import dataclass, field, fields
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Literal
 
+from distill_core import keys
 from distill_core.clock import utcnow
+from distill_core.llm.policy import UrlPolicy, server_key
 
 if TYPE_CHECKING:
     from distill_core.codebook import Codebook
@@ -31,9 +34,10 @@ DEFAULT_MODEL = "gpt-4o-mini"
 class Endpoint:
     """Where and how to ask: any OpenAI-compatible chat-completions server.
 
-    ``api_key`` is excluded from ``repr`` and from ``public_dict()`` (the form stored in
-    records); ``None`` falls back to ``OPENAI_API_KEY`` at request time, or to a placeholder for
-    local servers that need no key. ``timeout_s`` bounds one request (connect + answer).
+    ``api_key`` (typed for a session, or a stored key once decrypted) is excluded from
+    ``repr`` and from ``public_dict()`` (the form stored in records) and registered for
+    ``keys.mask``; ``None`` means the server's own key when ``llm.policy`` allows it for this
+    base URL, else none. ``timeout_s`` bounds one request (connect + answer).
     """
 
     base_url: str = DEFAULT_BASE_URL
@@ -44,22 +48,32 @@ class Endpoint:
     seed: int | None = None
     timeout_s: float = 60.0
 
+    def __post_init__(self) -> None:
+        keys.register(self.api_key)
+
     def public_dict(self) -> dict[str, Any]:
         """Every setting except the key, for records, logs and the methods appendix."""
         return {f.name: getattr(self, f.name) for f in fields(self) if f.name != "api_key"}
 
-    def resolved_key(self) -> str:
-        """The key to send: the given one, else ``OPENAI_API_KEY``, else a placeholder."""
-        return self.api_key or os.environ.get("OPENAI_API_KEY") or "not-needed"
+    def resolved_key(self, policy: UrlPolicy | None = None) -> str:
+        """The key to send: the given one; else the server's ``OPENAI_API_KEY`` when
+        ``policy`` (default ``UrlPolicy.from_env()``) allows it for this base URL; else the
+        placeholder "not-needed" (local servers accept any key)."""
+        if self.api_key:
+            return self.api_key
+        own = server_key()
+        if own and (policy or UrlPolicy.from_env()).server_key_allowed(self.base_url):
+            return own
+        return keys.NO_KEY
 
     @classmethod
     def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> Endpoint:
-        """An endpoint from ``OPENAI_BASE_URL``, ``OPENAI_MODEL`` and ``OPENAI_API_KEY``."""
+        """An endpoint from ``OPENAI_BASE_URL`` and ``OPENAI_MODEL``; the server's key
+        (``OPENAI_API_KEY``) is not copied into it: ``resolved_key`` adds it where allowed."""
         env = os.environ if env is None else env
         values: dict[str, Any] = {
             "base_url": env.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL,
             "model": env.get("OPENAI_MODEL") or DEFAULT_MODEL,
-            "api_key": env.get("OPENAI_API_KEY") or None,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

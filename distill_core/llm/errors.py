@@ -1,6 +1,7 @@
 """What went wrong with a request to an LLM endpoint, in one sentence a user can act on, and
 whether asking again can help. Every teacher, the runner, the jobs and the command line use
-these words; none of them includes request headers, so none includes the key."""
+these words; none of them includes request headers, and every one goes through ``keys.mask``
+(a server may repeat the key in its error body)."""
 
 from __future__ import annotations
 
@@ -11,15 +12,19 @@ from typing import Any
 
 import openai
 
+from distill_core.keys import mask
+from distill_core.llm.policy import EndpointRefused
+
 
 class MalformedResponse(Exception):
     """The server answered 200 but the body is not a usable chat completion."""
 
 
 class RequestFailed(Exception):
-    """A question gave up; ``str(e)`` is one sentence without the key."""
+    """A question gave up; ``str(e)`` is one sentence without the key (masked)."""
 
     def __init__(self, message: str, *, attempts: int, request: dict[str, Any]) -> None:
+        message = mask(message)
         super().__init__(message)
         self.message = message
         self.attempts = attempts
@@ -76,10 +81,17 @@ def describe_error(exc: BaseException) -> str:
     """One sentence a user can act on for any failure of a request to an LLM endpoint.
 
     This is the single place where exceptions become messages (runs, the connection test and
-    the command line all use it). It never includes request headers, so never the key.
+    the command line all use it). It never includes request headers, and what a server wrote
+    is masked (``keys.mask``), so it never holds a key.
     """
+    return mask(_describe(exc))
+
+
+def _describe(exc: BaseException) -> str:
     if isinstance(exc, RequestFailed):
         return exc.message
+    if isinstance(exc, EndpointRefused):
+        return str(exc)
     if isinstance(exc, openai.APIConnectionError | TimeoutError):
         # Look at the causes first: some transports report a refused or dropped connection
         # as a timeout.
@@ -111,6 +123,11 @@ def describe_error(exc: BaseException) -> str:
             return "The server kept answering 'too many requests' (429); lower the concurrency or try later."
         if status >= 500:
             return f"The server failed with an internal error ({status})."
+        if 300 <= status < 400:
+            return (
+                f"The server answered with a redirect ({status}), which is not followed; use the "
+                "address it redirects to as the base URL."
+            )
         return f"The server rejected the request ({status}): {detail}."
     if isinstance(
         exc, MalformedResponse | json.JSONDecodeError | openai.APIResponseValidationError

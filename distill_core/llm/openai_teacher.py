@@ -6,7 +6,9 @@ the run when a server rejects them. Failed requests are retried here (``max_retr
 client) with exponential backoff and full jitter, honouring ``Retry-After``. An answer that is
 not a codebook label is asked again once, then recorded as ``invalid``. Every failure a user
 can cause is described by one sentence from ``describe_error``; the API key never appears in a
-record, a repr or a message.
+record, a repr or a message (messages go through ``keys.mask``). Before its first request a
+teacher checks its base URL against ``llm.policy`` (a refused URL is never called), and it
+follows no redirect (a public server could redirect to an internal address).
 """
 
 from __future__ import annotations
@@ -27,6 +29,7 @@ import openai
 
 from distill_core.clock import utcnow
 from distill_core.codebook import Codebook, answer_schema, parse_answer, render_messages
+from distill_core.keys import mask
 from distill_core.llm.base import Answer, Endpoint, Teacher
 from distill_core.llm.errors import (
     MalformedResponse,
@@ -35,6 +38,7 @@ from distill_core.llm.errors import (
     describe_error,
     is_retryable,
 )
+from distill_core.llm.policy import EndpointRefused, UrlPolicy
 
 DEFAULT_CONCURRENCY = 16
 TOP_LOGPROBS = 5
@@ -266,6 +270,7 @@ class OpenAITeacher(Teacher):
         self._semaphore: asyncio.Semaphore | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Task[None] | None = None
+        self._refusal: str | None = None  # "" once the base URL passed the policy
 
     def __repr__(self) -> str:
         return f"OpenAITeacher({self.endpoint!r}, concurrency={self.concurrency})"
@@ -315,6 +320,7 @@ class OpenAITeacher(Teacher):
                     max_keepalive_connections=self.concurrency,
                 ),
                 timeout=httpx2.Timeout(timeout, connect=min(timeout, 10.0)),
+                follow_redirects=False,
             )
             self._client = openai.AsyncOpenAI(
                 base_url=self.endpoint.base_url,
@@ -358,15 +364,25 @@ class OpenAITeacher(Teacher):
             body["top_logprobs"] = TOP_LOGPROBS
         return body
 
-    def _scrub(self, message: str) -> str:
-        key = self.endpoint.api_key
-        return message.replace(key, "***") if key and len(key) >= 4 else message
+    def refusal(self) -> str | None:
+        """The policy's sentence when this teacher's base URL may not be called (checked once:
+        a host name is resolved then), else ``None``."""
+        if self._refusal is None:
+            try:
+                UrlPolicy.from_env().check_url(self.endpoint.base_url)
+                self._refusal = ""
+            except EndpointRefused as exc:
+                self._refusal = str(exc)
+        return self._refusal or None
 
     async def complete(
         self, codebook: Codebook, text: str, *, retry: RetryPolicy | None = None
     ) -> _Completion:
         """One question with retries and feature fallbacks; raise ``RequestFailed`` on giving up."""
         policy = retry or self.retry
+        refused = self.refusal()
+        if refused:
+            raise RequestFailed(refused, attempts=0, request=self.request_body(codebook, text))
         client, semaphore = self._ensure_client()
         attempts = retries = fallbacks = 0
         while True:
@@ -399,7 +415,7 @@ class OpenAITeacher(Teacher):
                         self.use_max_completion_tokens = True
                     continue
                 if not is_retryable(exc) or retries + 1 >= policy.max_attempts:
-                    message = self._scrub(describe_error(exc))
+                    message = describe_error(exc)
                     if retries and is_retryable(exc):
                         message = message[:-1] + f"; gave up after {attempts} attempts."
                     raise RequestFailed(message, attempts=attempts, request=body) from None
@@ -423,7 +439,7 @@ class OpenAITeacher(Teacher):
                     return Answer(
                         label=label,
                         status="ok",
-                        raw=last.content,
+                        raw=mask(last.content),
                         confidence=label_confidence(last.content or "", last.tokens),
                         prompt_tokens=prompt,
                         completion_tokens=completion,
@@ -452,7 +468,7 @@ class OpenAITeacher(Teacher):
                 label=None,
                 status="error",
                 attempts=attempts + 1,
-                error=self._scrub(describe_error(exc)),
+                error=describe_error(exc),
                 started_at=started,
                 finished_at=utcnow(),
                 request=self.request_body(codebook, text),
@@ -461,7 +477,7 @@ class OpenAITeacher(Teacher):
         return Answer(
             label=None,
             status="invalid",
-            raw=last.content,
+            raw=mask(last.content),
             prompt_tokens=prompt,
             completion_tokens=completion,
             attempts=attempts,
@@ -478,7 +494,8 @@ class OpenAITeacher(Teacher):
 
 @dataclass(frozen=True)
 class ConnectionResult:
-    """Outcome of ``test_connection``: ``ok`` when the server answered; ``message`` says what happened."""
+    """Outcome of ``test_connection``: ``ok`` when the server answered; ``message`` says what
+    happened (masked, like ``raw``: ``keys.mask``)."""
 
     ok: bool
     message: str
@@ -490,6 +507,9 @@ class ConnectionResult:
 async def check_connection(endpoint: Endpoint, codebook: Codebook, text: str) -> ConnectionResult:
     """Async form of ``test_connection``."""
     teacher = OpenAITeacher(endpoint, concurrency=1, retry=RetryPolicy(max_attempts=1))
+    refused = teacher.refusal()
+    if refused:
+        return ConnectionResult(False, refused)
     t0 = time.perf_counter()
     try:
         done = await teacher.complete(codebook, text)
@@ -512,7 +532,7 @@ async def check_connection(endpoint: Endpoint, codebook: Codebook, text: str) ->
         )
     else:
         message = f"Connected in {latency:.1f} s: {endpoint.model} answered '{label}'{extra}."
-    return ConnectionResult(True, message, done.content, label, latency)
+    return ConnectionResult(True, mask(message), mask(done.content), label, latency)
 
 
 def test_connection(endpoint: Endpoint, codebook: Codebook, text: str) -> ConnectionResult:

@@ -1,4 +1,7 @@
-"""The answer cache in the store: ``llm_responses`` rows behind ``llm.cache.AnswerCache``."""
+"""The answer cache in the store: ``llm_responses`` rows behind ``llm.cache.AnswerCache``.
+
+An answer's raw text and error are masked (``keys.mask``) before they are stored: a server
+may repeat the request's key in what it sends back."""
 
 from __future__ import annotations
 
@@ -8,6 +11,7 @@ from typing import Any
 
 from sqlalchemy import select
 
+from distill_core.keys import mask
 from distill_core.llm.base import Answer
 from distill_core.llm.cache import FINAL, AnswerCache
 from distill_core.store.bulk import insert_many
@@ -58,5 +62,14 @@ class StoreAnswerCache(AnswerCache):
         return out
 
     def update(self, rows: list[dict[str, Any]]) -> None:
+        rows = [_masked(row) for row in rows]
         with self.store.session() as s:
             insert_many(s, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)
+
+
+def _masked(row: dict[str, Any]) -> dict[str, Any]:
+    """The row with its raw answer and error masked (a copy only when something changed)."""
+    raw, error = mask(row.get("raw")), mask(row.get("error"))
+    if raw == row.get("raw") and error == row.get("error"):
+        return row
+    return {**row, "raw": raw, "error": error}

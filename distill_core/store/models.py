@@ -406,3 +406,27 @@ class Activity(Base):
     action: Mapped[str] = mapped_column(String(60))
     details: Mapped[dict[str, Any]] = mapped_column(default=dict)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class ProjectEndpoint(Base):
+    """An LLM endpoint saved in a project by an owner or researcher: where and how to ask, and
+    its key encrypted at rest (a Fernet token under ``DISTILL_SECRET_KEY``: ``keys.encrypt``;
+    ``key_hint`` such as ``sk-…abcd`` is all that is ever shown of it). Jobs refer to it by id;
+    the worker decrypts the key when the job runs."""
+
+    __tablename__ = "project_endpoints"
+    __table_args__ = (UniqueConstraint("project_id", "name", name="uq_project_endpoints_name"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    name: Mapped[str] = mapped_column(String(200))
+    base_url: Mapped[str] = mapped_column(String(1000))
+    model: Mapped[str] = mapped_column(String(200))
+    #: temperature, max_tokens, seed
+    params: Mapped[dict[str, Any]] = mapped_column(default=dict)
+    key_encrypted: Mapped[str | None] = mapped_column(Text)
+    key_hint: Mapped[str | None] = mapped_column(String(40))
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import uuid
 from pathlib import Path
 
 import pytest
@@ -10,14 +11,44 @@ from streamlit.testing.v1 import AppTest
 REPO = Path(__file__).resolve().parents[2]
 
 
-@pytest.fixture
-def home(tmp_path, monkeypatch) -> Path:
-    """A fresh, empty DISTILL_HOME (SQLite): what a newcomer's first start sees."""
+@pytest.fixture(params=["sqlite", pytest.param("postgres", marks=pytest.mark.postgres)])
+def home(request, tmp_path, monkeypatch) -> Path:
+    """A fresh, empty DISTILL_HOME: what a newcomer's first start sees, with the store in it
+    (SQLite) or in a fresh schema of the test PostgreSQL database, as a lab hosts it."""
     monkeypatch.setenv("DISTILL_HOME", str(tmp_path / "home"))
     monkeypatch.delenv("DISTILL_DATABASE_URL", raising=False)
     monkeypatch.setenv("HF_HUB_OFFLINE", "1")
     monkeypatch.chdir(REPO)
-    return tmp_path / "home"
+    if request.param == "postgres":
+        from sqlalchemy import create_engine, text
+
+        from tests.conftest import POSTGRES_URL, postgres_unavailable
+
+        reason = postgres_unavailable()
+        if reason:
+            pytest.skip(reason)
+        schema = f"distill_app_{uuid.uuid4().hex[:10]}"
+        admin = create_engine(POSTGRES_URL)
+        with admin.begin() as conn:
+            conn.execute(text(f'CREATE SCHEMA "{schema}"'))
+        monkeypatch.setenv(
+            "DISTILL_DATABASE_URL", f"{POSTGRES_URL}?options=-csearch_path%3D{schema}"
+        )
+        yield tmp_path / "home"
+        _close_cached_stores()
+        with admin.begin() as conn:
+            conn.execute(text(f'DROP SCHEMA "{schema}" CASCADE'))
+        admin.dispose()
+        return
+    yield tmp_path / "home"
+    _close_cached_stores()
+
+
+def _close_cached_stores() -> None:
+    """The app caches one store per database URL and process: let each test open its own."""
+    import streamlit as st
+
+    st.cache_resource.clear()
 
 
 def open_page(script: str | None = None, *, timeout: float = 60) -> AppTest:

@@ -107,3 +107,18 @@ def test_a_viewer_reads_results_and_exports_but_changes_nothing(home) -> None:
     at.run()
     shown = texts(at)
     assert "Members of" not in shown and "Delete" not in shown
+
+
+def test_single_user_mode_refuses_to_serve_beyond_this_machine(home, monkeypatch) -> None:
+    import streamlit as st
+
+    real = st.get_option
+    monkeypatch.setattr(
+        st, "get_option", lambda key: "0.0.0.0" if key == "server.address" else real(key)
+    )
+    at = AppTest.from_file(str(REPO / "app.py"), default_timeout=60)
+    at.run()
+    assert "listens on 0.0.0.0" in texts(at) and "DISTILL_AUTH" in texts(at)
+    monkeypatch.setenv("DISTILL_LOCAL_ON_NETWORK", "1")
+    at.run()
+    assert "listens on 0.0.0.0" not in texts(at)
