@@ -81,6 +81,25 @@ def store(request, tmp_path):
         drop()
 
 
+#: Settings that decide where an API key may go: cleared for the tests of keys and endpoints,
+#: so that the machine running the tests cannot change their outcome.
+KEY_SETTINGS = (
+    "DISTILL_AUTH",
+    "DISTILL_SERVER_KEY_URLS",
+    "DISTILL_ALLOWED_PRIVATE_URLS",
+    "OPENAI_API_KEY",
+    "OPENAI_BASE_URL",
+)
+
+
+@pytest.fixture
+def no_key_settings(monkeypatch):
+    """None of ``KEY_SETTINGS`` set; returns ``monkeypatch`` to set what a test needs."""
+    for name in KEY_SETTINGS:
+        monkeypatch.delenv(name, raising=False)
+    return monkeypatch
+
+
 @pytest.fixture
 def shared_data() -> Path:
     """The folder of real data sets, or a skip when it is absent."""

@@ -214,20 +214,26 @@ def llm_server():
         yield srv
 
 
-@contextlib.contextmanager
-def fresh_app(home: Path):
-    """The app on a fresh DISTILL_HOME, offline, with the tests' key and none of the outside
-    database, queue or endpoint settings of the machine running the tests."""
+def app_env(home: Path, **extra: str) -> dict[str, str]:
+    """The app's environment: a fresh DISTILL_HOME, offline, with the tests' key and none of
+    the outside database, queue or endpoint settings of the machine running the tests."""
     env = dict(os.environ)
     env.update(
         DISTILL_HOME=str(home),
         HF_HUB_OFFLINE="1",
         TRANSFORMERS_OFFLINE="1",
         OPENAI_API_KEY="sk-e2e-test-key",
+        **extra,
     )
     for name in ("DISTILL_DATABASE_URL", "DISTILL_REDIS_URL", "OPENAI_BASE_URL", "OPENAI_MODEL"):
         env.pop(name, None)
-    server = App(home, env)
+    return env
+
+
+@contextlib.contextmanager
+def fresh_app(home: Path):
+    """The app on a fresh DISTILL_HOME (``app_env``)."""
+    server = App(home, app_env(home))
     try:
         yield server
     finally:

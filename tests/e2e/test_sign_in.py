@@ -5,7 +5,6 @@ accounts made with the command line (cookie across a reload, lockout after 5 fai
 from __future__ import annotations
 
 import contextlib
-import os
 import re
 import secrets
 import subprocess
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, REPO, RUN_COUNTER_JS, App, idle
+from tests.e2e.conftest import ARTIFACTS, REPO, RUN_COUNTER_JS, App, app_env, idle
 from tests.oidc_provider import oidc_provider  # noqa: F401 - the fixture
 
 pytestmark = pytest.mark.e2e
@@ -23,25 +22,9 @@ pytestmark = pytest.mark.e2e
 ADMITTING = "An administrator must admit you"
 
 
-def _env(home: Path, **extra: str) -> dict[str, str]:
-    """The app's environment: as the other browser tests (fresh home, offline, no outside
-    database or queue) plus the sign-in settings."""
-    env = dict(os.environ)
-    env.update(
-        DISTILL_HOME=str(home),
-        HF_HUB_OFFLINE="1",
-        TRANSFORMERS_OFFLINE="1",
-        OPENAI_API_KEY="sk-e2e-test-key",
-        **extra,
-    )
-    for name in ("DISTILL_DATABASE_URL", "DISTILL_REDIS_URL", "OPENAI_BASE_URL", "OPENAI_MODEL"):
-        env.pop(name, None)
-    return env
-
-
 @contextlib.contextmanager
 def hosted_app(home: Path, **extra: str):
-    server = App(home, _env(home, **extra))
+    server = App(home, app_env(home, **extra))
     try:
         yield server
     finally:
@@ -50,7 +33,7 @@ def hosted_app(home: Path, **extra: str):
 
 def admin_cli(home: Path, *args: str, password: str | None = None) -> None:
     """`python -m distill_core admin …` on the app's store, as the server's operator would."""
-    env = _env(home)
+    env = app_env(home)
     cmd = [sys.executable, "-m", "distill_core", "admin", *args]
     if password is not None:
         cmd.append("--password-stdin")
@@ -186,6 +169,53 @@ def test_oidc_a_new_user_waits_until_an_admin_admits_them(
     idle(page)
     expect(page.get_by_role("heading", name="Projects")).to_be_visible()
     expect(page.get_by_text(ADMITTING)).to_have_count(0)
+
+
+def _create_project(page: Page, name: str) -> None:
+    page.get_by_role("textbox", name="Name").fill(name)
+    page.get_by_role("button", name="Create project").click()
+    idle(page)
+    expect(page.get_by_text(f"Current project: {name}")).to_be_visible()
+
+
+def test_oidc_two_labs_never_reach_each_others_projects(
+    oidc_app,
+    oidc_provider,  # noqa: F811
+    new_page,
+) -> None:
+    from distill_core.store import Project, Store
+    from distill_core.study import access, accounts, runs
+
+    alice = new_page(oidc_app.log, oidc_provider.log)
+    alice.goto(oidc_app.url)
+    idle(alice)
+    _sign_in_at_provider(alice, oidc_provider, "alice")
+    idle(alice)
+    _create_project(alice, "Lab A study")
+    bob = new_page(oidc_app.log, oidc_provider.log)
+    bob.goto(oidc_app.url)
+    idle(bob)
+    _sign_in_at_provider(bob, oidc_provider, "bob")
+    idle(bob)
+    admin_cli(oidc_app.home, "admit", "bob@lab-b.test")
+    bob.reload()
+    idle(bob)
+    _create_project(bob, "Lab B study")
+    for page, mine, theirs in (
+        (alice, "Lab A study", "Lab B study"),
+        (bob, "Lab B study", "Lab A study"),
+    ):
+        page.reload()
+        idle(page)
+        body = page.inner_text("body")
+        assert mine in body and theirs not in body
+    store = Store(oidc_app.database_url)
+    with store.session() as s:
+        lab_a = s.query(Project).filter(Project.name == "Lab A study").one().id
+        bob_user = accounts.find_user(s, "bob@lab-b.test")
+        with pytest.raises(access.AccessDenied):
+            runs.project_runs(s, bob_user, lab_a)
+    store.dispose()
 
 
 # ---------------------------------------------------------------- built-in accounts

@@ -32,16 +32,8 @@ SOURCES = ("typed", "stored", "environment")
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch):
-    for name in (
-        "DISTILL_AUTH",
-        "DISTILL_SERVER_KEY_URLS",
-        "DISTILL_ALLOWED_PRIVATE_URLS",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DISTILL_SECRET_KEY", f"secret-{uuid.uuid4().hex}")
+def env(no_key_settings):
+    no_key_settings.setenv("DISTILL_SECRET_KEY", f"secret-{uuid.uuid4().hex}")
 
 
 def new_key(source: str) -> str:

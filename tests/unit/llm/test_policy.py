@@ -22,15 +22,8 @@ CODEBOOK = Codebook(
 
 
 @pytest.fixture(autouse=True)
-def clean_env(monkeypatch):
-    for name in (
-        "DISTILL_AUTH",
-        "DISTILL_SERVER_KEY_URLS",
-        "DISTILL_ALLOWED_PRIVATE_URLS",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
+def clean_env(no_key_settings):
+    """None of the settings that decide where a key may go (tests/conftest.py)."""
 
 
 def resolver(*addresses: str):

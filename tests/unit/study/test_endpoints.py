@@ -25,16 +25,8 @@ SECRET = "the lab's server secret, any string"
 
 
 @pytest.fixture(autouse=True)
-def env(monkeypatch):
-    for name in (
-        "DISTILL_AUTH",
-        "DISTILL_SERVER_KEY_URLS",
-        "DISTILL_ALLOWED_PRIVATE_URLS",
-        "OPENAI_API_KEY",
-        "OPENAI_BASE_URL",
-    ):
-        monkeypatch.delenv(name, raising=False)
-    monkeypatch.setenv("DISTILL_SECRET_KEY", SECRET)
+def env(no_key_settings):
+    no_key_settings.setenv("DISTILL_SECRET_KEY", SECRET)
 
 
 @pytest.fixture
