@@ -60,7 +60,7 @@ with code_tab:
     ui.coding.show(ctx, sample, docs, codes, codebook)
 
 with agree_tab:
-    ui.agreement.show(ctx, sample, docs, codes, label_runs, version)
+    ui.agreement.show(ctx, sample, docs, codes, label_runs)
 
 with import_tab:
     st.markdown("Import codes made elsewhere (CSV, TSV, Excel), matched to the corpus by id.")

@@ -36,7 +36,8 @@ def label_sample(
     member ``user``, the local user by default); returns its id."""
     with store.session() as s:
         who = projects.ensure_user(s, user) if user else local_user(s)
-        cb = Codebook.from_dict(projects.latest_codebook(s, who, project_id).content)
+        version = projects.latest_codebook(s, who, project_id)
+        cb = Codebook.from_dict(version.content)
         sample = validation.current_sample(s, who, project_id)
         items = [(d.doc_id, d.text) for d in validation.sample_docs(s, who, project_id, sample)]
         run_id = labelling.create_run(
@@ -46,6 +47,7 @@ def label_sample(
             n_texts=len(items),
             project_id=project_id,
             corpus_id=sample.corpus_id,
+            codebook_version_id=version.id,
         ).id
     labelling.label_texts(store, run_id, FixedTeacher(label), items)
     return run_id

@@ -14,7 +14,7 @@ from ui.views import show_agreement, show_intercoder
 MAJORITY = "majority of coders"
 
 
-def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list, version) -> None:
+def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list) -> None:
     """Agreement of a chosen label run with the human codes of the current sample."""
     if codes.empty or not label_runs:
         st.info("Agreement needs human codes (Code or Import tab) and an LLM label run.")
@@ -68,7 +68,12 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
             "codebooks on the same texts overfits. Distill records when you first looked."
         )
     if seen or st.button("Show the held-out test score"):
-        ctx.act(validation.mark_test_seen, ctx.project_id, sample.id, version.version)
+        ctx.act(
+            validation.mark_test_seen,
+            ctx.project_id,
+            sample.id,
+            version_of.get(run.codebook_version_id),  # the scored run's codebook
+        )
         test = score("test")
         if test is None:
             st.info("Fewer than 2 test texts have both a human code and an LLM label.")

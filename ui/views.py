@@ -159,7 +159,9 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     n = comparison.eval.n
     st.caption(
         f"All models scored on the same {n} held-out test texts, against the human codes "
-        f"({comparison.eval.gold}). None of these texts was in any model's training data. "
+        f"({comparison.eval.gold}). No model was trained on a text it is scored on: the "
+        "students on LLM labels and TF-IDF never saw any held-out text, and each student on "
+        "human codes predicts only the fold it was not trained on. "
         "Intervals: 95% percentile bootstrap over the texts (1,000 resamples)."
     )
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")

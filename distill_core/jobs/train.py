@@ -23,7 +23,13 @@ from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
 from distill_core.student.train import MIN_EXAMPLES
 from distill_core.study import activity, projects
 from distill_core.study.access import Capability, check, entry
-from distill_core.study.comparison import Comparison, Tracker, fair_comparison
+from distill_core.study.comparison import (
+    Comparison,
+    EvaluationSet,
+    Tracker,
+    evaluation_set,
+    fair_comparison,
+)
 from distill_core.study.students import (
     DEFAULT_BASE,
     StudentError,
@@ -81,7 +87,11 @@ def start_train_job(
         "train",
         project_id=project_id,
         user_id=user.id,
-        params={"model_id": model.id, "human_folds": int(human_folds)},
+        params={
+            "model_id": model.id,
+            "human_folds": int(human_folds),
+            "evaluation": _frozen(evaluation_set(session, user, project_id, ts.label_names)),
+        },
     )
     model.job_id = job.id
     session.flush()
@@ -110,6 +120,11 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         model_id, project_id, run_id = model.id, model.project_id, model.label_run_id
         args = TrainingArgs.from_dict(model.args)
         ts = training_set(s, user, project_id, run_id)
+        stored = params.get("evaluation")  # frozen when the job was queued
+        if stored is None:  # a job queued before evaluation sets were frozen
+            evaluation = evaluation_set(s, user, project_id, ts.label_names)
+        else:
+            evaluation = stored.get("reason") or EvaluationSet.from_dict(stored)
         run = s.get(LabelRun, run_id)
         version = run.codebook_version_id
         extra = {
@@ -126,7 +141,8 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
     out = models_root() / relative
     if out.exists():  # left by a worker killed while renaming: nothing to keep
         shutil.rmtree(out, ignore_errors=True)
-    _set_model(store, model_id, status="training")
+    # the training set as trained (a sample drawn since the job was queued holds out more)
+    _set_model(store, model_id, status="training", training=ts.counts())
     try:
         result = train(
             ts.texts,
@@ -149,6 +165,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
             out,
             ts,
             args,
+            evaluation,
             human_folds=params.get("human_folds", 5),
             tracker=tracker,
         )
@@ -176,6 +193,11 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
             f"; macro-F1 {best.metrics.macro_f1:.3f} on {best.metrics.n} held-out human-coded texts"
         )
     return JobOutcome({"model_id": model_id}, message=summary + ".")
+
+
+def _frozen(evaluation: EvaluationSet | str) -> dict:
+    """The evaluation set as the job keeps it (or the reason there is none)."""
+    return {"reason": evaluation} if isinstance(evaluation, str) else evaluation.to_dict()
 
 
 def _record_heldout(folder: Path, comparison: Comparison) -> ModelMeta:

@@ -323,7 +323,9 @@ def _human(b: _Builder, session: Session, user: User, project_id: int, sample, c
         text = f"A simple random sample of {n} texts was drawn (seed {seed}) and {split}."
     text += (
         " The development part is for revising the codebook; the held-out test part is scored "
-        "for the final evaluation only and is never used to train a student."
+        "for the final evaluation only: no student on LLM labels and no baseline is trained on "
+        "it, and the students on human codes are cross-validated within it, each scored only "
+        "on the fold it was not trained on."
     )
     if sample.test_seen_at is not None:
         version = sample.test_seen_codebook_version
@@ -506,8 +508,9 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
         (
             "p",
             f"Fair comparison: every row is scored on the same {n} held-out test texts (human "
-            f"label: {ev.gold}), which no model was trained on; "
-            "95% percentile bootstrap intervals.",
+            f"label: {ev.gold}), fixed when the training started; no model is scored on a text "
+            "it was trained on (the students on human codes are cross-validated within these "
+            "texts); 95% intervals.",
         )
     )
     rows, notes = [], []

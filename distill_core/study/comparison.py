@@ -18,7 +18,7 @@ from typing import Any
 
 from distill_core.agreement import Agreement
 from distill_core.store import LabelRun, Store, User
-from distill_core.student.args import TrainingArgs
+from distill_core.student.args import TrainingArgs, TrainingError
 from distill_core.student.card import HeldOut, HeldOutRow, ModelMeta
 from distill_core.study import projects, runs, validation
 from distill_core.study.scoring import score_labels
@@ -167,6 +167,52 @@ class Tracker:
         return None
 
 
+@dataclass(frozen=True)
+class EvaluationSet:
+    """The held-out texts a training job is compared on, frozen when the job starts: later
+    samples or codes change nothing about a running job's comparison."""
+
+    sample_id: int
+    sample_method: str
+    doc_ids: list[str]
+    truth: list[str]
+
+    def to_dict(self) -> dict[str, Any]:
+        return vars(self).copy()
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> EvaluationSet:
+        return cls(
+            int(data["sample_id"]),
+            str(data["sample_method"]),
+            list(data["doc_ids"]),
+            list(data["truth"]),
+        )
+
+
+def evaluation_set(
+    session, user, project_id: int, label_names: Sequence[str]
+) -> EvaluationSet | str:
+    """The coded texts of the current sample's held-out test part whose human label (majority
+    of coders) is a codebook label, or the sentence saying why there are too few."""
+    sample = validation.current_sample(session, user, project_id)
+    if sample is None:
+        return (
+            "No validation sample yet: draw one and code its held-out test part on the "
+            "Validate page to compare the student with the LLM."
+        )
+    gold, _ties = validation.gold_labels(validation.codes_frame(session, user, project_id))
+    known = set(label_names)
+    test = validation.sample_docs(session, user, project_id, sample, part="test")
+    ids = [d.doc_id for d in test if gold.get(d.doc_id) in known]
+    if len(ids) < MIN_EVAL:
+        return (
+            f"The held-out test part has {len(ids)} human-coded texts; code at least "
+            f"{MIN_EVAL} on the Validate page to compare the student with the LLM."
+        )
+    return EvaluationSet(sample.id, sample.method, ids, [gold[d] for d in ids])
+
+
 def fair_comparison(
     store: Store,
     user_id: int,
@@ -175,63 +221,60 @@ def fair_comparison(
     student_dir: Path,
     ts: TrainingSet,
     args: TrainingArgs,
+    evaluation: EvaluationSet | str,
     *,
     human_folds: int = 5,
     tracker: Tracker | None = None,
 ) -> Comparison:
-    """The paper's table for this project, on the held-out test texts a human coded.
+    """The paper's table for this project, on the frozen held-out test texts a human coded
+    (``evaluation``; a string is the reason there is no comparison).
 
     Rows: the LLM's own labels; the student trained on LLM labels; students trained on human
-    codes (k-fold over the test texts: each test text is predicted by a student trained on
-    every other human-coded text, never on itself); TF-IDF + logistic regression on the same
-    LLM labels. Each row has all metrics of ``agreement.compare`` with 95% bootstrap intervals
-    and per-class F1 intervals. Without enough to compare on, ``eval`` is None and ``reason``
-    says why. Everything is read as the user ``user_id`` (whose training job this is).
+    codes (k-fold cross-validation within the evaluation texts: each text is predicted by a
+    student trained on the other folds only); TF-IDF + logistic regression on the same LLM
+    labels. Every row is scored on the same texts: when the label run did not label every
+    evaluation text, all rows are scored on the ones it labelled (and the comparison says so).
+    Each row has all metrics of ``agreement.compare`` with 95% intervals and per-class F1
+    intervals. Everything is read as the user ``user_id`` (whose training job this is).
     """
     from distill_core.student.baseline import fit_baseline
     from distill_core.student.predict import Predictor
 
+    if isinstance(evaluation, str):
+        return Comparison(reason=evaluation)
     with store.session() as s:
         user = s.get(User, user_id)
-        sample = validation.current_sample(s, user, project_id)
-        if sample is None:
-            return Comparison(
-                reason="No validation sample yet: draw one and code its held-out test part "
-                "on the Validate page to compare the student with the LLM."
-            )
-        gold, _ties = validation.gold_labels(validation.codes_frame(s, user, project_id))
-        gold = {d: g for d, g in gold.items() if g in ts.label_names}
-        test_ids = [
-            d.doc_id for d in validation.sample_docs(s, user, project_id, sample, part="test")
-        ]
-        eval_ids = [d for d in test_ids if d in gold]
-        sample_info = {"sample_id": sample.id, "sample_method": sample.method}
         run = s.get(LabelRun, run_id)
         corpus_id, version_id = run.corpus_id, run.codebook_version_id
-        if len(eval_ids) < MIN_EVAL:
-            return Comparison(
-                reason=f"The held-out test part has {len(eval_ids)} human-coded texts; code "
-                f"at least {MIN_EVAL} on the Validate page to compare the student with the LLM."
+        frozen = set(evaluation.doc_ids)
+        items = {
+            r.doc_id: r for r in runs.run_results(s, user, project_id, run_id) if r.doc_id in frozen
+        }
+        texts = projects.get_documents(s, corpus_id, evaluation.doc_ids)
+    truth_of = dict(zip(evaluation.doc_ids, evaluation.truth, strict=True))
+    covered = [d for d in evaluation.doc_ids if d in items and d in texts]
+    note = ""
+    if len(covered) < len(evaluation.doc_ids):
+        if len(covered) >= MIN_EVAL:
+            note = (
+                f"The label run labelled {len(covered)} of the {len(evaluation.doc_ids)} "
+                "held-out texts: every row is scored on those."
             )
-        texts = projects.get_documents(s, corpus_id, eval_ids)
-        in_eval = set(eval_ids)
-        found = runs.run_results(s, user, project_id, run_id)
-        items = {r.doc_id: r for r in found if r.doc_id in in_eval}
-        others = [d for d in gold if d not in in_eval]
-        other_texts = projects.get_documents(s, corpus_id, others)
-    eval_texts = [texts.get(d, "") for d in eval_ids]
-    truth = [gold[d] for d in eval_ids]
+            eval_ids = covered
+        else:
+            eval_ids = [d for d in evaluation.doc_ids if d in texts]
+            note = (
+                f"The label run labelled only {len(covered)} of the held-out texts: it is left "
+                "out of the comparison."
+            )
+    else:
+        eval_ids = covered
+    eval_texts = [texts[d] for d in eval_ids]
+    truth = [truth_of[d] for d in eval_ids]
     rows: list[ComparisonRow] = []
-
-    covered = [i for i, d in enumerate(eval_ids) if d in items]
-    if covered:
-        llm = [
-            items[eval_ids[i]].label if items[eval_ids[i]].status == "ok" else None for i in covered
-        ]
-        note = ""
-        if len(covered) < len(eval_ids):
-            note = f"The label run covers {len(covered)} of the {len(eval_ids)} test texts."
-        rows.append(_row("llm", [truth[i] for i in covered], llm, ts.label_names, None, note))
+    if set(eval_ids) <= set(items):
+        llm = [items[d].label if items[d].status == "ok" else None for d in eval_ids]
+        rows.append(_row("llm", truth, llm, ts.label_names, None, note))
 
     if tracker:
         tracker.note("Scoring the student on the held-out test texts…")
@@ -241,20 +284,7 @@ def fair_comparison(
     rows.append(_row("student_llm", truth, student, ts.label_names, n_train, ""))
 
     if human_folds >= 2:
-        rows.append(
-            _human_row(
-                eval_ids,
-                eval_texts,
-                truth,
-                others,
-                other_texts,
-                gold,
-                ts,
-                args,
-                human_folds,
-                tracker,
-            )
-        )
+        rows.append(_human_row(eval_texts, truth, ts, args, human_folds, tracker))
 
     baseline = fit_baseline(ts.texts, ts.labels, seed=args.seed).predict(eval_texts)[0]
     rows.append(_row("tfidf_llm", truth, baseline, ts.label_names, len(ts.texts), ""))
@@ -264,7 +294,7 @@ def fair_comparison(
             s,
             s.get(User, user_id),
             project_id,
-            sample_info["sample_id"],
+            evaluation.sample_id,
             projects.version_number(s, version_id),
         )
     return Comparison(
@@ -274,8 +304,8 @@ def fair_comparison(
             gold="majority of coders",
             doc_ids=eval_ids,
             truth=truth,
-            sample_id=sample_info["sample_id"],
-            sample_method=sample_info["sample_method"],
+            sample_id=evaluation.sample_id,
+            sample_method=evaluation.sample_method,
         ),
         rows=rows,
     )
@@ -301,25 +331,21 @@ def _row(
     )
 
 
-def _human_row(
-    eval_ids, eval_texts, truth, others, other_texts, gold, ts, args, folds, tracker
-) -> ComparisonRow:
-    """Out-of-fold predictions of students trained on human codes only (same recipe)."""
-    from distill_core.student.args import TrainingError
+def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
+    """Out-of-fold predictions of students trained on human codes only (same recipe), each on
+    the evaluation texts of the other folds: no other text, held out or not, is trained on."""
     from distill_core.student.predict import Predictor
     from distill_core.student.train import train
 
-    k = max(2, min(int(folds), len(eval_ids)))
-    order = list(range(len(eval_ids)))
+    k = max(2, min(int(folds), len(eval_texts)))
+    order = list(range(len(eval_texts)))
     random.Random(args.seed).shuffle(order)
     fold_of = {i: n % k for n, i in enumerate(order)}
-    pred: list[str | None] = [None] * len(eval_ids)
+    pred: list[str | None] = [None] * len(eval_texts)
     sizes = []
-    base_texts = [other_texts.get(d, "") for d in others]
-    base_labels = [gold[d] for d in others]
     for f in range(k):
-        x = base_texts + [eval_texts[i] for i in order if fold_of[i] != f]
-        y = base_labels + [truth[i] for i in order if fold_of[i] != f]
+        x = [eval_texts[i] for i in order if fold_of[i] != f]
+        y = [truth[i] for i in order if fold_of[i] != f]
         sizes.append(len(x))
         with tempfile.TemporaryDirectory(prefix="distill-cv-") as tmp:
             try:
@@ -338,13 +364,13 @@ def _human_row(
                 return ComparisonRow(
                     key="student_human", name=ROWS["student_human"], note=f"Not trained: {exc}"
                 )
-            idx = [i for i in range(len(eval_ids)) if fold_of[i] == f]
+            idx = [i for i in range(len(eval_texts)) if fold_of[i] == f]
             got = Predictor(Path(tmp) / "model").predict([eval_texts[i] for i in idx]).labels
             for i, label in zip(idx, got, strict=True):
                 pred[i] = label
     note = (
-        f"{k} students, each trained on about {round(sum(sizes) / k)} human-coded texts "
-        "(all but one fold of the test texts, plus coded texts outside the test part)."
+        f"{k} students, each trained on about {round(sum(sizes) / k)} of these human-coded "
+        "texts (all folds but the one it predicts)."
     )
     row = _row("student_human", truth, pred, ts.label_names, round(sum(sizes) / k), note)
     row.name = f"{ROWS['student_human']} ({k}-fold cross-validation)"

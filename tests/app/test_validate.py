@@ -3,6 +3,7 @@ buttons with keyboard shortcuts, progress, the import report, agreement figures.
 
 from __future__ import annotations
 
+from distill_core.codebook import Codebook
 from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import projects, validation
@@ -58,10 +59,20 @@ def test_agreement_tab_shows_figures_for_the_demo_experts(home) -> None:
     assert any(m.label == "Macro F1" for m in at.metric)
     assert "Agreement among human coders" in shown
     # The held-out score is hidden until asked for.
+    # A codebook revised since the run was labelled: the look records the run's version, 1.
+    store = Store(Settings.from_env().database_url)
+    with store.session() as s:
+        user = local_user(s)
+        pid = projects.list_projects(s, user)[0].id
+        cb = projects.as_codebook(projects.latest_codebook(s, user, pid)).to_dict()
+        projects.save_codebook(s, user, pid, Codebook.from_dict(dict(cb, instructions="Edited.")))
     reveal = next(b for b in at.button if b.label == "Show the held-out test score")
     reveal.click()
     at.run()
     assert texts(at).count("Scored on") == 2
+    with store.session() as s:
+        assert validation.current_sample(s, local_user(s), pid).test_seen_codebook_version == 1
+    store.dispose()
 
 
 def test_import_shows_a_report_before_anything_is_stored(home) -> None:

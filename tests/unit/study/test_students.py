@@ -15,11 +15,18 @@ from sqlalchemy import delete, select
 from distill_core.jobs import kinds, records
 from distill_core.jobs.predict import start_predict_job
 from distill_core.jobs.train import start_train_job
-from distill_core.store import Job, Prediction, PredictionRun, Store, StudentModel
+from distill_core.store import (
+    Job,
+    Prediction,
+    PredictionRun,
+    Store,
+    StudentModel,
+    ValidationSample,
+)
 from distill_core.student.args import TrainingArgs
 from distill_core.student.predict import Predictor
 from distill_core.study import projects, runs, students, validation
-from distill_core.study.comparison import fair_comparison
+from distill_core.study.comparison import evaluation_set, fair_comparison
 from tests.fakes import demo_with_run, local_user, local_user_id
 
 TINY = TrainingArgs(epochs=1, batch_size=16, max_length=32, seed=3)
@@ -71,6 +78,14 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         job_id, model_id = start_train_job(
             s, local_user(s), project_id=pid, label_run_id=run_id, args=TINY, human_folds=2
         )
+        frozen = s.get(Job, job_id).params["evaluation"]
+        first_sample = validation.current_sample(s, local_user(s), pid).id
+        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
+        n_eval = len(validation.training_exclusions(s, pid) & set(gold))
+        # A new sample drawn while the job waits changes nothing about its comparison.
+        validation.draw_sample(s, local_user(s), pid, n=40, seed=7)
+        held_out = len(validation.training_exclusions(s, pid))  # both samples' test parts
+    assert frozen["sample_id"] == first_sample and len(frozen["doc_ids"]) == n_eval
     kinds.execute(store, job_id)
     with store.session() as s:
         job, model = s.get(Job, job_id), s.get(StudentModel, model_id)
@@ -82,8 +97,9 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         assert projects.steps_done(s, local_user(s), pid)["Fine-tune"]
         assert students.latest_model(s, local_user(s), pid).id == model_id
         # the comparison showed the LLM's held-out score: later codebook edits get a warning
-        assert validation.current_sample(s, local_user(s), pid).test_seen_codebook_version == 1
-    assert training["excluded_test"] == 60
+        seen = s.get(ValidationSample, first_sample)
+        assert seen.test_seen_codebook_version == 1
+    assert training["excluded_test"] == held_out > 60  # the run labelled every text
     assert meta["n_train"] + meta["n_val"] == training["n_available"]
     assert meta["label_run_id"] == run_id and meta["codebook_version"] == 1
     assert (folder / "config.json").is_file()
@@ -96,10 +112,10 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
     ]
     assert "## Scores on held-out human codes" in (folder / "README.md").read_text("utf-8")
     assert meta["heldout"] == saved["heldout"]
-    with store.session() as s:
-        gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
-        n_eval = len(validation.training_exclusions(s, pid) & set(gold))
     assert comparison["eval"]["n"] == n_eval >= 50  # coders tie on a few held-out texts
+    assert comparison["eval"]["doc_ids"] == frozen["doc_ids"]
+    assert comparison["eval"]["sample_id"] == first_sample
+    assert not set(frozen["doc_ids"]) & set(students_ts_ids(store, pid, run_id))
     assert comparison["eval"]["part"] == "test"
     rows = {r["key"]: r for r in comparison["rows"]}
     assert list(rows) == ["llm", "student_llm", "student_human", "tfidf_llm"]
@@ -113,6 +129,7 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         assert low <= m["macro_f1"] <= high
         assert set(row["class_ci"]) == set(meta["labels"])
     assert "2-fold" in rows["student_human"]["name"]
+    assert "of these human-coded texts" in rows["student_human"]["note"]
     # The student's own scores equal a fresh prediction of the held-out texts.
     with store.session() as s:
         texts = projects.get_documents(
@@ -192,9 +209,10 @@ def test_without_coded_test_texts_the_comparison_says_what_to_do(store: Store) -
             for coder in validation.coders(s, local_user(s), pid):
                 validation.delete_code(s, user, pid, doc_id, coder)
         ts = students.training_set(s, local_user(s), pid, run_id)
+        evaluation = evaluation_set(s, local_user(s), pid, ts.label_names)
     # It stops before it needs a model: no student is trained for this.
     comparison = fair_comparison(
-        store, local_user_id(store), pid, run_id, Path("no-model"), ts, TINY
+        store, local_user_id(store), pid, run_id, Path("no-model"), ts, TINY, evaluation
     )
     assert comparison.eval is None and comparison.rows == []
     assert "code at least 10" in comparison.reason
@@ -259,3 +277,9 @@ def test_the_page_count_under_floors_follows_trains_own_rule() -> None:
         args = TrainingArgs(min_confidence=conf, min_consistency=cons)
         kept = _prepare(ts.texts, ts.labels, args, ts.label_names, ts.confidences, ts.consistencies)
         assert len(kept.texts) == ts.kept_by(conf, cons)
+
+
+def students_ts_ids(store: Store, pid: int, run_id: int) -> list[str]:
+    """The documents a student of ``run_id`` would train on now."""
+    with store.session() as s:
+        return students.training_set(s, local_user(s), pid, run_id).doc_ids
