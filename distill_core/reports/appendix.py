@@ -24,7 +24,15 @@ from sqlalchemy import func, select
 
 from distill_core.agreement import Agreement
 from distill_core.codebook import Codebook
-from distill_core.reports.formatting import fmt, fmt_ci, fmt_count, fmt_date, fmt_share, plural
+from distill_core.reports.formatting import (
+    fmt,
+    fmt_bounded_share,
+    fmt_ci,
+    fmt_count,
+    fmt_date,
+    fmt_share,
+    plural,
+)
 from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project, User
 from distill_core.student.card import ModelMeta
 from distill_core.study import projects, runs, scoring, students, validation
@@ -347,6 +355,14 @@ def _human(b: _Builder, session: Session, user: User, project_id: int, sample, c
         text += " A text's human label is the majority of its coders' codes" + (
             f"; {fmt_count(ties)} texts whose coders tie are left out." if ties else "."
         )
+    revised = int(codes["revised_after_reveal"].sum()) if "revised_after_reveal" in codes else 0
+    b.fig("codes.revised_after_reveal", fmt_count(revised))
+    text += (
+        f" {fmt_count(revised)} {plural(revised, 'code was', 'codes were')} changed after the "
+        "coder had seen the LLM's label; agreement is scored on the first, blind code."
+        if revised
+        else " No code was changed after the coder had seen the LLM's label."
+    )
     blocks.append(("p", text))
     inter = validation.intercoder_agreement(codes)
     if inter is not None:
@@ -572,15 +588,23 @@ def _shares(b: _Builder, session: Session, user: User, project_id: int) -> None:
             f"on {n_sample} human-coded texts the student was not trained on (prediction-powered "
             "inference, Angelopoulos et al. 2023, Science 382)"
             + (", weighted by inverse inclusion probabilities" if shares.weighted else "")
-            + "; the sample-only share uses the human codes alone. Intervals are 95% intervals.",
+            + "; the sample-only share uses the human codes alone. Intervals are 95% intervals; "
+            "a category on which the coded texts show no variation gets an exact "
+            "(Clopper–Pearson) bound instead, never a zero-width interval.",
         )
     )
     rows = [
         [
             s.label,
             b.fig(f"shares.{s.label}.naive", fmt_share(s.naive, s.naive_ci)),
-            b.fig(f"shares.{s.label}.corrected", fmt_share(s.corrected, s.corrected_ci)),
-            b.fig(f"shares.{s.label}.sample_only", fmt_share(s.sample_only, s.sample_only_ci)),
+            b.fig(
+                f"shares.{s.label}.corrected",
+                fmt_bounded_share(s.corrected, s.corrected_ci, s.bound_only),
+            ),
+            b.fig(
+                f"shares.{s.label}.sample_only",
+                fmt_bounded_share(s.sample_only, s.sample_only_ci, s.bound_only),
+            ),
         ]
         for s in shares.rows
     ]

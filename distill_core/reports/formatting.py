@@ -23,6 +23,14 @@ def fmt_ci(value: float | None, ci: Sequence[float | None] | None, digits: int =
     return f"{fmt(value, digits)} (95% CI {fmt(ci[0], digits)}–{fmt(ci[1], digits)})"
 
 
+def fmt_bounded_share(value: float, ci: Sequence[float], bound_only: bool) -> str:
+    """A corrected share as :func:`fmt_share`, or, when the coded texts only bound it (none of
+    them in the category), ``≤ 3.6% (exact 95% bound)``: never a certain-looking 0.0%."""
+    if bound_only:
+        return f"≤ {100 * ci[1]:.1f}% (exact 95% bound)"
+    return fmt_share(value, ci)
+
+
 def fmt_share(value: float, ci: Sequence[float]) -> str:
     """``12.3% (95% CI 10.1–14.5%)``."""
     return f"{100 * value:.1f}% (95% CI {100 * ci[0]:.1f}–{100 * ci[1]:.1f}%)"

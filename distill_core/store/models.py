@@ -320,6 +320,29 @@ class HumanCode(Base):
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The code given before the coder could see the LLM's label (None on rows older than it:
+    #: then ``label``); agreement is scored on it, so a revision after the reveal changes none.
+    blind_label: Mapped[str | None] = mapped_column(String(200))
+    revised_after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
+
+
+class CodeEvent(Base):
+    """Every code a coder gave, in order: the history behind a ``HumanCode``."""
+
+    __tablename__ = "code_events"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(500))
+    coder: Mapped[str] = mapped_column(String(200))
+    label: Mapped[str] = mapped_column(String(200))
+    source: Mapped[str] = mapped_column(String(200), default="browser")
+    #: Given after the coder could see the LLM's label for this text.
+    after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 
 class StudentModel(Base):

@@ -10,7 +10,6 @@ from datetime import UTC, datetime
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distill_core import sampling
 from distill_core.estimate import FEW_CODED, Shares, estimate_shares
 from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel, User
 from distill_core.study import runs, students, validation
@@ -65,8 +64,11 @@ def corrected_shares(
     never trained on the test part, while development texts may have been in its training
     set. A stratified sample is weighted by inverse inclusion probabilities ``N_h / n_h`` of
     its strata (the LLM labels it was stratified by; ``n_h`` counts the coded test texts) and
-    gets the stratified variance. Returns None when there is no finished corpus pass, no sample
-    of the pass's corpus, or fewer than 2 coded test texts.
+    gets the stratified variance; a stratum with no coded test text stays in the population
+    of N texts, counted by the predictions alone with widened intervals, and a warning names
+    it. Categories the coded texts show no variation on get exact bounds and a warning.
+    Returns None when there is no finished corpus pass, no sample of the pass's corpus, or
+    fewer than 2 coded test texts.
     """
     run = (
         students.latest_prediction_run(session, user, project_id)
@@ -82,7 +84,8 @@ def corrected_shares(
     preds = students.predictions_frame(session, user, project_id, run.id, probabilities=False)
     blank = _blank_doc_ids(session, run.corpus_id)
     by_doc = {d: p for d, p in zip(preds["doc_id"], preds["pred_label"], strict=True)}
-    corpus_pred = [p for d, p in by_doc.items() if d not in blank]
+    corpus_ids = [d for d in by_doc if d not in blank]
+    corpus_pred = [by_doc[d] for d in corpus_ids]
     codes = validation.codes_frame(session, user, project_id)
     gold, _ = validation.gold_labels(codes)
     test_ids = [
@@ -102,19 +105,22 @@ def corrected_shares(
             f"{_texts(len(outside))} whose human code is not one of the model's categories "
             "are left out."
         )
-    weights = strata = None
+    strata = corpus_strata = None
     if sample.method == "stratified":
-        weights, strata, note = _stratified_weights(session, sample, run.corpus_id, blank, coded)
+        strata, corpus_strata, note = _strata(session, sample, corpus_ids, coded)
         warnings.insert(0, note)
     shares = estimate_shares(
         corpus_pred,
         [by_doc[d] for d in coded],
         [gold[d] for d in coded],
         labels,
-        weights=weights,
         strata=strata,
+        corpus_strata=corpus_strata,
         confidence=confidence,
     )
+    if shares.uncovered:
+        warnings.insert(1, _uncovered_warning(shares))
+    warnings.extend(_bound_warnings(shares))
     return SharesReport(
         **{k: getattr(shares, k) for k in Shares.__dataclass_fields__},
         run_id=run.id,
@@ -144,9 +150,10 @@ def _sample_warnings(session, run, sample, n_coded: int) -> list[str]:
     return out
 
 
-def _stratified_weights(session, sample, corpus_id, blank, coded):
-    """Weights ``N_h / n_h`` and strata of the coded test texts of a stratified sample, and
-    the sentence that says so (or, when its label run is gone, no weights and a warning)."""
+def _strata(session, sample, corpus_ids, coded):
+    """The strata (LLM labels) of the coded test texts and of every corpus text of a stratified
+    sample, for weights ``N_h / n_h`` over all N corpus texts, and the sentence that says so
+    (or, when its label run is gone, no strata and a warning)."""
     if sample.strata_run_id is None or session.get(LabelRun, sample.strata_run_id) is None:
         return None, None, _UNWEIGHTED
     frame = runs.items_frame(session, sample.strata_run_id, with_text=False)
@@ -154,11 +161,53 @@ def _stratified_weights(session, sample, corpus_id, blank, coded):
         d: (None if is_blank(x) else x)
         for d, x in zip(frame["doc_id"], frame["label"], strict=True)
     }
-    ids = session.scalars(select(Document.doc_id).where(Document.corpus_id == corpus_id))
-    population = [llm.get(d) for d in ids if d not in blank]
-    strata = [llm.get(d) for d in coded]
-    by_stratum = sampling.inclusion_weights(population, strata)
-    return [by_stratum[h] for h in strata], strata, _WEIGHTED
+    return [llm.get(d) for d in coded], [llm.get(d) for d in corpus_ids], _WEIGHTED
+
+
+def _uncovered_warning(shares: Shares) -> str:
+    """Which strata have no coded test text, how many corpus texts they hold, and what that
+    does to the estimate."""
+    named = [
+        (f"'{key}'" if key is not None else "no LLM label")
+        + f" ({size:,} corpus text{'' if size == 1 else 's'})"
+        for key, size in shares.uncovered
+    ]
+    k = len(named)
+    return (
+        f"{k} {'stratum' if k == 1 else 'strata'} of the sample "
+        f"{'has' if k == 1 else 'have'} no coded test text: {_join(named)}. "
+        f"{'Its' if k == 1 else 'Their'} "
+        f"{shares.n_uncovered:,} texts are counted by the model's predictions alone, with "
+        "no correction, and every interval is widened to allow any share among them."
+    )
+
+
+def _bound_warnings(shares: Shares) -> list[str]:
+    """Sentences for the categories the coded texts carry no information on (exact bounds)."""
+    rows = [r for r in shares.rows if r.bound_only]
+    absent = [r for r in rows if r.naive == 0 and r.sample_only == 0]
+    others = [r for r in rows if all(r is not a for a in absent)]
+    out = []
+    if absent:
+        top = max(r.corrected_ci[1] for r in absent)
+        out.append(
+            f"For {_join([r.label for r in absent])}, none of the {shares.n_sample:,} coded test "
+            f"texts is in {'this category' if len(absent) == 1 else 'these categories'} and "
+            f"the model never predicts {'it' if len(absent) == 1 else 'them'}, so the share "
+            f"is not estimated, only bounded: at most {top:.1%} (an exact bound; 0 does not "
+            "mean absent)."
+        )
+    if others:
+        out.append(
+            f"For {_join([r.label for r in others])}, the coded test texts show no variation "
+            "(no disagreement to measure), so the interval adds an exact bound on what "
+            f"{shares.n_sample:,} coded texts could have missed."
+        )
+    return out
+
+
+def _join(items: list[str]) -> str:
+    return items[0] if len(items) == 1 else ", ".join(items[:-1]) + " and " + items[-1]
 
 
 def _blank_doc_ids(session: Session, corpus_id: int) -> set[str]:

@@ -21,6 +21,7 @@ from distill_core.clock import utcnow
 from distill_core.codebook import match_label
 from distill_core.corpus import id_text, is_blank
 from distill_core.store.models import (
+    CodeEvent,
     Document,
     HumanCode,
     LabelRunItem,
@@ -59,7 +60,9 @@ def draw_sample(
 
     ``method`` "random" is a simple random sample; "stratified" allocates by the LLM labels of
     ``strata_run_id`` (proportionally, at least ``min_per_stratum`` per label) so rare
-    categories appear — its shares are then not the corpus's shares.
+    categories appear — its shares are then not the corpus's shares. ``seed`` drives the draw
+    (``default_rng(seed)``, so a seed gives the same texts as before) and, through an
+    independent child stream of the same seed (``sampling.split_stream``), the dev/test split.
     """
     corpus = get_corpus(session, user, project_id)
     if corpus is None:
@@ -131,7 +134,8 @@ def sample_from_ids(
     test_share: float = 0.5,
     details: dict | None = None,
 ) -> ValidationSample:
-    """A sample of given documents (e.g. texts coded before Distill), split into dev and test."""
+    """A sample of given documents (e.g. texts coded before Distill), split into dev and test
+    (the split's stream is ``sampling.split_stream(seed)``)."""
     corpus = get_corpus(session, user, project_id)
     split = sampling.split_dev_test(list(doc_ids), test_share, seed)
     return _store_sample(
@@ -306,7 +310,11 @@ def save_code(
     source: str = "browser",
 ) -> None:
     """Store (or change) ``coder``'s label for a document. A coder codes as themselves only;
-    codes under another name (an import, local mode's typed names) need a researcher's role."""
+    codes under another name (an import, local mode's typed names) need a researcher's role.
+
+    Every code is kept as an event. A change in the browser by someone who could see the
+    LLM's label of a text they had coded is a revision after the reveal: the code shown
+    changes, but the blind one (``blind_label``) stays the one agreement is scored on."""
     coder = (coder or "").strip()
     if not coder:
         raise ValidationError("Type your name as a coder first.")
@@ -316,6 +324,11 @@ def save_code(
             HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
         )
     )
+    revealed = (
+        row is not None
+        and source == "browser"
+        and can(session, user, project_id, Capability.READ)  # a coder never sees LLM labels
+    )
     if row is None:
         session.add(
             HumanCode(
@@ -323,12 +336,30 @@ def save_code(
                 doc_id=doc_id,
                 coder=coder,
                 label=label,
+                blind_label=label,
                 source=source,
                 user_id=user.id,
             )
         )
     else:
+        blind = row.blind_label or row.label
         row.label, row.source, row.updated_at, row.user_id = label, source, utcnow(), user.id
+        if revealed:
+            row.blind_label = blind
+            row.revised_after_reveal = label != blind
+        else:
+            row.blind_label, row.revised_after_reveal = label, False
+    session.add(
+        CodeEvent(
+            project_id=project_id,
+            doc_id=doc_id,
+            coder=coder,
+            label=label,
+            source=source,
+            after_reveal=revealed,
+            user_id=user.id,
+        )
+    )
     session.flush()
 
 
@@ -375,11 +406,12 @@ def _codes(session: Session, project_id: int) -> pd.DataFrame:
             HumanCode.source,
             HumanCode.created_at,
             HumanCode.updated_at,
+            func.coalesce(HumanCode.blind_label, HumanCode.label),
+            HumanCode.revised_after_reveal,
         ).where(HumanCode.project_id == project_id)
     ).all()
-    return pd.DataFrame(
-        rows, columns=["doc_id", "coder", "label", "source", "created_at", "updated_at"]
-    )
+    columns = ["doc_id", "coder", "label", "source", "created_at", "updated_at"]
+    return pd.DataFrame(rows, columns=columns + ["blind_label", "revised_after_reveal"])
 
 
 @entry(Capability.READ)
@@ -394,17 +426,19 @@ def coders(session: Session, user: User, project_id: int) -> list[str]:
 
 
 def gold_labels(codes: pd.DataFrame, coder: str | None = None) -> tuple[dict[str, str], int]:
-    """One human label per document: ``coder``'s, or the majority of all coders.
+    """One human label per document: ``coder``'s, or the majority of all coders, from the
+    blind codes (those given before the LLM's label was seen) when the frame has them.
 
     Returns (doc_id → label, number of documents left out because coders tied).
     """
     if codes.empty:
         return {}, 0
+    column = "blind_label" if "blind_label" in codes.columns else "label"
     if coder is not None:
         own = codes[codes["coder"] == coder]
-        return dict(zip(own["doc_id"], own["label"], strict=True)), 0
+        return dict(zip(own["doc_id"], own[column], strict=True)), 0
     gold, ties = {}, 0
-    for doc_id, labels in codes.groupby("doc_id")["label"]:
+    for doc_id, labels in codes.groupby("doc_id")[column]:
         counts = Counter(labels).most_common()
         if len(counts) > 1 and counts[0][1] == counts[1][1]:
             ties += 1

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from collections import Counter
 
+import numpy as np
 import pytest
+from scipy import stats
 
 from distill_core import sampling as sm
 
@@ -117,3 +119,54 @@ def test_inclusion_weights():
     assert sm.inclusion_weights(["a", "a", None], [None]) == {None: 1.0}
     with pytest.raises(ValueError, match="population"):
         sm.inclusion_weights(["a"], ["a", "a"])
+
+
+# ---------------------------------------------------------------- independent streams
+
+
+def _test_part_counts(n_corpus: int, n: int, seeds: int, *, stratify: bool):
+    """How often each corpus position lands in the test part when a sample of n is drawn and
+    split half/half with the same seed, as ``validation.draw_sample`` does."""
+    ids = IDS[:n_corpus]
+    # a 60%, b 30%, c 10%: proportional allocation gives every text the same inclusion chance
+    strata = [("a" * 6 + "b" * 3 + "c")[i % 10] for i in range(n_corpus)]
+    position = {d: i for i, d in enumerate(ids)}
+    counts = np.zeros(n_corpus)
+    for seed in range(seeds):
+        if stratify:
+            chosen = sm.stratified(ids, strata, n, seed)
+            chosen_strata = [strata[position[d]] for d in chosen]
+        else:
+            chosen, chosen_strata = sm.simple_random(ids, n, seed), None
+        split = sm.split_dev_test(chosen, 0.5, seed, strata=chosen_strata)
+        counts[[position[d] for d in split.test]] += 1
+    return counts, len(split.test)
+
+
+@pytest.mark.parametrize(("n_corpus", "n", "stratify"), [(60, 40, False), (200, 40, True)])
+def test_every_position_is_equally_likely_to_land_in_the_test_part(n_corpus, n, stratify):
+    # Each position is in the test part of one seed's sample with probability p = n_test / N, so
+    # over S seeds its count is Binomial(S, p) (the N counts are tied by their fixed sum, and a
+    # draw without replacement makes the Pearson statistic sum (O - E)^2 / E come out (1 - p)
+    # times a chi-square with N - 1 degrees of freedom). A seed shared by the draw and the split
+    # fails this: chi2/df 5.2 (p ~ 1e-35) for (60, 40) and 1.5 (p ~ 1e-6) for (200, 40,
+    # stratified) over 2,000 seeds; independent streams give 0.9-1.1.
+    seeds = 2000
+    counts, n_test = _test_part_counts(n_corpus, n, seeds, stratify=stratify)
+    p = n_test / n_corpus
+    expected = seeds * p
+    chi2 = float(((counts - expected) ** 2 / (expected * (1 - p))).sum())
+    df = n_corpus - 1
+    assert stats.chi2.sf(chi2, df) > 0.001, (chi2 / df, counts[:10] / expected)
+    assert 0.7 < chi2 / df < 1.3, chi2 / df
+
+
+def test_the_split_stream_is_reproducible_and_not_the_draws():
+    sample = sm.simple_random(IDS, 100, seed=9)
+    assert sm.split_dev_test(sample, 0.5, seed=9) == sm.split_dev_test(sample, 0.5, seed=9)
+    # the split of a sample is not the draw's choice of positions under the same seed
+    draw_positions = np.sort(np.random.default_rng(9).choice(100, size=50, replace=False))
+    split = sm.split_dev_test(IDS[:100], 0.5, seed=9)
+    assert [IDS.index(d) for d in split.test] != list(draw_positions)
+    split_positions = np.sort(sm.split_stream(9).choice(100, size=50, replace=False))
+    assert [IDS.index(d) for d in split.test] == list(split_positions)

@@ -186,3 +186,10 @@ def test_the_demo_project_appendix(store) -> None:
     assert result.figures["corpus.n_texts"] == "360" and result.figures["sample.n"] == "120"
     assert "Krippendorff's α" in result.markdown
     assert_every_figure_shown(result)
+
+
+def test_a_share_the_coded_texts_only_bound_never_reads_as_a_certain_zero() -> None:
+    assert formatting.fmt_bounded_share(0.0, (0.0, 0.036), True) == "≤ 3.6% (exact 95% bound)"
+    assert formatting.fmt_bounded_share(0.1, (0.05, 0.15), False) == formatting.fmt_share(
+        0.1, (0.05, 0.15)
+    )

@@ -4,6 +4,8 @@ from __future__ import annotations
 
 from datetime import timedelta
 
+import pytest
+
 from distill_core import estimate, sampling
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import (
@@ -42,7 +44,7 @@ def _predicted(i: int) -> str:
     return "economy" if i % 5 == 0 else _truth(i)  # over-predicts economy
 
 
-def _setup(store: Store, *, method: str = "random") -> tuple[int, int | None]:
+def _setup(store: Store, *, method: str = "random", llm=_llm) -> tuple[int, int | None]:
     csv = "id,text\n" + "".join(
         f"d{i},{'' if f'd{i}' in EMPTY else f'text number {i}'}\n" for i in range(N_DOCS)
     )
@@ -63,7 +65,7 @@ def _setup(store: Store, *, method: str = "random") -> tuple[int, int | None]:
                     run_id=strata_run.id,
                     doc_id=f"d{i}",
                     text_hash=str(i),
-                    label=_llm(i),
+                    label=llm(i),
                     status="ok",
                 )
                 for i in range(N_DOCS)
@@ -72,19 +74,26 @@ def _setup(store: Store, *, method: str = "random") -> tuple[int, int | None]:
         if strata_run is None:
             sample = validation.draw_sample(s, user, pid, n=40, seed=5, test_share=0.5)
         else:
-            sample = _stratified_sample(s, pid, corpus.id, strata_run.id)
+            sample = _stratified_sample(s, pid, corpus.id, strata_run.id, llm)
         for d in validation.sample_docs(s, local_user(s), sample.project_id, sample):
             i = int(d.doc_id[1:])
             validation.save_code(s, user, pid, d.doc_id, "anna", _truth(i))
     return pid, strata_run.id if strata_run else None
 
 
-def _stratified_sample(s, pid: int, corpus_id: int, strata_run_id: int) -> ValidationSample:
-    """A stratified sample stored row by row, as ``validation.draw_sample`` stores one."""
+def _stratified_sample(
+    s, pid: int, corpus_id: int, strata_run_id: int, llm=_llm
+) -> ValidationSample:
+    """A stratified sample stored row by row, as ``validation.draw_sample`` stores one; texts
+    of an LLM label ``"sport"`` all go to the development part (a stratum left uncoded)."""
     ids = [f"d{i}" for i in range(N_DOCS) if f"d{i}" not in EMPTY]
-    llm = [_llm(int(d[1:])) for d in ids]
-    chosen = sampling.stratified(ids, llm, 40, seed=5, min_per_stratum=8)
-    split = sampling.split_dev_test(chosen, 0.5, 5, strata=[_llm(int(d[1:])) for d in chosen])
+    chosen = sampling.stratified(ids, [llm(int(d[1:])) for d in ids], 40, seed=5, min_per_stratum=8)
+    split = sampling.split_dev_test(chosen, 0.5, 5, strata=[llm(int(d[1:])) for d in chosen])
+    sport = {d for d in chosen if llm(int(d[1:])) == "sport"}
+    split = sampling.Split(
+        dev=[d for d in chosen if d in sport or d in split.dev],
+        test=[d for d in split.test if d not in sport],
+    )
     sample = ValidationSample(
         project_id=pid,
         corpus_id=corpus_id,
@@ -104,7 +113,7 @@ def _stratified_sample(s, pid: int, corpus_id: int, strata_run_id: int) -> Valid
     return sample
 
 
-def _add_pass(store: Store, pid: int, status: str = "done") -> int:
+def _add_pass(store: Store, pid: int, status: str = "done", labels=LABELS) -> int:
     with store.session() as s:
         corpus = projects.get_corpus(s, local_user(s), pid)
         model = StudentModel(project_id=pid, corpus_id=corpus.id, base_model="m", status="ready")
@@ -115,7 +124,7 @@ def _add_pass(store: Store, pid: int, status: str = "done") -> int:
             model_id=model.id,
             corpus_id=corpus.id,
             status=status,
-            labels={"labels": LABELS},
+            labels={"labels": list(labels)},
             n=N_DOCS,
         )
         s.add(run)
@@ -126,7 +135,7 @@ def _add_pass(store: Store, pid: int, status: str = "done") -> int:
                 doc_id=f"d{i}",
                 label=_predicted(i),
                 confidence=0.9,
-                probs=[0.9 if label == _predicted(i) else 0.05 for label in LABELS],
+                probs=[0.9 if label == _predicted(i) else 0.05 for label in labels],
             )
             for i in range(N_DOCS)
         )
@@ -208,3 +217,67 @@ def test_a_stratified_sample_is_weighted_and_says_so(store: Store) -> None:
     assert report.weighted and report.stratified and report.sample_method == "stratified"
     assert report.warnings[0].startswith("The validation sample was stratified by LLM label")
     assert "inverse inclusion probabilities" in report.warning
+
+
+def test_a_category_nobody_predicts_or_codes_is_bounded_and_says_so(store: Store) -> None:
+    pid, _ = _setup(store)
+    _add_pass(store, pid, labels=[*LABELS, "sport"])
+    with store.session() as s:
+        report = shares.corrected_shares(s, local_user(s), pid)
+    sport = report.rows[-1]
+    n = report.n_sample
+    assert (sport.label, sport.naive, sport.corrected, sport.sample_only) == ("sport", 0, 0, 0)
+    # was (0.0, 0.0): no coded text and no prediction, so no variance to show
+    assert sport.corrected_ci == sport.sample_only_ci == (0.0, estimate.no_variation_bound(n))
+    assert sport.bound_only and not any(r.bound_only for r in report.rows[:-1])
+    sentence = next(w for w in report.warnings if w.startswith("For sport,"))
+    assert f"none of the {n} coded test texts is in this category" in sentence
+    assert f"at most {estimate.no_variation_bound(n):.1%}" in sentence
+    assert report.to_dict()["rows"][-1]["bound_only"] is True
+
+
+def _llm_with_sport(i: int) -> str:
+    return "sport" if i in {3, 11, 29} else _llm(i)
+
+
+def test_a_stratum_with_no_coded_test_text_is_named_and_kept(store: Store) -> None:
+    pid, _ = _setup(store, method="stratified", llm=_llm_with_sport)
+    _add_pass(store, pid)
+    coded = _test_part(store, pid)
+    with store.session() as s:
+        report = shares.corrected_shares(s, local_user(s), pid)
+    corpus_ids = [i for i in range(N_DOCS) if f"d{i}" not in EMPTY]
+    assert not any(_llm_with_sport(int(d[1:])) == "sport" for d in coded)
+    assert report.n_corpus == len(corpus_ids) == 58
+    assert (report.n_uncovered, report.uncovered) == (3, [("sport", 3)])
+    assert report.warnings[0].startswith("The validation sample was stratified by LLM label")
+    assert report.warnings[1] == (
+        "1 stratum of the sample has no coded test text: 'sport' (3 corpus texts). Its 3 "
+        "texts are counted by the model's predictions alone, with no correction, and every "
+        "interval is widened to allow any share among them."
+    )
+    # the weights N_h / n_h of the coded strata and the uncoded stratum's texts make up N
+    population = [_llm_with_sport(i) for i in corpus_ids]
+    strata = [_llm_with_sport(int(d[1:])) for d in coded]
+    weights = sampling.inclusion_weights(population, strata)
+    assert "sport" not in weights
+    w = [weights[h] for h in strata]
+    assert sum(w) + report.n_uncovered == pytest.approx(report.n_corpus)
+    # the correction is spread over all N texts (the uncoded ones get none)
+    for row in report.rows:
+        residual = [
+            (_truth(int(d[1:])) == row.label) - (_predicted(int(d[1:])) == row.label) for d in coded
+        ]
+        naive = sum(_predicted(i) == row.label for i in corpus_ids) / 58
+        assert row.corrected == pytest.approx(
+            naive + sum(a * b for a, b in zip(w, residual, strict=True)) / 58
+        )
+    expected = estimate.estimate_shares(
+        [_predicted(i) for i in corpus_ids],
+        [_predicted(int(d[1:])) for d in coded],
+        [_truth(int(d[1:])) for d in coded],
+        LABELS,
+        strata=strata,
+        corpus_strata=population,
+    )
+    assert report.rows == expected.rows

@@ -215,3 +215,29 @@ def test_a_stratified_sample_gives_every_llm_label_its_minimum(store: Store) -> 
     assert len(chosen) == 20 and len(chosen & set(docs["doc_id"][:5])) >= 4
     assert sample.method == "stratified"
     assert counts == {"dev": 0, "test": 0}
+
+
+def test_a_code_revised_after_the_reveal_keeps_the_blind_one_for_agreement(store) -> None:
+    from distill_core.store import CodeEvent
+
+    pid = setup_project(store)
+    with store.session() as s:
+        owner = local_user(s)
+        validation.save_code(s, owner, pid, "d1", "expert", "economy")
+        validation.save_code(s, owner, pid, "d1", "expert", "health")  # after seeing the LLM
+        projects.ensure_user(s, "cody")
+        projects.set_member(s, owner, pid, "cody", "coder")
+        cody = projects.ensure_user(s, "cody")
+        validation.save_code(s, cody, pid, "d2", "cody", "economy")
+        validation.save_code(s, cody, pid, "d2", "cody", "other")  # a coder never saw it
+    with store.session() as s:
+        codes = validation.codes_frame(s, local_user(s), pid).set_index(["doc_id", "coder"])
+        assert codes.loc[("d1", "expert"), "label"] == "health"
+        assert codes.loc[("d1", "expert"), "blind_label"] == "economy"
+        assert bool(codes.loc[("d1", "expert"), "revised_after_reveal"])
+        assert codes.loc[("d2", "cody"), "blind_label"] == "other"
+        assert not bool(codes.loc[("d2", "cody"), "revised_after_reveal"])
+        gold, _ = validation.gold_labels(codes.reset_index(), "expert")
+        assert gold == {"d1": "economy"}
+        events = s.query(CodeEvent).filter(CodeEvent.doc_id == "d1").order_by(CodeEvent.id).all()
+        assert [(e.label, e.after_reveal) for e in events] == [("economy", False), ("health", True)]
