@@ -101,3 +101,13 @@ def json_safe(value: Any) -> Any:
     if value is None or isinstance(value, str | int | bool):
         return value
     return str(value)
+
+
+def content_key(text: str | None) -> str:
+    """What makes two texts the same text for the held-out rule: Unicode-normalised (NFKC),
+    case-folded, with runs of white space made one space and the ends trimmed; hashed."""
+    import hashlib
+    import unicodedata
+
+    folded = " ".join(unicodedata.normalize("NFKC", text or "").casefold().split())
+    return hashlib.sha256(folded.encode("utf-8")).hexdigest()

@@ -9,7 +9,7 @@ from distill_core.reports.charts import (
     per_class_bars,
     shares_chart,
 )
-from distill_core.reports.formatting import fmt_bounded_share, fmt_ci, fmt_share
+from distill_core.reports.formatting import fmt_ci
 from distill_core.student.card import ModelMeta
 from distill_core.study import shares as corpus_shares
 from distill_core.study import students
@@ -71,22 +71,7 @@ else:
             ),
             "corpus-shares",
         )
-        st.dataframe(
-            [
-                {
-                    "label": r.label,
-                    "naive": fmt_share(r.naive, r.naive_ci),
-                    "corrected": fmt_bounded_share(r.corrected, r.corrected_ci, r.bound_only),
-                    "human sample only": fmt_bounded_share(
-                        r.sample_only, r.sample_only_ci, r.bound_only
-                    ),
-                    "note": r.note or "",
-                }
-                for r in shares.rows
-            ],
-            hide_index=True,
-            width="stretch",
-        )
+        ui.shares_table(shares)
 
 st.header("The LLM across codebook versions")
 by_run = ctx.act(report.agreement_by_run, ctx.project_id, part="dev")

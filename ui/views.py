@@ -14,7 +14,7 @@ from distill_core.reports.charts import (
     per_class_bars,
     training_curves,
 )
-from distill_core.reports.formatting import fmt_ci
+from distill_core.reports.formatting import fmt, fmt_bounded_share, fmt_ci, fmt_share
 from distill_core.student.card import ModelMeta
 from distill_core.study.comparison import Comparison
 
@@ -58,17 +58,23 @@ def show_agreement(result: Agreement, *, title: str, class_ci: dict | None = Non
     ]
     if result.binary_f1 is not None:
         heads.append((f"F1 of '{result.positive_label}'", "binary_f1"))
-    st.caption(f"Scored on {result.n} texts with both a human code and an LLM label.")
+    averaged = getattr(result, "averaged", None) or list(result.per_class)
+    st.caption(
+        f"Scored on {result.n} texts with both a human code and an LLM label; macro averages "
+        f"over the {len(averaged)} categories that occur."
+    )
+    if not getattr(result, "reliable", True):
+        st.warning(result.caution)
     cols = st.columns(len(heads))
     for col, (name, key) in zip(cols, heads, strict=True):
-        value = getattr(result, key)
         low, high = result.ci.get(key, (float("nan"), float("nan")))
+        method = (getattr(result, "ci_method", None) or {}).get(key, "bootstrap")
         col.metric(
             name,
-            f"{value:.3f}",
-            help=f"95% bootstrap interval {low:.3f}–{high:.3f}; n = {result.n}",
+            fmt(getattr(result, key)),
+            help=f"95% interval ({method}) {fmt(low)}–{fmt(high)}; n = {result.n}",
         )
-        col.caption(f"95% CI {low:.2f}–{high:.2f}")
+        col.caption(f"95% CI {fmt(low, 2)}–{fmt(high, 2)}")
     classes = list(result.per_class)
     f1 = [result.per_class[c].f1 for c in classes]
     lows = [class_ci[c][0] for c in classes] if class_ci else None
@@ -162,7 +168,8 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
         f"({comparison.eval.gold}). No model was trained on a text it is scored on: the "
         "students on LLM labels and TF-IDF never saw any held-out text, and each student on "
         "human codes predicts only the fold it was not trained on. "
-        "Intervals: 95% percentile bootstrap over the texts (1,000 resamples)."
+        "Intervals: 95%; Wilson for accuracy, a BCa bootstrap over the texts (1,000 resamples) "
+        "widened by a weak-prior interval for F1 and κ."
     )
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
     rows = comparison.rows
@@ -219,3 +226,24 @@ def show_sample(sample, parts: dict[str, int]) -> None:
     )
     if (sample.details or {}).get("source"):
         st.caption(f"Source: {sample.details['source']}.")
+
+
+def shares_table(shares) -> None:
+    """The corrected shares as a table: naive, corrected and sample-only with intervals (a
+    share the coded texts only bound reads as a bound), and each row's note."""
+    st.dataframe(
+        [
+            {
+                "label": r.label,
+                "naive": fmt_share(r.naive, r.naive_ci),
+                "corrected": fmt_bounded_share(r.corrected, r.corrected_ci, r.bound_only),
+                "human sample only": fmt_bounded_share(
+                    r.sample_only, r.sample_only_ci, r.bound_only
+                ),
+                "note": r.note or "",
+            }
+            for r in shares.rows
+        ],
+        hide_index=True,
+        width="stretch",
+    )

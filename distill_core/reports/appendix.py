@@ -425,8 +425,11 @@ def _llm_test(
             f"On the {n} held-out test texts with a human label, the LLM's labels reached "
             f"accuracy {shown['accuracy']}, macro-F1 {shown['macro_f1']}, Cohen's κ "
             f"{shown['cohen_kappa']} and Krippendorff's α {shown['krippendorff_alpha']}. "
-            f"Intervals are 95% percentile bootstrap intervals ({scoring.N_BOOT:,} resamples of "
-            "the texts); an invalid or missing LLM answer counts as wrong.",
+            f"Intervals are 95% intervals: Wilson for accuracy, a BCa bootstrap "
+            f"({scoring.N_BOOT:,} resamples of the texts) widened by a weak-prior interval for "
+            "F1, κ and α; macro averages are over the categories that occur; an invalid or "
+            "missing LLM answer counts as wrong."
+            + (f" {metrics.caution}" if not getattr(metrics, "reliable", True) else ""),
         )
     )
     blocks.append(("table", ["Metric", "Estimate (95% CI)"], [[t, shown[k]] for t, k in _METRICS]))
@@ -626,7 +629,7 @@ def _by_run(b: _Builder, session: Session, user: User, project_id: int) -> None:
             "p",
             "Each label run (a codebook version or LLM setting) scored on the coded texts of the "
             "development part that it labelled, against the human codes (majority of coders); "
-            "95% percentile bootstrap intervals. The codebook was revised on these texts, so "
+            "95% intervals. The codebook was revised on these texts, so "
             "these figures are optimistic; the held-out figures above are the ones to report.",
         )
     )

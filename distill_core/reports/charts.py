@@ -87,22 +87,22 @@ def per_class_bars(
     """One bar per class with its 95% interval as error bars (when given)."""
     import plotly.graph_objects as go
 
+    # A class with no support has no F1 (NaN): a gap marked "n/a", never a 0 bar.
+    shown = [None if _missing(v) else float(v) for v in values]
     error = None
     if lows is not None and highs is not None:
-        error = dict(
-            type="data",
-            symmetric=False,
-            array=[h - v for v, h in zip(values, highs, strict=True)],
-            arrayminus=[v - lo for v, lo in zip(values, lows, strict=True)],
-            color="#333",
+        error = _error_bars(
+            [v or 0.0 for v in shown],
+            [0.0 if _missing(x) else x for x in lows],
+            [0.0 if _missing(x) else x for x in highs],
         )
     fig = go.Figure(
         go.Bar(
             x=list(names),
-            y=list(values),
+            y=shown,
             error_y=error,
             marker_color="#2f6f8f",
-            text=[f"{v:.2f}" for v in values],
+            text=["n/a" if v is None else f"{v:.2f}" for v in shown],
             textposition="inside",
         )
     )
@@ -173,14 +173,15 @@ def class_f1_grouped(rows: Sequence[ComparisonRow], labels: Sequence[str], *, ti
         if r.metrics is None:
             continue
         per = r.metrics.per_class
-        values = [_value(per[c].f1) if c in per else 0.0 for c in labels]
-        lows = [r.class_ci.get(c, (v, v))[0] for c, v in zip(labels, values, strict=True)]
-        highs = [r.class_ci.get(c, (v, v))[1] for c, v in zip(labels, values, strict=True)]
+        values = [None if c not in per or _missing(per[c].f1) else per[c].f1 for c in labels]
+        flat = [v or 0.0 for v in values]
+        lows = [_or(r.class_ci.get(c, (v, v))[0], v) for c, v in zip(labels, flat, strict=True)]
+        highs = [_or(r.class_ci.get(c, (v, v))[1], v) for c, v in zip(labels, flat, strict=True)]
         fig.add_bar(
             name=r.name,
             x=list(labels),
             y=values,
-            error_y=_error_bars(values, lows, highs),
+            error_y=_error_bars(flat, lows, highs),
             marker_color=MODEL_COLOURS.get(r.key, "#2f6f8f"),
         )
     fig.update_layout(
@@ -196,8 +197,17 @@ def class_f1_grouped(rows: Sequence[ComparisonRow], labels: Sequence[str], *, ti
 
 
 def _value(x: float | None) -> float:
-    """A metric as a bar's height: undefined (None or nan) draws as 0."""
-    return 0.0 if x is None or x != x else float(x)
+    """A metric as a bar's height: undefined (None or nan) draws as 0 (the comparison's
+    headline metrics are always defined; per-class values use :func:`_missing`)."""
+    return 0.0 if _missing(x) else float(x)
+
+
+def _missing(x: float | None) -> bool:
+    return x is None or x != x
+
+
+def _or(x: float | None, default: float) -> float:
+    return default if _missing(x) else float(x)
 
 
 def training_curves(curves: Mapping[str, Sequence[Mapping]], *, title: str, n: int):

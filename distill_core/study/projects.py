@@ -27,11 +27,14 @@ from distill_core.store.models import (
     Membership,
     PredictionRun,
     Project,
+    SampleItem,
     StudentModel,
     User,
+    ValidationSample,
 )
 from distill_core.study import activity
 from distill_core.study.access import AccessDenied, Capability, ProjectError, entry, role_of
+from distill_core.values import content_key
 
 #: The user every single-user install acts as.
 LOCAL_USERNAME = "local"
@@ -278,12 +281,38 @@ class SavedCodebook:
     created: bool
 
 
+def part_keys(session: Session, project_id: int, part: str) -> set[str]:
+    """Content keys (``values.content_key``) of every text in ``part`` of any of the project's
+    samples: held out (or used for development) for the project's life, by content."""
+    stmt = (
+        select(Document.text)
+        .select_from(SampleItem)
+        .join(ValidationSample, ValidationSample.id == SampleItem.sample_id)
+        .join(
+            Document,
+            (Document.doc_id == SampleItem.doc_id)
+            & (Document.corpus_id == ValidationSample.corpus_id),
+        )
+        .where(ValidationSample.project_id == project_id, SampleItem.part == part)
+    )
+    return {content_key(t) for t in session.scalars(stmt)}
+
+
 @entry(Capability.EDIT)
 def save_codebook(
     session: Session, user: User, project_id: int, codebook: Codebook, note: str = ""
 ) -> SavedCodebook:
-    """Save ``codebook`` as the next immutable version; an unchanged one keeps the latest."""
+    """Save ``codebook`` as the next immutable version; an unchanged one keeps the latest. A
+    few-shot example that is a held-out test text (by content) is refused: the LLM would be
+    shown the answer to a question it is scored on."""
     codebook.validate()
+    held = part_keys(session, project_id, "test")
+    for example in codebook.examples:
+        if content_key(example.text) in held:
+            raise ProjectError(
+                f"The example '{example.text[:60]}' is a text of the held-out test part; "
+                "choose an example from outside it."
+            )
     latest = latest_codebook(session, user, project_id)
     fingerprint = codebook.fingerprint()
     if latest is not None and latest.fingerprint == fingerprint:

@@ -4,7 +4,7 @@ scorer behind the Validate page, the Results page, the methods appendix and the 
 A text is scored when a human coded it (the majority of its coders, or one coder's code) with a
 label of the run's codebook and the run has a result for it; an invalid or failed answer counts
 as wrong. Human codes outside the run's codebook (a label renamed after coding) are left out
-and counted, never passed to the metrics. Every interval is a 95% percentile bootstrap over the
+and counted, never passed to the metrics. Every interval is ``agreement.compare``'s over the
 texts with ``N_BOOT`` resamples and seed ``BOOT_SEED``, so the page and the appendix agree.
 """
 
@@ -47,11 +47,12 @@ def score_labels(
     *,
     positive_label: str | None = None,
 ) -> Scored:
-    """``agreement.compare`` and the per-class F1 intervals, with the shared bootstrap."""
+    """``agreement.compare`` and each class's F1 interval (from the same resamples)."""
     result = agreement.compare(
         truth, pred, labels=labels, positive_label=positive_label, n_boot=N_BOOT, seed=BOOT_SEED
     )
-    class_ci = agreement.class_f1_intervals(truth, pred, labels, seed=BOOT_SEED, n_boot=N_BOOT)
+    nan = (float("nan"), float("nan"))
+    class_ci = {c: result.per_class_ci.get(c, {}).get("f1", nan) for c in labels}
     return Scored(result, class_ci)
 
 

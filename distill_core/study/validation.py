@@ -22,6 +22,7 @@ from distill_core.codebook import match_label
 from distill_core.corpus import id_text, is_blank
 from distill_core.store.models import (
     CodeEvent,
+    Corpus,
     Document,
     HumanCode,
     LabelRunItem,
@@ -31,7 +32,8 @@ from distill_core.store.models import (
 )
 from distill_core.study import activity
 from distill_core.study.access import AccessDenied, Capability, belongs, can, entry
-from distill_core.study.projects import get_corpus
+from distill_core.study.projects import get_corpus, part_keys
+from distill_core.values import content_key
 
 PARTS = ("dev", "test")
 
@@ -164,6 +166,28 @@ def _store_sample(session, user, project_id, corpus_id, split, **fields) -> Vali
     session.flush()
     order = sorted(split.dev + split.test, key=_shuffle_key(sample.seed or 0))
     parts = {d: "dev" for d in split.dev} | {d: "test" for d in split.test}
+    # Held out once, held out for good (copies of a text included); a text used for
+    # development never becomes a test text.
+    texts = dict(
+        session.execute(
+            select(Document.doc_id, Document.text).where(
+                Document.corpus_id == corpus_id, Document.doc_id.in_(order)
+            )
+        )
+        .tuples()
+        .all()
+    )
+    keys = {d: content_key(texts.get(d)) for d in order}
+    held, developed = part_keys(session, project_id, "test"), part_keys(session, project_id, "dev")
+    for d in order:  # earlier samples decide first
+        if keys[d] in held:
+            parts[d] = "test"
+        elif keys[d] in developed:
+            parts[d] = "dev"
+    new_test = {keys[d] for d in order if parts[d] == "test"} - (developed - held)
+    for d in order:  # then copies within this sample share their part
+        if keys[d] in new_test:
+            parts[d] = "test"
     session.add_all(
         SampleItem(sample_id=sample.id, doc_id=d, part=parts[d], position=i)
         for i, d in enumerate(order)
@@ -246,13 +270,16 @@ def part_counts(
 
 
 def training_exclusions(session: Session, project_id: int) -> set[str]:
-    """Documents in any held-out test part of the project: never used to train a student."""
-    stmt = (
-        select(SampleItem.doc_id)
-        .join(ValidationSample, ValidationSample.id == SampleItem.sample_id)
-        .where(ValidationSample.project_id == project_id, SampleItem.part == "test")
+    """Documents of the project's corpus whose text is, by content, a text of any held-out
+    test part: never used to train a student, duplicates included."""
+    held = part_keys(session, project_id, "test")
+    if not held:
+        return set()
+    corpus = session.scalar(select(Corpus.id).where(Corpus.project_id == project_id))
+    rows = session.execute(
+        select(Document.doc_id, Document.text).where(Document.corpus_id == corpus)
     )
-    return set(session.scalars(stmt))
+    return {d for d, t in rows if content_key(t) in held}
 
 
 @entry(Capability.READ)
@@ -589,7 +616,7 @@ def compare_runs(
                 "run": name,
                 "n": len(common),
                 "accuracy": agreement.accuracy(g, p),
-                "macro_f1": agreement.macro_f1(g, p, labels=sorted(set(g))),
+                "macro_f1": agreement.macro_f1(g, p),  # over the categories that occur
             }
         )
         per_doc[name] = ["✓" if pred[d] == gold[d] else f"✗ {pred[d]}" for d in common]

@@ -241,3 +241,46 @@ def test_a_code_revised_after_the_reveal_keeps_the_blind_one_for_agreement(store
         assert gold == {"d1": "economy"}
         events = s.query(CodeEvent).filter(CodeEvent.doc_id == "d1").order_by(CodeEvent.id).all()
         assert [(e.label, e.after_reveal) for e in events] == [("economy", False), ("health", True)]
+
+
+def test_held_out_means_held_out_by_content(store) -> None:
+    """Every text has a twin that differs only in case and spacing: a held-out text's twin is
+    never trained on, a later sample keeps each text (and twin) in the part it had, and no
+    codebook example may be a held-out text."""
+    from distill_core.codebook import Codebook
+
+    rows = ["id,text"] + [f"a{i},Budget talks number {i} resume" for i in range(30)]
+    rows += [f"b{i},  budget TALKS number {i}   resume " for i in range(30)]
+    table = read_table("\n".join(rows).encode(), "twins.csv")
+    with store.session() as s:
+        user = local_user(s)
+        pid = projects.create_project(s, user, "Twins").id
+        projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
+        codebook = Codebook.from_dict(
+            {
+                "name": "T",
+                "labels": [
+                    {"name": "economy", "definition": "Money."},
+                    {"name": "other", "definition": "Else."},
+                ],
+            }
+        )
+        projects.save_codebook(s, user, pid, codebook)
+        first = validation.draw_sample(s, user, pid, n=20, seed=3, test_share=0.5)
+        parts = {d.doc_id: d.part for d in validation.sample_docs(s, user, pid, first)}
+        twin = {f"a{i}": f"b{i}" for i in range(30)} | {f"b{i}": f"a{i}" for i in range(30)}
+        test = {d for d, p in parts.items() if p == "test"}
+        held_out = validation.training_exclusions(s, pid)
+        assert held_out == test | {twin[d] for d in test}  # twins included
+        later = validation.draw_sample(s, user, pid, n=40, seed=4, test_share=0.5)
+        again = {d.doc_id: d.part for d in validation.sample_docs(s, user, pid, later)}
+        for doc_id, part in parts.items():
+            assert parts.get(twin[doc_id], part) == part  # copies share a part
+        for doc_id, part in again.items():
+            before = parts.get(doc_id) or parts.get(twin[doc_id])
+            if before is not None:
+                assert part == before, doc_id
+        text = f"BUDGET talks number {sorted(test)[0][1:]} resume"
+        example = dict(codebook.to_dict(), examples=[{"text": text, "label": "economy"}])
+        with pytest.raises(projects.ProjectError, match="held-out test part"):
+            projects.save_codebook(s, user, pid, Codebook.from_dict(example))
