@@ -172,6 +172,29 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
         "widened by a weak-prior interval for F1 and κ."
     )
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
+    differences = comparison.differences(labels)
+    if differences:
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "difference": f"{d.a} − {d.b}",
+                        "macro-F1": fmt_ci(d.macro_f1.difference, d.macro_f1.ci),
+                        "accuracy": fmt_ci(d.accuracy.difference, d.accuracy.ci),
+                        "McNemar p (accuracy)": fmt(d.accuracy.p_value),
+                        "n": d.macro_f1.n,
+                    }
+                    for d in differences
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
+        st.caption(
+            "Paired differences on the same texts: 95% paired bootstrap intervals; McNemar's "
+            "exact test on the texts exactly one of the two got right. An interval that holds 0 "
+            "means the data cannot tell the two apart."
+        )
     rows = comparison.rows
     chart(comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), "comparison-f1")
     chart(class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), "class-f1")

@@ -564,6 +564,18 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
     blocks.append(("table", header, rows))
     if notes:
         blocks.append(("ul", notes))
+    for i, d in enumerate(comparison.differences()):
+        f1 = b.fig(f"difference.{i}.macro_f1", fmt_ci(d.macro_f1.difference, d.macro_f1.ci))
+        acc = b.fig(f"difference.{i}.accuracy", fmt_ci(d.accuracy.difference, d.accuracy.ci))
+        p = b.fig(f"difference.{i}.mcnemar_p", fmt(d.accuracy.p_value))
+        blocks.append(
+            (
+                "p",
+                f"{d.a} minus {d.b}, on the same {fmt_count(d.macro_f1.n)} texts: macro-F1 "
+                f"{f1}, accuracy {acc} (paired bootstrap intervals; McNemar's exact test on the "
+                f"texts exactly one of them got right: p = {p}).",
+            )
+        )
     student = comparison.row("student_llm")
     if student is not None:
         blocks.append(("p", "Per-class F1 of the student on LLM labels:"))

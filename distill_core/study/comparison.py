@@ -16,6 +16,7 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from distill_core import agreement
 from distill_core.agreement import Agreement
 from distill_core.store import LabelRun, Store, User
 from distill_core.student.args import TrainingArgs, TrainingError
@@ -96,6 +97,16 @@ class ComparisonRow:
         )
 
 
+@dataclass(frozen=True)
+class PairedDifferences:
+    """One classifier against another on the same evaluation texts."""
+
+    a: str
+    b: str
+    macro_f1: agreement.PairedDifference
+    accuracy: agreement.PairedDifference
+
+
 @dataclass
 class Comparison:
     """The fair comparison of one model; ``eval`` is None (and ``reason`` says why) when there
@@ -109,6 +120,36 @@ class Comparison:
     def row(self, key: str) -> ComparisonRow | None:
         """The scored row of ``key`` (None when absent or not scored)."""
         return next((r for r in self.rows if r.key == key and r.metrics is not None), None)
+
+    #: The differences a study reports: the student against its teacher, and against
+    #: students trained on the human codes (the paper's question).
+    PAIRS = (("student_llm", "llm"), ("student_llm", "student_human"))
+
+    def differences(self, labels: Sequence[str] | None = None) -> list[PairedDifferences]:
+        """Paired differences of macro-F1 and accuracy (with McNemar's exact test) for each
+        of ``PAIRS`` whose rows both hold predictions of every evaluation text."""
+        if self.eval is None:
+            return []
+        truth = self.eval.truth
+        out = []
+        for key_a, key_b in self.PAIRS:
+            a, b = self.row(key_a), self.row(key_b)
+            same = len(a.predictions) == len(b.predictions) == len(truth) if a and b else False
+            if not truth or not same:  # rows stored before predictions were kept, say
+                continue
+            out.append(
+                PairedDifferences(
+                    a.name,
+                    b.name,
+                    *(
+                        agreement.paired_difference(
+                            truth, a.predictions, b.predictions, metric=m, labels=labels
+                        )
+                        for m in ("macro_f1", "accuracy")
+                    ),
+                )
+            )
+        return out
 
     def heldout(self) -> HeldOut | None:
         """The headline figures a model keeps in its metadata and model card."""

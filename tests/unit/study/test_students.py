@@ -283,3 +283,32 @@ def students_ts_ids(store: Store, pid: int, run_id: int) -> list[str]:
     """The documents a student of ``run_id`` would train on now."""
     with store.session() as s:
         return students.training_set(s, local_user(s), pid, run_id).doc_ids
+
+
+def test_the_comparison_gives_paired_differences_on_identical_texts() -> None:
+    from distill_core.agreement import paired_difference
+    from distill_core.study.comparison import Comparison, Evaluation
+
+    truth = ["a", "b"] * 20
+    llm = list(truth)
+    student = ["a"] * 40  # right on half
+    comparison = Comparison(
+        eval=Evaluation(part="test", n=40, gold="majority of coders", truth=truth),
+        rows=[
+            comparison_row("llm", truth, llm),
+            comparison_row("student_llm", truth, student),
+        ],
+    )
+    (d,) = comparison.differences()
+    assert d.a == "Student on LLM labels" and d.b == "LLM labels"
+    assert d.accuracy.difference == pytest.approx(-0.5)
+    assert d.accuracy.ci[1] < 0 and d.accuracy.p_value < 0.001
+    assert d.macro_f1 == paired_difference(truth, student, llm, metric="macro_f1")
+    back = Comparison.from_dict(comparison.to_dict()).differences()
+    assert back[0].accuracy == d.accuracy  # computed from the stored predictions
+
+
+def comparison_row(key, truth, pred):
+    from distill_core.study.comparison import _row
+
+    return _row(key, truth, pred, ["a", "b"], None, "")
