@@ -71,7 +71,6 @@ from statistics import NormalDist
 from typing import Any
 
 import numpy as np
-from scipy import special
 
 from distill_core.values import cell_to_text, is_missing
 
@@ -126,8 +125,24 @@ class ClassMetrics:
     support: int
 
 
+class _SampleSize:
+    """What a result on ``n`` items says about its own intervals."""
+
+    n: int
+
+    @property
+    def reliable(self) -> bool:
+        """Whether ``n`` reaches :data:`MIN_RELIABLE_N`, below which the intervals mislead."""
+        return self.n >= MIN_RELIABLE_N
+
+    @property
+    def caution(self) -> str | None:
+        """One sentence to show instead of trusting the intervals; None when ``reliable``."""
+        return caution_for(self.n)
+
+
 @dataclass(frozen=True)
-class Agreement:
+class Agreement(_SampleSize):
     """Everything :func:`compare` measures about predictions against gold codes.
 
     ``confusion[i][j]`` counts items with gold ``labels[i]`` predicted ``labels[j]``; ``labels``
@@ -156,16 +171,6 @@ class Agreement:
     averaged: list[str] = field(default_factory=list)
     ci_method: dict[str, str] = field(default_factory=dict)
     per_class_ci: dict[str, dict[str, tuple[float, float]]] = field(default_factory=dict)
-
-    @property
-    def reliable(self) -> bool:
-        """Whether ``n`` reaches :data:`MIN_RELIABLE_N`, below which the intervals mislead."""
-        return self.n >= MIN_RELIABLE_N
-
-    @property
-    def caution(self) -> str | None:
-        """One sentence to show instead of trusting the intervals; None when ``reliable``."""
-        return caution_for(self.n)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``nan`` becomes ``None``, CIs become ``[low, high]`` lists)."""
@@ -249,7 +254,7 @@ class Agreement:
 
 
 @dataclass(frozen=True)
-class PairedDifference:
+class PairedDifference(_SampleSize):
     """Two classifiers A and B scored on the same n items: ``difference = a - b`` of ``metric``.
 
     ``ci`` is a paired bootstrap interval of the difference (the same resampled items for A and
@@ -269,16 +274,6 @@ class PairedDifference:
     b01: int | None = None
     b10: int | None = None
     p_value: float | None = None
-
-    @property
-    def reliable(self) -> bool:
-        """Whether ``n`` reaches :data:`MIN_RELIABLE_N`."""
-        return self.n >= MIN_RELIABLE_N
-
-    @property
-    def caution(self) -> str | None:
-        """One sentence to show instead of trusting the interval; None when ``reliable``."""
-        return caution_for(self.n)
 
     def to_dict(self) -> dict[str, Any]:
         """JSON-ready dict (``nan`` becomes ``None``)."""
@@ -1136,6 +1131,8 @@ def _bca(
     bootstrap values' quantiles (numpy's linear interpolation) at
     ``Φ(z0 + (z0 + z) / (1 - a·(z0 + z)))`` for ``z = Φ⁻¹(alpha/2)``, ``Φ⁻¹(1 - alpha/2)``.
     """
+    from scipy import special  # only when an interval is made: the app starts faster
+
     valid = ~np.isnan(boot)
     count = valid.sum(axis=0)
     below = np.sum(boot < theta - _EPS, axis=0)
