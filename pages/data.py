@@ -95,14 +95,28 @@ except CorpusError as exc:
 
 st.markdown("**What was found**")
 st.markdown("\n".join(f"- {line}" for line in prepared.report.summary_lines()))
-confirm = True
+confirm, delete_orphaned = True, False
 if corpus is not None:
+    plan = ctx.act(projects.plan_replacement, project_id, prepared)
+    st.markdown("**What replacing the corpus does**")
+    st.markdown("\n".join(f"- {line}" for line in plan.lines()) or "- Nothing was coded yet.")
     confirm = st.checkbox(
         f"Replace “{corpus.filename}” ({corpus.row_count:,} texts) with this file"
     )
+    if plan.orphaned:
+        delete_orphaned = st.checkbox(
+            f"Delete the {plan.orphaned_codes:,} human codes whose texts are not in this file"
+        )
+        confirm = confirm and delete_orphaned
 if st.button("Save as the project's corpus", type="primary", disabled=not confirm):
     with st.spinner("Saving…"):
-        ctx.act(projects.save_corpus, project_id, table, prepared)
+        ctx.act(
+            projects.save_corpus,
+            project_id,
+            table,
+            prepared,
+            delete_orphaned_codes=delete_orphaned,
+        )
     st.session_state.pop("_parsed_upload", None)
     st.session_state["uploads_saved"] = st.session_state.get("uploads_saved", 0) + 1
     st.toast(f"Saved {len(prepared.ids):,} texts.", icon=":material/check:")

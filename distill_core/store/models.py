@@ -150,6 +150,8 @@ class CodebookVersion(Base):
     content: Mapped[dict[str, Any]] = mapped_column()
     fingerprint: Mapped[str] = mapped_column(String(64))
     note: Mapped[str] = mapped_column(Text, default="")
+    #: Saved after someone had seen a held-out test score: every figure from it is marked.
+    after_test_seen: Mapped[bool] = mapped_column(Boolean, default=False)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
 
@@ -299,6 +301,9 @@ class SampleItem(Base):
     doc_id: Mapped[str] = mapped_column(String(500), primary_key=True)
     part: Mapped[str] = mapped_column(String(10))  # "dev" or "test"
     position: Mapped[int] = mapped_column(Integer)
+    #: ``values.content_key`` of the text when it was drawn: what was held out stays held out,
+    #: whatever later uploads hold under this id.
+    content_key: Mapped[str | None] = mapped_column(String(64))
 
 
 class HumanCode(Base):

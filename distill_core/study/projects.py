@@ -32,7 +32,7 @@ from distill_core.store.models import (
     User,
     ValidationSample,
 )
-from distill_core.study import activity
+from distill_core.study import activity, replacement
 from distill_core.study.access import AccessDenied, Capability, ProjectError, entry, role_of
 from distill_core.values import content_key
 
@@ -193,19 +193,39 @@ def delete_project(session: Session, user: User, project_id: int) -> None:
 # ---------------------------------------------------------------- corpus
 
 
+@entry(Capability.READ)
+def plan_replacement(
+    session: Session, user: User, project_id: int, prepared: PreparedCorpus
+) -> replacement.Replacement | None:
+    """What saving ``prepared`` over the project's corpus would do to its human codes and
+    samples (None when there is no corpus yet)."""
+    old = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
+    return None if old is None else replacement.plan(session, project_id, old.id, prepared)
+
+
 @entry(Capability.EDIT)
 def save_corpus(
-    session: Session, user: User, project_id: int, table: Table, prepared: PreparedCorpus
+    session: Session,
+    user: User,
+    project_id: int,
+    table: Table,
+    prepared: PreparedCorpus,
+    *,
+    delete_orphaned_codes: bool = False,
 ) -> Corpus:
     """Store a validated corpus as the project's corpus, replacing an earlier one.
 
-    Runs inside the caller's transaction: if anything fails, nothing of it is kept.
+    Human codes and samples follow their texts into the new file by content
+    (``study.replacement``); if the file lacks a coded or sampled text, the save is refused with
+    a sentence naming it, unless ``delete_orphaned_codes`` says to delete those codes. Runs
+    inside the caller's transaction: if anything fails, nothing of it is kept.
     """
     old = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
+    plan = None
     if old is not None:
-        session.execute(delete(Document).where(Document.corpus_id == old.id))
-        session.delete(old)
-        session.flush()
+        plan = replacement.plan(session, project_id, old.id, prepared)
+        if plan.orphaned and not delete_orphaned_codes:
+            raise ProjectError(plan.refusal())
     corpus = Corpus(
         project_id=project_id,
         filename=table.filename,
@@ -230,9 +250,15 @@ def save_corpus(
     for start in range(0, len(rows), _INSERT_BATCH):
         session.execute(insert(Document), rows[start : start + _INSERT_BATCH])
     session.flush()
-    activity.record(
-        session, user, project_id, "uploaded a corpus", file=table.filename, n=len(prepared.ids)
-    )
+    if old is not None:
+        replacement.apply(session, project_id, plan, corpus.id, delete_orphaned=True)
+        session.execute(delete(Document).where(Document.corpus_id == old.id))
+        session.delete(old)
+        session.flush()
+    facts = {"file": table.filename, "n": len(prepared.ids)}
+    if plan is not None:
+        facts |= {"moved": len(plan.moved), "deleted_codes": plan.orphaned_codes}
+    activity.record(session, user, project_id, "uploaded a corpus", **facts)
     return corpus
 
 
@@ -283,19 +309,20 @@ class SavedCodebook:
 
 def part_keys(session: Session, project_id: int, part: str) -> set[str]:
     """Content keys (``values.content_key``) of every text in ``part`` of any of the project's
-    samples: held out (or used for development) for the project's life, by content."""
+    samples, as they were when drawn (texts since gone from the corpus included): held out (or
+    used for development) for the project's life, by content."""
     stmt = (
-        select(Document.text)
-        .select_from(SampleItem)
+        select(SampleItem.content_key)
         .join(ValidationSample, ValidationSample.id == SampleItem.sample_id)
-        .join(
-            Document,
-            (Document.doc_id == SampleItem.doc_id)
-            & (Document.corpus_id == ValidationSample.corpus_id),
-        )
         .where(ValidationSample.project_id == project_id, SampleItem.part == part)
     )
-    return {content_key(t) for t in session.scalars(stmt)}
+    keys = {k for k in session.scalars(stmt) if k}
+    details = session.scalars(
+        select(ValidationSample.details).where(ValidationSample.project_id == project_id)
+    )
+    for d in details:
+        keys |= replacement.retired_keys(d, part)
+    return keys
 
 
 @entry(Capability.EDIT)

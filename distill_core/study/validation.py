@@ -189,7 +189,9 @@ def _store_sample(session, user, project_id, corpus_id, split, **fields) -> Vali
         if keys[d] in new_test:
             parts[d] = "test"
     session.add_all(
-        SampleItem(sample_id=sample.id, doc_id=d, part=parts[d], position=i)
+        SampleItem(
+            sample_id=sample.id, doc_id=d, part=parts[d], position=i, content_key=keys[d]
+        )
         for i, d in enumerate(order)
     )
     session.flush()

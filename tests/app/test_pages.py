@@ -7,7 +7,7 @@ import pytest
 
 from distill_core.config import Settings
 from distill_core.store import Store
-from distill_core.study import projects
+from distill_core.study import projects, validation
 from tests.app.conftest import open_page, texts
 from tests.fakes import local_user
 from ui import PAGES
@@ -102,6 +102,38 @@ def test_upload_flow_through_file_uploader_saves_the_corpus(home) -> None:
         frame = projects.load_documents(s, local_user(s), corpus.project_id)
     assert list(frame["doc_id"]) == ["1", "2", "3"]
     assert at.metric[0].value == "3"
+
+
+def test_replacing_the_corpus_says_what_happens_to_codes_and_asks_before_deleting_any(
+    home,
+) -> None:
+    at = open_page("pages/data.py")
+    with store_of_home().session() as s:
+        pid = projects.list_projects(s, projects.ensure_user(s))[0].id
+        docs = projects.load_documents(s, local_user(s), pid, with_extra=False)
+        coded = set(validation.codes_frame(s, local_user(s), pid)["doc_id"])
+    keep = docs[~docs["doc_id"].isin(sorted(coded)[:2])]  # two coded texts left out
+    at.file_uploader[0].set_value(("smaller.csv", keep.to_csv(index=False).encode(), "text/csv"))
+    at.run()
+    next(s for s in at.selectbox if s.label == "Id column").select("doc_id")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert "The new file lacks 2 texts" in texts(at)
+    save = next(b for b in at.button if b.label == "Save as the project's corpus")
+    next(c for c in at.checkbox if c.label.startswith("Replace")).check()
+    at.run()
+    assert next(b for b in at.button if b.label == "Save as the project's corpus").disabled
+    next(c for c in at.checkbox if c.label.startswith("Delete the")).check()
+    at.run()
+    save = next(b for b in at.button if b.label == "Save as the project's corpus")
+    assert not save.disabled
+    save.click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    with store_of_home().session() as s:
+        assert projects.get_corpus(s, local_user(s), pid).row_count == len(keep)
+        left = set(validation.codes_frame(s, local_user(s), pid)["doc_id"])
+    assert left == coded - set(sorted(coded)[:2])
 
 
 @pytest.mark.parametrize(
