@@ -124,13 +124,37 @@ def _parser() -> argparse.ArgumentParser:
     predict.set_defaults(run=cmd_predict)
 
     evaluate = sub.add_parser(
-        "evaluate", help="score a trained model on labelled test texts (JSON as agree)"
+        "evaluate",
+        help="score a trained model on labelled test texts (JSON as agree), or compare it with "
+        "other labels on the same texts",
+        description="Score the model in MODEL_DIR on the texts of TEST that have a gold label in "
+        "--label-column and print the JSON of agree. With --compare, also score each compared "
+        "system (a column of TEST holding another system's labels, e.g. the label command's "
+        "llm_label, or another model folder) on exactly the same rows, and print one JSON object: "
+        "n, left_out, systems (each with agree's figures) and differences (this model minus each "
+        "compared system: macro-F1 and accuracy with a paired BCa bootstrap 95%% interval on the "
+        "same resampled rows, and McNemar's exact test for accuracy).",
     )
     evaluate.add_argument("model_dir")
     evaluate.add_argument("test")
-    evaluate.add_argument("--label-column", required=True)
+    evaluate.add_argument("--label-column", required=True, help="column holding the gold labels")
     evaluate.add_argument("--text-column", default="text")
     evaluate.add_argument("--positive-label")
+    evaluate.add_argument(
+        "--compare",
+        action="append",
+        metavar="COLUMN_OR_MODEL_DIR",
+        help="a column of TEST with another system's labels (a column wins over a folder of "
+        "the same name) or another model folder; repeat to compare several. Only rows where "
+        "every system has a label are scored",
+    )
+    evaluate.add_argument(
+        "--blank-is-wrong",
+        action="store_true",
+        help="with --compare: count a blank cell of a compared column as a wrong answer (as the "
+        "app counts an invalid LLM answer) instead of leaving that row out for every system",
+    )
+    evaluate.add_argument("--seed", type=int, default=0, help="seed of the bootstrap")
     evaluate.set_defaults(run=cmd_evaluate)
 
     export = sub.add_parser(
@@ -334,8 +358,7 @@ def cmd_agree(args: argparse.Namespace) -> int:
             f"were left out; {len(both):,} compared.",
             file=sys.stderr,
         )
-    if args.positive_label is not None and args.positive_label not in set(gold.values()):
-        raise UserError(f"The positive label '{args.positive_label}' is not among the gold labels.")
+    _check_positive(args.positive_label, list(gold.values()))
     result = compare(
         [gold[i] for i in both],
         [pred[i] for i in both],
@@ -398,17 +421,24 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def _predict_frame(model_dir: str, path: str, text_column: str):
-    from distill_core.corpus import is_blank, read_path
-    from distill_core.student.predict import load
+    from distill_core.corpus import read_path
 
     frame = read_path(path).frame
     _require_columns(frame, [text_column], path)
+    return frame, _predict_texts(model_dir, frame[text_column])
+
+
+def _predict_texts(model_dir: str, column):
+    """The predictions of the model in ``model_dir`` for a column of texts (blank ones too)."""
+    from distill_core.corpus import is_blank
+    from distill_core.student.predict import load
+
     predictor = _load_model(load, model_dir)
     bar = _ProgressBar("Predicting")
-    texts = ["" if is_blank(t) else str(t) for t in frame[text_column]]
+    texts = ["" if is_blank(t) else str(t) for t in column]
     predictions = predictor.predict(texts, on_progress=bar.update)
     bar.close()
-    return frame, predictions
+    return predictions
 
 
 def _load_model(load, model_dir: str):
@@ -437,18 +467,107 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
     frame, predictions = _predict_frame(args.model_dir, args.test, args.text_column)
     _require_columns(frame, [args.label_column], args.test)
-    pairs = [
-        (str(g).strip(), p)
-        for g, p in zip(frame[args.label_column], predictions.labels, strict=True)
-        if not is_blank(g)
-    ]
-    if len(pairs) < 1:
+    gold = [None if is_blank(g) else str(g).strip() for g in frame[args.label_column]]
+    if all(g is None for g in gold):
         raise UserError(f"{args.test} has no rows with a label in '{args.label_column}'.")
+    if args.compare:
+        return _evaluate_compared(args, frame, gold, list(predictions.labels))
+    pairs = [(g, p) for g, p in zip(gold, predictions.labels, strict=True) if g is not None]
+    truth = [g for g, _ in pairs]
+    _check_positive(args.positive_label, truth)
     result = compare(
-        [g for g, _ in pairs], [p for _, p in pairs], positive_label=args.positive_label
+        truth, [p for _, p in pairs], positive_label=args.positive_label, seed=args.seed
     )
     print(json.dumps(result.to_dict(), ensure_ascii=False))
     return 0
+
+
+def _evaluate_compared(args: argparse.Namespace, frame, gold: list, own: list) -> int:
+    """``evaluate --compare``: every system scored on the same rows (those with a gold label
+    and, unless ``--blank-is-wrong``, a label of every system), and this model minus each
+    compared system (``agreement.paired_difference``: macro-F1 and accuracy, McNemar)."""
+    from distill_core.agreement import compare, paired_difference
+
+    systems = {args.model_dir: ("model", own)}
+    for source in args.compare:
+        if source in systems:
+            raise UserError(f"'{source}' is compared twice; name each system once.")
+        systems[source] = _compared_labels(frame, source, args)
+    coded = [i for i, g in enumerate(gold) if g is not None]
+    blanks = {name: sum(labels[i] is None for i in coded) for name, (_, labels) in systems.items()}
+    blanks = {name: k for name, k in blanks.items() if k}
+    rows = [
+        i
+        for i in coded
+        if args.blank_is_wrong or all(labels[i] is not None for _, labels in systems.values())
+    ]
+    if not rows:
+        raise UserError(f"No row of {args.test} has a gold label and a label of every system.")
+    truth = [gold[i] for i in rows]
+    _check_positive(args.positive_label, truth)
+    preds = {name: [labels[i] for i in rows] for name, (_, labels) in systems.items()}
+    fate = "counted as wrong answers" if args.blank_is_wrong else "left out for every system"
+    for name, k in blanks.items():
+        print(
+            f"note: {k:,} rows have a gold label but no label from {name}: {fate}.", file=sys.stderr
+        )
+    print(f"note: every system is scored on the same {len(rows):,} rows.", file=sys.stderr)
+    out = {
+        "n": len(rows),
+        "left_out": {
+            "no_gold_label": len(gold) - len(coded),
+            "blank_label": len(coded) - len(rows),
+        },
+        "blank_labels": blanks,
+        "blank_is_wrong": args.blank_is_wrong,
+        "systems": [
+            {
+                "name": name,
+                "kind": kind,
+                **compare(
+                    truth, preds[name], positive_label=args.positive_label, seed=args.seed
+                ).to_dict(),
+            }
+            for name, (kind, _) in systems.items()
+        ],
+        "differences": [
+            {
+                "a": args.model_dir,
+                "b": name,
+                **{
+                    metric: paired_difference(
+                        truth, preds[args.model_dir], preds[name], metric=metric, seed=args.seed
+                    ).to_dict()
+                    for metric in ("macro_f1", "accuracy")
+                },
+            }
+            for name in args.compare
+        ],
+    }
+    print(json.dumps(out, ensure_ascii=False))
+    return 0
+
+
+def _check_positive(positive_label: str | None, truth: list) -> None:
+    if positive_label is not None and positive_label not in set(truth):
+        raise UserError(f"The positive label '{positive_label}' is not among the gold labels.")
+
+
+def _compared_labels(frame, source: str, args: argparse.Namespace) -> tuple[str, list]:
+    """A compared system's label per row of the test file: a column of it, or the predictions
+    of another model folder (None where a cell is blank)."""
+    from pathlib import Path
+
+    from distill_core.corpus import is_blank
+
+    if source in frame.columns:
+        return "column", [None if is_blank(v) else str(v).strip() for v in frame[source]]
+    if Path(source).is_dir():
+        return "model", list(_predict_texts(source, frame[args.text_column]).labels)
+    raise UserError(
+        f"--compare '{source}' is neither a column of {args.test} nor a model folder "
+        f"(columns: {', '.join(map(str, frame.columns))})."
+    )
 
 
 def cmd_export(args: argparse.Namespace) -> int:

@@ -232,6 +232,137 @@ def test_train_refuses_a_missing_label_column_in_one_line(tmp_path) -> None:
     assert out.returncode == 2 and "'llm_label'" in out.stderr and not (tmp_path / "m").exists()
 
 
+# ---------------------------------------------------------------- evaluate --compare
+
+
+@pytest.fixture(scope="module")
+def cli_model(tmp_path_factory: pytest.TempPathFactory):
+    """A tiny student (the bundled MiniLM, one epoch on the easy set), a copy of it in another
+    folder, and a test file with gold labels, an LLM column with a blank, and a row with no gold
+    label."""
+    import shutil
+
+    import pandas as pd
+
+    from distill_core.student.args import TrainingArgs
+    from distill_core.student.predict import predict_texts
+    from distill_core.student.train import train
+    from tests.unit.student.test_train import easy_set
+
+    root = tmp_path_factory.mktemp("cli_eval")
+    texts, labels = easy_set(8)
+    model = root / "model"
+    train(texts, labels, model, TrainingArgs(epochs=1, batch_size=8, max_length=32, seed=3))
+    twin = root / "twin"
+    shutil.copytree(model, twin)
+    test_texts, gold = easy_set(4, seed=11)
+    llm = [g if i % 3 != 1 else "sport" for i, g in enumerate(gold)]  # every food row wrong
+    llm[1] = None  # an invalid answer: blank
+    gold_col = list(gold)
+    gold_col[2] = None  # not coded
+    frame = pd.DataFrame({"id": range(len(gold)), "text": test_texts, "human": gold_col})
+    frame["llm_label"] = llm
+    path = root / "test.csv"
+    frame.to_csv(path, index=False)
+    own = predict_texts(model, test_texts).labels
+    return model, twin, path, gold_col, llm, own
+
+
+def test_evaluate_compare_scores_every_system_on_the_same_rows(cli_model) -> None:
+    from distill_core.agreement import compare, paired_difference
+
+    model, twin, path, gold, llm, own = cli_model
+    out = run(
+        "evaluate", str(model), str(path), "--label-column", "human",
+        "--compare", "llm_label", "--compare", str(twin),
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    rows = [i for i, g in enumerate(gold) if g is not None and llm[i] is not None]
+    truth = [gold[i] for i in rows]
+    assert data["n"] == len(rows) == len(gold) - 2
+    assert data["left_out"] == {"no_gold_label": 1, "blank_label": 1}
+    assert data["blank_labels"] == {"llm_label": 1} and "1 rows have a gold label" in out.stderr
+    names = [s["name"] for s in data["systems"]]
+    assert names == [str(model), "llm_label", str(twin)]
+    assert [s["kind"] for s in data["systems"]] == ["model", "column", "model"]
+    by_name = {s["name"]: s for s in data["systems"]}
+    # per-system figures are agree's, on exactly those rows
+    ours = [own[i] for i in rows]
+    theirs = [llm[i] for i in rows]
+    for name, pred in ((str(model), ours), ("llm_label", theirs), (str(twin), ours)):
+        expected = json.loads(json.dumps(compare(truth, pred).to_dict()))
+        assert {k: by_name[name][k] for k in expected} == expected
+    # the differences are agreement.paired_difference's: this model minus each other system
+    diffs = {d["b"]: d for d in data["differences"]}
+    assert set(diffs) == {"llm_label", str(twin)} and all(
+        d["a"] == str(model) for d in diffs.values()
+    )
+    for metric in ("macro_f1", "accuracy"):
+        expected = paired_difference(truth, ours, theirs, metric=metric).to_dict()
+        assert diffs["llm_label"][metric] == json.loads(json.dumps(expected))
+    acc = diffs["llm_label"]["accuracy"]
+    assert acc["b01"] + acc["b10"] > 0  # the two disagree on being right somewhere
+    right = [p == g for p, g in zip(ours, truth, strict=True)]
+    llm_right = [p == g for p, g in zip(theirs, truth, strict=True)]
+    assert acc["b10"] == sum(a and not b for a, b in zip(right, llm_right, strict=True))
+    assert acc["b01"] == sum(b and not a for a, b in zip(right, llm_right, strict=True))
+    assert acc["difference"] == pytest.approx(sum(right) / len(rows) - sum(llm_right) / len(rows))
+    assert 0 <= acc["p_value"] <= 1 and acc["ci"][0] <= acc["difference"] <= acc["ci"][1]
+    # the same model in another folder: no difference, McNemar has nothing to test
+    same = diffs[str(twin)]
+    assert same["macro_f1"]["difference"] == 0 and same["accuracy"]["p_value"] == 1
+    assert same["accuracy"]["b01"] == same["accuracy"]["b10"] == 0
+
+
+def test_evaluate_compare_can_count_a_blank_answer_as_wrong(cli_model) -> None:
+    from distill_core.agreement import MISSING
+
+    model, _twin, path, gold, llm, _own = cli_model
+    out = run(
+        "evaluate", str(model), str(path), "--label-column", "human",
+        "--compare", "llm_label", "--blank-is-wrong",
+    )  # fmt: skip
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    rows = [i for i, g in enumerate(gold) if g is not None]
+    assert data["n"] == len(rows) and data["left_out"]["blank_label"] == 0
+    assert data["blank_is_wrong"] is True and "counted as wrong" in out.stderr
+    llm_row = data["systems"][1]
+    correct = sum(llm[i] == gold[i] for i in rows)
+    assert llm_row["accuracy"] == pytest.approx(correct / len(rows))
+    assert llm_row["n_missing"] == 1 and MISSING in llm_row["labels"]
+
+
+def test_evaluate_without_compare_keeps_its_output(cli_model) -> None:
+    model, _twin, path, gold, _llm, own = cli_model
+    out = run("evaluate", str(model), str(path), "--label-column", "human")
+    assert out.returncode == 0, out.stderr
+    data = json.loads(out.stdout)
+    coded = [i for i, g in enumerate(gold) if g is not None]
+    assert data["n"] == len(coded) and "systems" not in data
+    assert data["accuracy"] == pytest.approx(sum(own[i] == gold[i] for i in coded) / len(coded))
+
+
+@pytest.mark.parametrize(
+    ("extra", "fragment"),
+    [
+        (("--compare", "nothing_here"), "neither a column"),
+        (("--compare", "llm_label", "--compare", "llm_label"), "compared twice"),
+        (("--compare", "llm_label", "--positive-label", "nope"), "positive label"),
+        (("--compare", "id_folder"), "not a model folder"),
+    ],
+)
+def test_evaluate_compare_errors_are_one_sentence(cli_model, tmp_path, extra, fragment) -> None:
+    model, _twin, path, *_ = cli_model
+    (tmp_path / "id_folder").mkdir()
+    extra = tuple(str(tmp_path / x) if x == "id_folder" else x for x in extra)
+    out = run("evaluate", str(model), str(path), "--label-column", "human", *extra)
+    assert out.returncode == 2 and out.stdout == "", out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("error: ") and fragment in last and "Traceback" not in out.stderr
+
+
 # ---------------------------------------------------------------- admin (accounts)
 
 
