@@ -7,6 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
+from distill_core.reports.formatting import fmt, fmt_ci
 from distill_core.study import projects, runs, scoring, validation
 from ui.context import Context
 from ui.views import show_agreement, show_intercoder
@@ -54,9 +55,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
         st.info("Fewer than 2 development texts have both a human code and an LLM label.")
     else:
         _left_out(dev)
-        show_agreement(
-            dev.agreement, title=f"LLM run {run.id} vs human, development", class_ci=dev.class_ci
-        )
+        _figures(dev, f"LLM run {run.id} vs human, development")
         _disagreements(ctx, run, docs, codes, gold, dev.doc_ids, names)
     if len(label_runs) > 1:
         _versions(ctx, docs, gold, label_runs, version_of)
@@ -79,15 +78,73 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
             st.info("Fewer than 2 test texts have both a human code and an LLM label.")
         else:
             _left_out(test)
-            show_agreement(
-                test.agreement,
-                title=f"LLM run {run.id} vs human, held-out test",
-                class_ci=test.class_ci,
-            )
+            _figures(test, f"LLM run {run.id} vs human, held-out test")
     inter = validation.intercoder_agreement(codes)
     if inter is not None:
         st.subheader("Agreement among human coders")
         show_intercoder(inter)
+
+
+def _figures(score: scoring.PartScore, title: str) -> None:
+    """A part's figures; for a stratified sample labelled as this sample's, with the corpus
+    estimate beside them."""
+    if score.corpus is not None:
+        st.markdown(
+            f"**{SAMPLE}** (unweighted): the {score.n} scored texts as drawn, in which the "
+            "sample over-represents the rare LLM labels it was stratified by."
+        )
+    show_agreement(score.agreement, title=title, class_ci=score.class_ci)
+    if score.corpus is not None:
+        _corpus_estimate(score.corpus)
+
+
+#: The two labels a stratified sample's figures carry.
+SAMPLE, CORPUS = "This sample", "Corpus estimate (design-weighted)"
+
+
+def _corpus_estimate(estimate: scoring.CorpusEstimate) -> None:
+    """The design-weighted figures: what the scored texts say about the corpus."""
+    st.markdown(f"**{CORPUS}**: for statements about the corpus.")
+    for warning in estimate.warnings:
+        st.warning(warning)
+    weighted = estimate.agreement
+    if weighted is None:
+        return
+    if weighted.caution:
+        st.warning(weighted.caution)
+    heads = [("Accuracy", "accuracy"), ("Macro F1", "macro_f1")]
+    for col, (name, key) in zip(st.columns(len(heads)), heads, strict=True):
+        low, high = weighted.ci.get(key, (float("nan"), float("nan")))
+        col.metric(
+            f"{name}, corpus estimate",
+            fmt(getattr(weighted, key)),
+            help=f"95% interval ({weighted.ci_method.get(key, 'n/a')}) {fmt(low)}–{fmt(high)}; "
+            f"n = {weighted.n}",
+        )
+        col.caption(f"95% CI {fmt(low, 2)}–{fmt(high, 2)}")
+    st.caption(
+        f"n = {weighted.n} scored texts standing for {weighted.population:,} corpus texts; "
+        f"macro averages over {len(weighted.averaged)} categories. {estimate.method}"
+    )
+    nan = (float("nan"), float("nan"))
+    st.dataframe(
+        pd.DataFrame(
+            [
+                {
+                    "label": c,
+                    "precision (weighted)": m.precision,
+                    "recall (weighted)": m.recall,
+                    "F1 (weighted, 95% CI)": fmt_ci(
+                        m.f1, weighted.per_class_ci.get(c, {}).get("f1", nan)
+                    ),
+                    "scored texts": m.support,
+                }
+                for c, m in weighted.per_class.items()
+            ]
+        ),
+        hide_index=True,
+        width="stretch",
+    )
 
 
 def _left_out(score: scoring.PartScore) -> None:
