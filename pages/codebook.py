@@ -16,10 +16,8 @@ st.caption(
 project_id = ui.require_project(ctx)
 versions = ctx.act(projects.codebook_versions, project_id)
 latest = versions[0] if versions else None
-# Editing after the held-out score was seen: the next version would be scored on seen texts.
-overfit_warning = ctx.act(
-    validation.test_seen_warning, project_id, (latest.version if latest else 0) + 1
-)
+# Editing after the held-out score was seen: the next version is tuned on seen texts.
+overfit_warning = ctx.act(validation.test_seen_warning, project_id)
 draft = ui.codebook.Draft(project_id, latest, ctx.project_name)
 
 edit_tab, history_tab, preview_tab, file_tab = st.tabs(
@@ -38,13 +36,20 @@ with edit_tab:
     else:
         for problem in problems:
             st.error(problem)
+    confirmed = False
     if overfit_warning:
         st.warning(overfit_warning)
+        confirmed = st.checkbox(
+            f"Save anyway, marked “{projects.AFTER_SEEN}”", key=f"cb_after_seen_{draft.rev}"
+        )
     note = st.text_input(
         "What changed (optional)", key=f"cb_note_{draft.rev}", placeholder="e.g. clarified 'other'"
     )
-    if st.button("Save as a new version", type="primary", disabled=bool(problems)):
-        saved = ctx.act(projects.save_codebook, project_id, current, note)
+    blocked = bool(problems) or bool(overfit_warning and not confirmed)
+    if st.button("Save as a new version", type="primary", disabled=blocked):
+        saved = ctx.act(
+            projects.save_codebook, project_id, current, note, after_seen_confirmed=confirmed
+        )
         draft.load(current.to_dict())
         if saved.created:
             st.toast(f"Saved as version {saved.version.version}.", icon=":material/check:")

@@ -28,6 +28,9 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
         format_func=lambda r: runs.run_title(r, version_of.get(r.codebook_version_id)),
         key="agree_run",
     )
+    note = ctx.act(runs.after_seen_note, ctx.project_id, run.id)
+    if note:
+        st.warning(note)
     names = scoring.run_labels(run)
     coder_names = sorted(codes["coder"].unique())
     gold_from = c2.selectbox("Human labels", [MAJORITY] + coder_names, key="agree_gold")

@@ -35,4 +35,8 @@ def model_picker(ctx: Context, key: str, header: str | None = None):
         return None
     if header:
         st.subheader(header)
-    return st.selectbox("Model", ready, format_func=model_label, key=key)
+    model = st.selectbox("Model", ready, format_func=model_label, key=key)
+    note = ctx.act(runs.after_seen_note, ctx.project_id, model.label_run_id)
+    if note:
+        st.warning(note)
+    return model

@@ -79,6 +79,7 @@ COLUMN_LABELS = {
     "llm_status": "LLM answer: ok, invalid (no codebook label) or error",
     "llm_model": "LLM that gave the label",
     "codebook_version": "Codebook version the LLM labelled with",
+    "codebook_note": "Marked when that codebook was saved after the held-out score was seen",
     "student_label": "Label predicted by the fine-tuned student model",
     "student_probability": "Student's probability of its label",
     "student_model": "Student model (base model #model id)",
@@ -105,6 +106,7 @@ def labelled_corpus(
     Columns: ``doc_id``, ``text``, the file's other columns (one that clashes with a column
     below is prefixed ``file_``), then ``llm_label``, ``llm_confidence``, ``llm_consistency``,
     ``llm_status``, ``llm_model``, ``codebook_version`` (from ``runs.provenance_run``),
+    ``codebook_note`` (marked when that codebook was saved after the held-out score was seen),
     ``student_label``, ``student_probability`` (and ``prob_<label>`` per class with
     ``probabilities``), ``student_model`` (from the latest corpus pass of a student), one
     ``human_<coder>`` per coder, ``human_gold`` (majority of coders) and ``sample_part``
@@ -158,6 +160,7 @@ def _add_llm(session: Session, frame: pd.DataFrame, run: LabelRun | None) -> Non
         for col in _LLM_COLUMNS:
             frame[col] = np.nan if col in ("llm_confidence", "llm_consistency") else None
         frame["codebook_version"] = pd.array([None] * len(frame), dtype="Int64")
+        frame["codebook_note"] = None
         return
     results = runs.items_frame(session, run.id, with_text=False)
     for col, values in runs.llm_columns(ids, results).items():
@@ -168,6 +171,10 @@ def _add_llm(session: Session, frame: pd.DataFrame, run: LabelRun | None) -> Non
     version = projects.version_number(session, run.codebook_version_id)
     frame["codebook_version"] = pd.array(
         np.where(has & (version is not None), version, None), dtype="Int64"
+    )
+    marked = version is not None and version.after_seen
+    frame["codebook_note"] = pd.Series(
+        np.where(has & marked, projects.AFTER_SEEN, None), index=frame.index
     )
 
 

@@ -327,11 +327,18 @@ def part_keys(session: Session, project_id: int, part: str) -> set[str]:
 
 @entry(Capability.EDIT)
 def save_codebook(
-    session: Session, user: User, project_id: int, codebook: Codebook, note: str = ""
+    session: Session,
+    user: User,
+    project_id: int,
+    codebook: Codebook,
+    note: str = "",
+    *,
+    after_seen_confirmed: bool = False,
 ) -> SavedCodebook:
     """Save ``codebook`` as the next immutable version; an unchanged one keeps the latest. A
     few-shot example that is a held-out test text (by content) is refused: the LLM would be
-    shown the answer to a question it is scored on."""
+    shown the answer to a question it is scored on. Once a held-out score was seen, a new
+    version needs ``after_seen_confirmed`` and is marked: every figure from it says so."""
     codebook.validate()
     held = part_keys(session, project_id, "test")
     for example in codebook.examples:
@@ -344,6 +351,9 @@ def save_codebook(
     fingerprint = codebook.fingerprint()
     if latest is not None and latest.fingerprint == fingerprint:
         return SavedCodebook(latest, created=False)
+    seen = first_look(session, project_id)
+    if seen is not None and not after_seen_confirmed:
+        raise ProjectError(after_seen_question(seen))
     number = (latest.version if latest else 0) + 1
     row = CodebookVersion(
         project_id=project_id,
@@ -352,6 +362,7 @@ def save_codebook(
         content=codebook.to_dict(),
         fingerprint=fingerprint,
         note=note.strip(),
+        after_test_seen=seen is not None,
         created_by=user.id,
     )
     session.add(row)
@@ -387,19 +398,75 @@ def _latest_version(session: Session, project_id: int) -> CodebookVersion | None
     return session.scalar(stmt)
 
 
+#: How a figure from a codebook saved after a held-out score was seen is marked, everywhere.
+AFTER_SEEN = "after the held-out score was seen"
+
+
+class VersionNumber(int):
+    """A codebook version's number (v1, v2…), marked when the version was saved after someone
+    had seen a held-out test score: figures from it are no untouched held-out evaluation."""
+
+    after_seen: bool
+
+    def __new__(cls, number: int, after_seen: bool = False) -> VersionNumber:
+        obj = super().__new__(cls, number)
+        obj.after_seen = bool(after_seen)
+        return obj
+
+    @property
+    def label(self) -> str:
+        """``v3``, or ``v3 (after the held-out score was seen)``."""
+        return f"v{int(self)}" + (f" ({AFTER_SEEN})" if self.after_seen else "")
+
+
 @entry(Capability.READ)
-def version_numbers(session: Session, user: User, project_id: int) -> dict[int, int]:
-    """Codebook version id → its number (v1, v2…) for the project."""
-    stmt = select(CodebookVersion.id, CodebookVersion.version).where(
-        CodebookVersion.project_id == project_id
-    )
-    return {vid: number for vid, number in session.execute(stmt)}
+def version_numbers(session: Session, user: User, project_id: int) -> dict[int, VersionNumber]:
+    """Codebook version id → its number (v1, v2…) for the project, marked where it was saved
+    after the held-out score was seen."""
+    stmt = select(
+        CodebookVersion.id, CodebookVersion.version, CodebookVersion.after_test_seen
+    ).where(CodebookVersion.project_id == project_id)
+    return {vid: VersionNumber(number, seen) for vid, number, seen in session.execute(stmt)}
 
 
-def version_number(session: Session, version_id: int | None) -> int | None:
+def version_number(session: Session, version_id: int | None) -> VersionNumber | None:
     """The number of one codebook version (None when there is none)."""
-    row = session.get(CodebookVersion, version_id) if version_id else None
-    return row.version if row else None
+    if version_id is None:
+        return None
+    row = session.get(CodebookVersion, version_id)
+    return VersionNumber(row.version, row.after_test_seen) if row else None
+
+
+def version_label(version: int | None) -> str:
+    """How a codebook version is named in figures: ``v3``, marked when saved after the
+    held-out score was seen, ``v?`` when unknown."""
+    if version is None:
+        return "v?"
+    return version.label if isinstance(version, VersionNumber) else f"v{version}"
+
+
+def after_seen_question(seen: ValidationSample) -> str:
+    """What saving a changed codebook after the held-out score was seen means, as a sentence
+    that asks for confirmation."""
+    version = seen.test_seen_codebook_version
+    scored = f" with codebook v{version}" if version is not None else ""
+    return (
+        f"The held-out test score was seen on {seen.test_seen_at:%Y-%m-%d}{scored}. A changed "
+        "codebook saved now is tuned on seen texts: every figure from it will be marked "
+        f"“{AFTER_SEEN}”. Confirm to save it, or draw a fresh test sample."
+    )
+
+
+def first_look(session: Session, project_id: int) -> ValidationSample | None:
+    """The sample whose held-out test score was looked at first (None before any look)."""
+    return session.scalar(
+        select(ValidationSample)
+        .where(
+            ValidationSample.project_id == project_id, ValidationSample.test_seen_at.is_not(None)
+        )
+        .order_by(ValidationSample.test_seen_at)
+        .limit(1)
+    )
 
 
 def as_codebook(version: CodebookVersion) -> Codebook:

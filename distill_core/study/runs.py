@@ -149,8 +149,26 @@ def write_audit_log(session: Session, run_ids: Sequence[int], fh: IO[bytes]) -> 
 
 
 def run_title(run: LabelRun, version: int | None) -> str:
-    """How a label run is named everywhere: ``Run 3: gpt-4o-mini, codebook v2``."""
-    return f"Run {run.id}: {run.model}, codebook v{version if version is not None else '?'}"
+    """How a label run is named everywhere: ``Run 3: gpt-4o-mini, codebook v2`` (with the mark
+    of a codebook saved after the held-out score was seen, ``projects.VersionNumber``)."""
+    return f"Run {run.id}: {run.model}, codebook {projects.version_label(version)}"
+
+
+@entry(Capability.READ)
+def after_seen_note(session: Session, user: User, project_id: int, run_id: int | None) -> str | None:
+    """The warning every figure from ``run_id`` carries when its codebook was saved after the
+    held-out score was seen (None otherwise)."""
+    run = session.get(LabelRun, run_id) if run_id is not None else None
+    if run is None or run.project_id != project_id:
+        return None
+    version = projects.version_number(session, run.codebook_version_id)
+    if version is None or not version.after_seen:
+        return None
+    return (
+        f"{run_title(run, version)}: codebook v{int(version)} was saved {projects.AFTER_SEEN}, "
+        "so its figures on the held-out texts are not an untouched evaluation (the codebook may "
+        "have been tuned to them)."
+    )
 
 
 @entry(Capability.READ)

@@ -32,7 +32,7 @@ from distill_core.store.models import (
 )
 from distill_core.study import activity
 from distill_core.study.access import AccessDenied, Capability, belongs, can, entry
-from distill_core.study.projects import get_corpus, part_keys
+from distill_core.study.projects import after_seen_question, first_look, get_corpus, part_keys
 from distill_core.values import content_key
 
 PARTS = ("dev", "test")
@@ -305,23 +305,11 @@ def mark_test_seen(
 
 
 @entry(Capability.READ)
-def test_seen_warning(
-    session: Session, user: User, project_id: int, codebook_version: int | None
-) -> str | None:
-    """A warning when the codebook changed after the held-out test score was seen."""
-    sample = current_sample(session, user, project_id)
-    if sample is None or sample.test_seen_at is None or codebook_version is None:
-        return None
-    if (
-        sample.test_seen_codebook_version is not None
-        and codebook_version > sample.test_seen_codebook_version
-    ):
-        return (
-            f"The held-out test score was looked at on {sample.test_seen_at:%Y-%m-%d} with codebook "
-            f"v{sample.test_seen_codebook_version}. Scoring a revised codebook on the same test "
-            "texts overfits: report the first test score, or draw a fresh test sample."
-        )
-    return None
+def test_seen_warning(session: Session, user: User, project_id: int) -> str | None:
+    """The question a codebook edit must answer once a held-out test score was seen (None
+    before any look)."""
+    seen = first_look(session, project_id)
+    return None if seen is None else after_seen_question(seen)
 
 
 # ---------------------------------------------------------------- codes

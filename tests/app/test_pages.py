@@ -183,6 +183,29 @@ def test_codebook_edits_save_new_versions_and_invalid_ones_are_refused(home) -> 
     assert next(b for b in at.button if b.label == "Save as a new version").disabled
 
 
+def test_a_codebook_edit_after_the_held_out_score_was_seen_asks_first_and_is_marked(
+    home,
+) -> None:
+    at = open_page("pages/codebook.py")
+    with store_of_home().session() as s:
+        pid = projects.list_projects(s, projects.ensure_user(s))[0].id
+        sample = validation.current_sample(s, local_user(s), pid)
+        validation.mark_test_seen(s, local_user(s), pid, sample.id, 1)
+    at.run()
+    assert any("held-out test score was seen" in w.value for w in at.warning)
+    at.text_area(key="cb_instructions_0").input("Assign the one main policy topic, again.")
+    at.run()
+    assert next(b for b in at.button if b.label == "Save as a new version").disabled
+    next(c for c in at.checkbox if c.label.startswith("Save anyway")).check()
+    at.run()
+    next(b for b in at.button if b.label == "Save as a new version").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    with store_of_home().session() as s:
+        versions = projects.codebook_versions(s, local_user(s), pid)
+    assert [(v.version, v.after_test_seen) for v in versions] == [(2, True), (1, False)]
+
+
 def test_codebook_history_shows_a_diff(home) -> None:
     at = open_page("pages/codebook.py")
     at.text_area(key="cb_instructions_0").input("Changed instructions.")

@@ -193,3 +193,24 @@ def test_a_share_the_coded_texts_only_bound_never_reads_as_a_certain_zero() -> N
     assert formatting.fmt_bounded_share(0.1, (0.05, 0.15), False) == formatting.fmt_share(
         0.1, (0.05, 0.15)
     )
+
+
+def test_figures_from_a_codebook_saved_after_the_held_out_score_was_seen_are_marked(full) -> None:
+    from distill_core.store.models import LabelRun
+
+    store, project_id, _ = full
+    with store.session() as s:
+        user = local_user(s)
+        sample = validation.current_sample(s, user, project_id)
+        validation.mark_test_seen(s, user, project_id, sample.id, 1)
+        book = projects.as_codebook(projects.latest_codebook(s, user, project_id)).to_dict()
+        book["instructions"] += " Revised after the look."
+        v2 = projects.save_codebook(
+            s, user, project_id, Codebook.from_dict(book), after_seen_confirmed=True
+        ).version
+        for run in s.query(LabelRun).filter_by(project_id=project_id):
+            run.codebook_version_id = v2.id  # the reported run used the revised codebook
+    md = build(store, project_id).markdown
+    assert "Codebook version v2 was saved after a held-out score had been seen" in md
+    assert "codebook v2 (after the held-out score was seen): codebook v2 was saved" in md
+    assert md.count("codebook v2 (after the held-out score was seen)") >= 2  # the runs' table

@@ -238,6 +238,7 @@ def test_labelled_corpus_with_every_part(full) -> None:
         "llm_status",
         "llm_model",
         "codebook_version",
+        "codebook_note",
         "student_label",
         "student_probability",
         "prob_economy",
@@ -254,6 +255,7 @@ def test_labelled_corpus_with_every_part(full) -> None:
     assert pd.isna(row.loc["d7", "llm_label"]) and row.loc["d7", "llm_status"] == "invalid"
     assert row.loc["d1", "llm_confidence"] == pytest.approx(0.9)
     assert row.loc["d1", "llm_model"] == "gpt-test" and row.loc["d1", "codebook_version"] == 1
+    assert row["codebook_note"].isna().all()
     assert row.loc["d2", "student_label"] == "other"
     assert row.loc["d2", "prob_other"] == pytest.approx(0.8)
     assert row.loc["d2", "student_model"] == f"tiny-bert #{info['model_id']}"
@@ -628,3 +630,15 @@ def test_the_command_offers_every_export_format() -> None:
     sub = next(a for a in parser._actions if a.dest == "command").choices["export"]
     formats = next(a for a in sub._actions if a.dest == "format").choices
     assert tuple(formats) == tuple(export.FORMATS)
+
+
+def test_labels_from_a_codebook_saved_after_the_held_out_score_was_seen_are_marked(full) -> None:
+    from distill_core.store.models import CodebookVersion
+
+    store, project_id, _info = full
+    with store.session() as s:
+        for version in s.query(CodebookVersion).filter_by(project_id=project_id):
+            version.after_test_seen = True
+    with store.session() as s:
+        frame = export.labelled_corpus(s, local_user(s), project_id).set_index("doc_id")
+    assert frame.loc["d1", "codebook_note"] == "after the held-out score was seen"

@@ -124,18 +124,47 @@ def test_an_import_reports_unmatched_ids_and_unknown_labels_and_imports_nothing_
         )
 
 
-def test_editing_the_codebook_after_seeing_the_test_score_warns(store: Store) -> None:
+def test_a_codebook_changed_after_the_test_score_was_seen_needs_confirming_and_is_marked(
+    store: Store,
+) -> None:
+    from distill_core.codebook import Codebook
+    from distill_core.study import runs
+    from distill_core.study.access import ProjectError
+
+    book = {
+        "name": "Topics",
+        "instructions": "Pick one topic.",
+        "labels": [
+            {"name": "economy", "definition": "Taxes, jobs, budgets."},
+            {"name": "health", "definition": "Hospitals, disease."},
+        ],
+    }
     pid = setup_project(store)
     with store.session() as s:
-        sample = validation.draw_sample(s, projects.ensure_user(s), pid, n=20, seed=1)
-        assert validation.test_seen_warning(s, local_user(s), pid, 1) is None
-        validation.mark_test_seen(s, local_user(s), sample.project_id, sample.id, 1)
-        validation.mark_test_seen(
-            s, local_user(s), sample.project_id, sample.id, 2
-        )  # the first look is what counts
-        assert validation.test_seen_warning(s, local_user(s), pid, 1) is None
-        warning = validation.test_seen_warning(s, local_user(s), pid, 2)
-    assert warning and "v1" in warning and "overfits" in warning
+        user = local_user(s)
+        v1 = projects.save_codebook(s, user, pid, Codebook.from_dict(book)).version
+        sample = validation.draw_sample(s, user, pid, n=20, seed=1)
+        assert validation.test_seen_warning(s, user, pid) is None
+        validation.mark_test_seen(s, user, pid, sample.id, 1)
+        validation.mark_test_seen(s, user, pid, sample.id, 2)  # the first look is what counts
+        warning = validation.test_seen_warning(s, user, pid)
+        assert warning and "v1" in warning and "Confirm" in warning
+        # The unchanged codebook is no new version: nothing to confirm.
+        assert not projects.save_codebook(s, user, pid, Codebook.from_dict(book)).created
+    changed = dict(book, instructions="Pick the one main topic.")
+    with pytest.raises(ProjectError, match="seen on .* with codebook v1"), store.session() as s:
+        projects.save_codebook(s, local_user(s), pid, Codebook.from_dict(changed))
+    with store.session() as s:
+        user = local_user(s)
+        v2 = projects.save_codebook(
+            s, user, pid, Codebook.from_dict(changed), after_seen_confirmed=True
+        ).version
+        numbers = projects.version_numbers(s, user, pid)
+    assert numbers[v1.id].label == "v1" and numbers[v2.id] == 2
+    assert numbers[v2.id].label == f"v2 ({projects.AFTER_SEEN})"
+    run = type("Run", (), {"id": 7, "model": "m"})()
+    assert runs.run_title(run, numbers[v2.id]).endswith(f"codebook v2 ({projects.AFTER_SEEN})")
+    assert runs.run_title(run, None).endswith("codebook v?")
 
 
 def test_the_demo_project_ships_a_sample_and_two_experts_codes(store: Store) -> None:
