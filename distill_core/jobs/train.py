@@ -19,7 +19,7 @@ from distill_core.store import (
 )
 from distill_core.store.models import User
 from distill_core.student.args import TrainingArgs, TrainingCancelled
-from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
+from distill_core.student.card import METADATA_FILE, ModelMeta, write_metadata
 from distill_core.student.train import MIN_EXAMPLES
 from distill_core.study import activity, projects
 from distill_core.study.access import Capability, check, entry
@@ -29,6 +29,7 @@ from distill_core.study.comparison import (
     Tracker,
     evaluation_set,
     fair_comparison,
+    seed_phase,
 )
 from distill_core.study.students import (
     DEFAULT_BASE,
@@ -152,7 +153,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
             label_names=ts.label_names,
             confidences=ts.confidences,
             consistencies=ts.consistencies,
-            on_progress=tracker.phase("Student on LLM labels"),
+            on_progress=tracker.phase(seed_phase(1, args.seeds)),
             should_stop=tracker.cancelled,
             extra_metadata=extra,
         )
@@ -192,6 +193,9 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         summary += (
             f"; macro-F1 {best.metrics.macro_f1:.3f} on {best.metrics.n} held-out human-coded texts"
         )
+    spread = comparison.seeds.spread("macro_f1") if comparison.seeds else None
+    if spread is not None:
+        summary += f" (across {comparison.seeds.n_seeds} seeds: {spread.text()})"
     return JobOutcome({"model_id": model_id}, message=summary + ".")
 
 
@@ -201,18 +205,13 @@ def _frozen(evaluation: EvaluationSet | str) -> dict:
 
 
 def _record_heldout(folder: Path, comparison: Comparison) -> ModelMeta:
-    """Add the held-out scores to the model's ``distill.json`` and model card; returns the
-    updated metadata."""
+    """Add the held-out scores (and the spread over seeds) to the model's ``distill.json`` and
+    model card; returns the updated metadata."""
     path = folder / METADATA_FILE
     meta = ModelMeta.from_dict(json.loads(path.read_text(encoding="utf-8")))
     meta.heldout = comparison.heldout()
-    for target, text in (
-        (path, json.dumps(meta.to_dict(), indent=2, ensure_ascii=False, default=str)),
-        (folder / "README.md", model_card(meta)),
-    ):
-        partial = target.with_suffix(target.suffix + ".partial")
-        partial.write_text(text, encoding="utf-8")
-        partial.replace(target)
+    meta.seeds = comparison.seeds.without_predictions() if comparison.seeds else None
+    write_metadata(folder, meta)
     return meta
 
 

@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from collections.abc import Mapping
-from dataclasses import asdict, dataclass, fields
+from dataclasses import asdict, dataclass, fields, replace
 from typing import Any
+
+#: Most students one training may train with different seeds (each one a full training).
+MAX_SEEDS = 10
 
 
 class TrainingError(ValueError):
@@ -40,6 +43,10 @@ class TrainingArgs:
     class_weights: bool = False  # inverse-frequency weights in the loss
     min_confidence: float | None = None  # drop rows whose teacher confidence is below
     min_consistency: float | None = None  # drop rows whose teacher consistency is below
+    #: Students trained for the seed spread (seeds seed, seed + 1, …; the first one is kept):
+    #: see :meth:`seed_settings`. Each is a full training, so 1 (no spread) is the default.
+    seeds: int = 1
+    split_seed: int | None = None  # seed of the validation split (None: ``seed``)
 
     def __post_init__(self) -> None:
         problems = []
@@ -57,6 +64,8 @@ class TrainingArgs:
             problems.append("a weight decay of at least 0")
         if self.max_length is not None and self.max_length < 8:
             problems.append("a max length of at least 8 tokens (or automatic)")
+        if not 1 <= self.seeds <= MAX_SEEDS:
+            problems.append(f"from 1 to {MAX_SEEDS} seeds")
         if self.early_stopping_patience < 0:
             problems.append("a patience of at least 0 epochs (0: no early stopping)")
         for name in ("min_confidence", "min_consistency"):
@@ -68,6 +77,18 @@ class TrainingArgs:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def seed_settings(self) -> list[TrainingArgs]:
+        """The settings of the ``seeds`` students of a seed spread: this one (the kept model's),
+        then seeds ``seed + 1``, ``seed + 2``, … that keep its validation split, so every student
+        learns from the identical rows and only the initialisation, the order of the batches and
+        dropout differ."""
+        split = self.seed if self.split_seed is None else self.split_seed
+        others = [
+            replace(self, seed=self.seed + i, split_seed=split, seeds=1)
+            for i in range(1, self.seeds)
+        ]
+        return [self, *others]
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingArgs:

@@ -4,8 +4,10 @@ card (``README.md``)."""
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping
 from dataclasses import dataclass, field, fields
+from pathlib import Path
 from typing import Any
 
 METADATA_FILE = "distill.json"
@@ -44,6 +46,108 @@ class HeldOut:
         return {"n": self.n, "rows": [vars(r).copy() for r in self.rows]}
 
 
+#: The stored form's version of :class:`SeedRuns`.
+SEED_RUNS_VERSION = 1
+
+
+@dataclass
+class SeedScore:
+    """One seed's student scored: macro-F1 and accuracy (None: not measured) and, in the
+    comparison, its predictions in the order of the texts scored (a model's metadata keeps none)."""
+
+    seed: int
+    macro_f1: float | None
+    accuracy: float | None
+    predictions: list[str | None] = field(default_factory=list)
+
+
+@dataclass(frozen=True)
+class Spread:
+    """Mean, lowest and highest of one metric over the seeds that have it."""
+
+    mean: float
+    low: float
+    high: float
+
+    def text(self) -> str:
+        return f"{self.mean:.3f} (range {self.low:.3f}–{self.high:.3f})"
+
+
+@dataclass
+class SeedRuns:
+    """Seed variability of a student: the same recipe trained with one seed per entry of
+    ``scores`` (in training order) on the identical training rows and validation split, each
+    scored on the identical ``n`` texts (``scored_on`` names them). The kept model is always
+    the first seed's (``kept_seed``), fixed before any score was seen: picking the best of
+    several on held-out texts would be tuning on the test set."""
+
+    scores: list[SeedScore]
+    n: int
+    scored_on: str = "held-out human-coded texts"
+    version: int = SEED_RUNS_VERSION
+
+    @property
+    def n_seeds(self) -> int:
+        return len(self.scores)
+
+    @property
+    def kept_seed(self) -> int | None:
+        return self.scores[0].seed if self.scores else None
+
+    def spread(self, metric: str) -> Spread | None:
+        """``metric`` ("macro_f1" or "accuracy") over the seeds; None when no seed has it."""
+        values = [v for s in self.scores if (v := getattr(s, metric)) is not None and v == v]
+        if not values:
+            return None
+        return Spread(sum(values) / len(values), min(values), max(values))
+
+    def sentence(self) -> str:
+        """``Across 3 seeds: macro-F1 0.710 (range 0.690–0.730), accuracy …``, what each was
+        scored on, and which model is kept."""
+        figures = [
+            f"{name} {spread.text() if (spread := self.spread(key)) else 'n/a'}"
+            for key, name in (("macro_f1", "macro-F1"), ("accuracy", "accuracy"))
+        ]
+        return (
+            f"Across {self.n_seeds} seeds: {', '.join(figures)}; each student was trained on the "
+            f"same texts and scored on the same {self.n:,} {self.scored_on}. The kept model is "
+            f"the first seed's (seed {self.kept_seed}), fixed before any score was seen, not the "
+            "best one: choosing by these scores would tune on them."
+        )
+
+    def without_predictions(self) -> SeedRuns:
+        scores = [SeedScore(s.seed, s.macro_f1, s.accuracy) for s in self.scores]
+        return SeedRuns(scores, self.n, self.scored_on, self.version)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "version": self.version,
+            "n": self.n,
+            "scored_on": self.scored_on,
+            "scores": [
+                {k: v for k, v in vars(s).items() if k != "predictions" or v} for s in self.scores
+            ],
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> SeedRuns:
+        scores = [
+            SeedScore(
+                seed=int(s["seed"]),
+                macro_f1=s.get("macro_f1"),
+                accuracy=s.get("accuracy"),
+                predictions=list(s.get("predictions") or []),
+            )
+            for s in data.get("scores") or []
+        ]
+        return cls(
+            scores=scores,
+            n=int(data.get("n") or 0),
+            scored_on=str(data.get("scored_on") or cls.scored_on),
+            version=int(data.get("version") or 1),
+        )
+
+
 @dataclass
 class ModelMeta:
     """A trained student's metadata: its labels (in the classifier's output order), what it
@@ -72,6 +176,7 @@ class ModelMeta:
     created_at: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
     heldout: HeldOut | None = None
+    seeds: SeedRuns | None = None  # the spread over seeds, when more than one was trained
     extra: dict[str, Any] = field(default_factory=dict)
     other: dict[str, Any] = field(default_factory=dict)
 
@@ -79,19 +184,27 @@ class ModelMeta:
     def from_dict(cls, data: Mapping[str, Any] | None) -> ModelMeta:
         """The record from its stored form (an empty one for a model with no metadata yet)."""
         data = dict(data or {})
-        known = {f.name for f in fields(cls)} - {"other", "heldout"}
+        known = {f.name for f in fields(cls)} - {"other", "heldout", "seeds"}
         values = {k: data.pop(k) for k in list(data) if k in known and data[k] is not None}
         heldout = data.pop("heldout", None)
+        seeds = data.pop("seeds", None)
         values.setdefault("labels", [])
-        return cls(**values, heldout=HeldOut.from_dict(heldout) if heldout else None, other=data)
+        return cls(
+            **values,
+            heldout=HeldOut.from_dict(heldout) if heldout else None,
+            seeds=SeedRuns.from_dict(seeds) if seeds else None,
+            other=data,
+        )
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("other", "heldout", "extra")
+            if f.name not in ("other", "heldout", "seeds", "extra")
         }
         out["heldout"] = self.heldout.to_dict() if self.heldout else None
+        if self.seeds is not None:
+            out["seeds"] = self.seeds.to_dict()
         if self.extra:
             out["extra"] = self.extra
         if out["heldout"] is None:
@@ -156,7 +269,7 @@ Best epoch: {meta.get("best_epoch")}; validation macro-F1
 codes: it says how well the student imitates its teacher. Report agreement with held-out human
 codes (Distill's evaluate step) as the quality of the classifier.
 
-{_heldout_section(meta.get("heldout"))}## Use
+{_heldout_section(meta.get("heldout"))}{_seeds_section(model.seeds)}## Use
 
 ```python
 from transformers import AutoModelForSequenceClassification, AutoTokenizer
@@ -198,3 +311,29 @@ def _heldout_section(heldout: dict | None) -> str:
             f"| {r['name']} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | {r['accuracy']:.3f} |"
         )
     return "\n".join(lines) + "\n\n"
+
+
+def _seeds_section(seeds: SeedRuns | None) -> str:
+    """The model card's paragraph on the spread over seeds (when several were trained)."""
+    if seeds is None or seeds.n_seeds < 2:
+        return ""
+    each = ", ".join(
+        f"seed {s.seed}: {'n/a' if s.macro_f1 is None else format(s.macro_f1, '.3f')}"
+        for s in seeds.scores
+    )
+    return f"## Seed variability\n\n{seeds.sentence()} Macro-F1 per seed: {each}.\n\n"
+
+
+def write_metadata(folder: Path, meta: ModelMeta) -> None:
+    """Rewrite a model folder's ``distill.json`` and model card from ``meta``, each file
+    replaced whole (a reader never sees half of one)."""
+    for target, text in (
+        (
+            folder / METADATA_FILE,
+            json.dumps(meta.to_dict(), indent=2, ensure_ascii=False, default=str),
+        ),
+        (folder / "README.md", model_card(meta)),
+    ):
+        partial = target.with_suffix(target.suffix + ".partial")
+        partial.write_text(text, encoding="utf-8")
+        partial.replace(target)

@@ -14,6 +14,7 @@ import os
 import platform
 import random
 import shutil
+import tempfile
 import time
 import uuid
 from collections import Counter
@@ -21,7 +22,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar
 
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
@@ -32,6 +33,8 @@ AUTO_MAX_LENGTH_CAP_CPU = 256
 AUTO_MAX_LENGTH_CAP_CUDA = 512
 #: Fewest usable rows (after filters) that training accepts.
 MIN_EXAMPLES = 10
+
+R = TypeVar("R")
 
 
 @dataclass
@@ -61,6 +64,12 @@ class TrainResult:
     train_seconds: float = 0.0
     device: str = "cpu"
     metadata: ModelMeta | None = None
+
+    @property
+    def val_accuracy(self) -> float | None:
+        """The validation accuracy of the kept (best) epoch; None without validation rows."""
+        best = next((h for h in self.history if h["epoch"] == self.best_epoch), {})
+        return best.get("val_accuracy")
 
 
 def device() -> str:
@@ -408,7 +417,8 @@ def train(
         encoded = tokenizer(prep.texts, truncation=True, max_length=max_length)["input_ids"]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
 
-        train_idx, val_idx = stratified_split(y_all, args.val_share, args.seed)
+        split_seed = args.seed if args.split_seed is None else args.split_seed
+        train_idx, val_idx = stratified_split(y_all, args.val_share, split_seed)
         if len(train_idx) < 2:
             raise TrainingError("Too few examples are left for training after the split.")
         tr_enc = [encoded[i] for i in train_idx]
@@ -622,6 +632,38 @@ def train(
         if not on_cuda:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
             torch.set_num_threads(prev_threads)
+
+
+def train_other_seeds(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    args: TrainingArgs,
+    score: Callable[[Path, TrainResult], R],
+    *,
+    on_progress: Callable[[int, int], Callable[[TrainProgress], None] | None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    **kwargs: Any,
+) -> list[R]:
+    """Train the students of seeds 2 … N of ``args.seed_settings()`` (the first, the kept model,
+    is the caller's own ``train``), each on the same rows with the same validation split, in a
+    temporary folder removed once ``score(folder, result)`` has read it. ``on_progress(i, n)``
+    gives seed i of n its progress callback; ``kwargs`` go to :func:`train`. Raises as ``train``
+    does (TrainingCancelled when ``should_stop()`` says so)."""
+    settings = args.seed_settings()
+    scores = []
+    for i, setting in enumerate(settings[1:], start=2):
+        with tempfile.TemporaryDirectory(prefix="distill-seed-") as tmp:
+            result = train(
+                texts,
+                labels,
+                Path(tmp) / "model",
+                setting,
+                on_progress=on_progress(i, len(settings)) if on_progress else None,
+                should_stop=should_stop,
+                **kwargs,
+            )
+            scores.append(score(result.output_dir, result))
+    return scores
 
 
 def _model_limit(model: Any, tokenizer: Any) -> int:

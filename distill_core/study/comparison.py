@@ -20,7 +20,7 @@ from distill_core import agreement
 from distill_core.agreement import Agreement
 from distill_core.store import LabelRun, Store, User
 from distill_core.student.args import TrainingArgs, TrainingError
-from distill_core.student.card import HeldOut, HeldOutRow, ModelMeta
+from distill_core.student.card import HeldOut, HeldOutRow, ModelMeta, SeedRuns, SeedScore
 from distill_core.study import projects, runs, validation
 from distill_core.study.scoring import score_labels
 from distill_core.study.students import TrainingSet
@@ -116,6 +116,9 @@ class Comparison:
     rows: list[ComparisonRow] = field(default_factory=list)
     reason: str | None = None
     version: int = COMPARISON_VERSION
+    #: The student on LLM labels trained with several seeds, each scored on ``eval``'s texts
+    #: (None: one seed; comparisons stored before seeds could be asked for read as None).
+    seeds: SeedRuns | None = None
 
     def row(self, key: str) -> ComparisonRow | None:
         """The scored row of ``key`` (None when absent or not scored)."""
@@ -178,6 +181,7 @@ class Comparison:
                 "eval": vars(self.eval).copy() if self.eval else None,
                 "rows": [r.to_dict() for r in self.rows],
                 **({"reason": self.reason} if self.reason else {}),
+                **({"seeds": self.seeds.to_dict()} if self.seeds else {}),
             }
         )
 
@@ -191,6 +195,7 @@ class Comparison:
             rows=[ComparisonRow.from_dict(r) for r in data.get("rows") or []],
             reason=data.get("reason"),
             version=int(data.get("version") or 1),
+            seeds=SeedRuns.from_dict(data["seeds"]) if data.get("seeds") else None,
         )
 
 
@@ -323,6 +328,7 @@ def fair_comparison(
     student = predictor.predict(eval_texts).labels
     n_train = ModelMeta.from_dict(predictor.metadata).n_train or None
     rows.append(_row("student_llm", truth, student, ts.label_names, n_train, ""))
+    seeds = _seed_runs(rows[-1], eval_texts, truth, ts, args, tracker) if args.seeds > 1 else None
 
     if human_folds >= 2:
         rows.append(_human_row(eval_texts, truth, ts, args, human_folds, tracker))
@@ -349,7 +355,41 @@ def fair_comparison(
             sample_method=evaluation.sample_method,
         ),
         rows=rows,
+        seeds=seeds,
     )
+
+
+def _seed_runs(kept: ComparisonRow, eval_texts, truth, ts, args, tracker) -> SeedRuns:
+    """The student on LLM labels again with seeds 2 … N (same training rows, same validation
+    split), each scored on the same evaluation texts as ``kept``, the first seed's model, which
+    stays the kept one whatever the others score."""
+    from distill_core.student.predict import Predictor
+    from distill_core.student.train import train_other_seeds
+
+    def score(folder: Path, result) -> SeedScore:
+        pred = Predictor(folder).predict(eval_texts).labels
+        scored = agreement.compare(truth, pred, labels=ts.label_names, n_boot=0)
+        seed = TrainingArgs.from_dict(result.metadata.args).seed
+        return SeedScore(seed, scored.macro_f1, scored.accuracy, list(pred))
+
+    others = train_other_seeds(
+        ts.texts,
+        ts.labels,
+        args,
+        score,
+        on_progress=(lambda i, n: tracker.phase(seed_phase(i, n))) if tracker else None,
+        should_stop=tracker.cancelled if tracker else None,
+        label_names=ts.label_names,
+        confidences=ts.confidences,
+        consistencies=ts.consistencies,
+    )
+    first = SeedScore(args.seed, kept.metrics.macro_f1, kept.metrics.accuracy, kept.predictions)
+    return SeedRuns([first, *others], n=len(truth))
+
+
+def seed_phase(i: int, n: int) -> str:
+    """The progress phase of the student on LLM labels of seed ``i`` of ``n``."""
+    return ROWS["student_llm"] + (f", seed {i} of {n}" if n > 1 else "")
 
 
 def _row(
