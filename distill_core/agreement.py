@@ -59,13 +59,33 @@ Intervals (95% unless ``alpha`` says otherwise), as :func:`compare` gives them:
 
 :func:`paired_difference` compares two classifiers on the same items: a paired BCa bootstrap
 of the difference (the same item indices for both) and, for accuracy, an exact McNemar test.
+
+:func:`weighted_compare` gives **design-weighted** figures of a stratified sample, estimates
+for the population the sample was drawn from rather than for the sample: an item of stratum h
+weighs ``w_h = N_h / n_h`` (the stratum's population size over its scored items: the inverse
+inclusion probability), the confusion table sums weights instead of counting items, and
+accuracy, per-class precision/recall/F1 and macro-F1 are read off it as above (scikit-learn's
+``sample_weight``; ratio, i.e. Hájek, estimators: consistent, nearly unbiased). Intervals
+(:data:`STRATIFIED`), for accuracy and F1 alike: the percentile interval of ``n_boot``
+stratified bootstrap resamples (each stratum's n_h items resampled within it, weights kept),
+widened where needed to hold the 2.5% and 97.5% quantiles of a stratified posterior: each
+stratum's confusion table drawn from ``Dirichlet(counts + prior)``, the prior
+(:data:`PRIOR_WEIGHT` pseudo-items per stratum) spread over the cells of the classes that
+occur anywhere in the sample, scaled to the stratum's weight and summed. Why both: a stratum
+whose scored items are all right (or all wrong) has no variance to resample, so the bootstrap
+alone gives a near zero-width interval when every stratum looks like that, e.g. accuracy
+0.875 with the interval 0.87–0.87 on the demo's stratified sample; the posterior keeps an
+error the stratum's few items do not show possible. A stratum with a single scored item
+(:attr:`WeightedAgreement.thin`) makes the caution, and population strata with no scored
+item are not represented: :attr:`WeightedAgreement.uncovered` lists them, and the figures
+describe the other strata's texts only.
 """
 
 from __future__ import annotations
 
 import math
 from collections.abc import Callable, Iterator, Mapping, Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from itertools import combinations
 from statistics import NormalDist
 from typing import Any
@@ -90,6 +110,9 @@ MIN_RELIABLE_N = 30
 #: percentile bootstrap; the BCa bootstrap interval widened to hold the weak-prior Dirichlet
 #: posterior interval (module docstring).
 WILSON, BCA, PERCENTILE, BCA_DIRICHLET = "wilson", "bca", "percentile", "bca+dirichlet"
+#: Design-weighted intervals (:func:`weighted_compare`): the stratified bootstrap percentile
+#: interval widened to hold the stratified weak-prior posterior interval (module docstring).
+STRATIFIED = "stratified bootstrap+dirichlet"
 #: Total prior weight of the Dirichlet posterior (pseudo-items, spread evenly over the cells of
 #: the classes that occur): one item's worth, enough to say "an error the sample lacks is still
 #: possible", too little to move the interval once n is more than a few dozen.
@@ -181,21 +204,7 @@ class Agreement(_SampleSize):
             "weighted_f1": _json_float(self.weighted_f1),
             "cohen_kappa": _json_float(self.cohen_kappa),
             "krippendorff_alpha": _json_float(self.krippendorff_alpha),
-            "per_class": {
-                label: {
-                    "precision": _json_float(m.precision),
-                    "recall": _json_float(m.recall),
-                    "f1": _json_float(m.f1),
-                    "support": m.support,
-                }
-                for label, m in self.per_class.items()
-            },
-            "ci": {k: _json_pair(v) for k, v in self.ci.items()},
-            "ci_method": dict(self.ci_method),
-            "per_class_ci": {
-                label: {k: _json_pair(v) for k, v in cis.items()}
-                for label, cis in self.per_class_ci.items()
-            },
+            **_per_class_json(self.per_class, self.ci, self.ci_method, self.per_class_ci),
             "averaged": list(self.averaged),
             "reliable": self.reliable,
             "caution": self.caution,
@@ -294,6 +303,91 @@ class PairedDifference(_SampleSize):
 
 
 @dataclass(frozen=True)
+class Stratum:
+    """One stratum of a stratified sample: its population size ``N_h``, its scored items
+    ``n_h`` and the weight ``N_h / n_h`` each of them carries (``nan`` when ``n_h`` is 0)."""
+
+    key: str | None
+    population: int
+    scored: int
+
+    @property
+    def weight(self) -> float:
+        return self.population / self.scored if self.scored else math.nan
+
+
+@dataclass(frozen=True)
+class WeightedAgreement(_SampleSize):
+    """Design-weighted agreement of a stratified sample (:func:`weighted_compare`): estimates
+    for the ``population`` texts of the strata with a scored item, from ``n`` scored items.
+
+    ``per_class`` holds the weighted precision, recall and F1 (``nan`` for a class that does
+    not occur) with ``support`` the class's scored items (unweighted); ``ci`` and
+    ``per_class_ci`` (F1 only) are 95% intervals made as ``ci_method`` says; ``strata`` lists
+    every stratum of the population, scored or not, in population order.
+    """
+
+    n: int
+    accuracy: float
+    macro_f1: float
+    per_class: dict[str, ClassMetrics]
+    ci: dict[str, tuple[float, float]]
+    ci_method: dict[str, str]
+    per_class_ci: dict[str, dict[str, tuple[float, float]]]
+    averaged: list[str]
+    strata: list[Stratum]
+    n_boot: int
+
+    @property
+    def population(self) -> int:
+        """Texts the estimate speaks for: those of the strata with a scored item."""
+        return sum(s.population for s in self.strata if s.scored)
+
+    @property
+    def uncovered(self) -> list[Stratum]:
+        """Strata of the population with no scored item: the estimate leaves their texts out."""
+        return [s for s in self.strata if not s.scored]
+
+    @property
+    def thin(self) -> list[Stratum]:
+        """Strata with a single scored item: the bootstrap sees no variation in them."""
+        return [s for s in self.strata if s.scored == 1]
+
+    @property
+    def reliable(self) -> bool:
+        return super().reliable and not self.thin
+
+    @property
+    def caution(self) -> str | None:
+        """One sentence (or two) on what makes the intervals unreliable; None when nothing."""
+        parts = [super().caution] if not super().reliable else []
+        if self.thin:
+            k = len(self.thin)
+            parts.append(
+                f"{k} {'stratum has' if k == 1 else 'strata have'} a single scored text, whose "
+                "variation the interval cannot see: code more texts there."
+            )
+        return " ".join(parts) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``nan`` becomes ``None``, CIs become ``[low, high]`` lists)."""
+        return {
+            "n": self.n,
+            "population": self.population,
+            "accuracy": _json_float(self.accuracy),
+            "macro_f1": _json_float(self.macro_f1),
+            **_per_class_json(self.per_class, self.ci, self.ci_method, self.per_class_ci),
+            "averaged": list(self.averaged),
+            "strata": [
+                {"key": s.key, "population": s.population, "scored": s.scored} for s in self.strata
+            ],
+            "n_boot": self.n_boot,
+            "reliable": self.reliable,
+            "caution": self.caution,
+        }
+
+
+@dataclass(frozen=True)
 class CoderPair:
     """Agreement of two coders on the items both coded (``n`` of them; metrics nan when 0)."""
 
@@ -359,13 +453,7 @@ def compare(
     """
     gold_s = _gold_strings(gold, "gold")
     pred_s = _pred_strings(pred, len(gold_s))
-    if labels is not None:
-        labels = _label_list(labels)
-        known = set(labels)
-        for g in gold_s:
-            if g not in known:
-                raise ValueError(f"Gold label {g!r} is not one of the labels {labels}.")
-        pred_s = [p if p in known else MISSING for p in pred_s]
+    labels, (pred_s,) = _within_labels(gold_s, [pred_s], labels)
     coded = _encode(gold_s, pred_s, labels)
     positive = None
     if positive_label is not None:
@@ -686,13 +774,7 @@ def paired_difference(
         )
     gold_s = _gold_strings(gold, "gold")
     preds = [_pred_strings(pred_a, len(gold_s)), _pred_strings(pred_b, len(gold_s))]
-    if labels is not None:
-        labels = _label_list(labels)
-        known = set(labels)
-        for g in gold_s:
-            if g not in known:
-                raise ValueError(f"Gold label {g!r} is not one of the labels {labels}.")
-        preds = [[p if p in known else MISSING for p in ps] for ps in preds]
+    labels, preds = _within_labels(gold_s, preds, labels)
     ca, cb = _encode_pair(gold_s, preds[0], preds[1], labels)
     k = ca.k
     cm_a, cm_b = ca.confusion(), cb.confusion()
@@ -732,6 +814,90 @@ def paired_difference(
         b01=b01,
         b10=b10,
         p_value=p_value,
+    )
+
+
+def weighted_compare(
+    gold: Sequence[Any],
+    pred: Sequence[Any],
+    strata: Sequence[Any],
+    population: Mapping[Any, int],
+    *,
+    labels: Sequence[str] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> WeightedAgreement:
+    """Design-weighted accuracy, macro-F1 and per-class precision/recall/F1 of a stratified
+    sample: estimates for the population, not for the sample (module docstring).
+
+    ``gold``/``pred`` as in :func:`compare` (``labels`` too); ``strata[i]`` is item i's
+    stratum (any hashable; ``None``/NaN is one stratum) and ``population`` maps every stratum
+    of the population to its size ``N_h``. Item i of stratum h weighs ``N_h / n_h``, ``n_h``
+    the items of h here, and the figures are scikit-learn's with ``sample_weight`` (macro-F1
+    over the classes that occur). A stratum of the items that ``population`` lacks or holds
+    fewer of is a ``ValueError``; a stratum of ``population`` with no item is left out of the
+    estimate and listed in :attr:`WeightedAgreement.uncovered`. Intervals (:data:`STRATIFIED`):
+    ``n_boot`` stratified bootstrap resamples (``default_rng(seed)``) and as many posterior
+    draws; none when ``n_boot=0``. Measured
+    (tests/unit/test_weighted_agreement.py, 300 stratified samples of 150 from 20,000 texts
+    whose two rare strata are over-sampled 2.4 and 6.9 times): the weighted accuracy averages
+    0.888 for a corpus accuracy of 0.887 (the unweighted sample accuracy 0.694), and the 95%
+    intervals cover the corpus accuracy in 96% of the samples, its macro-F1 in 96%; with 30
+    texts and strata 90-98% right (most strata's few texts then show no error) both cover in
+    every one of 200 samples, where the bootstrap alone covered the accuracy in 73% and gave
+    45 of them an interval of width 0.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be between 0 and 1.")
+    gold_s = _gold_strings(gold, "gold")
+    pred_s = _pred_strings(pred, len(gold_s))
+    if len(strata) != len(gold_s):
+        raise ValueError(f"There are {len(gold_s)} items but {len(strata)} strata values.")
+    labels, (pred_s,) = _within_labels(gold_s, [pred_s], labels)
+    coded = _encode(gold_s, pred_s, labels)
+    keys = [None if is_missing(x) else x for x in strata]
+    sizes = {None if is_missing(k) else k: int(v) for k, v in population.items()}
+    scored = {key: keys.count(key) for key in dict.fromkeys(keys)}
+    for key, count in scored.items():
+        if count > sizes.get(key, 0):
+            raise ValueError(
+                f"There are {count} items of stratum {key!r} but its population holds "
+                f"{sizes.get(key, 0)}."
+            )
+    w = np.array([sizes[key] / scored[key] for key in keys])
+    cm = _batch_confusions(coded, np.arange(coded.n)[None], w)
+    stats = _batch_stats(cm, coded.k, None)
+    classes = coded.labels[: coded.k]
+    support = coded.confusion().sum(axis=1)
+    per_class = {
+        c: replace(m, support=int(support[j]))
+        for j, (c, m) in enumerate(_per_class_from_confusion(cm[0], coded.labels, coded.k).items())
+    }
+    ci: dict[str, tuple[float, float]] = {}
+    methods: dict[str, str] = {}
+    per_class_ci: dict[str, dict[str, tuple[float, float]]] = {}
+    if n_boot > 0:
+        groups = [np.flatnonzero([x == key for x in keys]) for key in scored]
+        lo, hi = _stratified_intervals(coded, groups, w, n_boot, seed, alpha)
+        ci = {"accuracy": (float(lo[0]), float(hi[0])), "macro_f1": (float(lo[1]), float(hi[1]))}
+        methods = {"accuracy": STRATIFIED, "macro_f1": STRATIFIED}
+        defined = stats["occurs"][0]
+        per_class_ci = {
+            c: {"f1": (float(lo[2 + j]), float(hi[2 + j])) if defined[j] else (math.nan,) * 2}
+            for j, c in enumerate(classes)
+        }
+    return WeightedAgreement(
+        n=coded.n,
+        accuracy=float(stats["accuracy"][0]),
+        macro_f1=float(stats["macro_f1"][0]),
+        per_class=per_class,
+        ci=ci,
+        ci_method=methods,
+        per_class_ci=per_class_ci,
+        averaged=[c for c, o in zip(classes, stats["occurs"][0], strict=True) if o],
+        strata=[Stratum(key, size, scored.get(key, 0)) for key, size in sizes.items()],
+        n_boot=n_boot,
     )
 
 
@@ -848,6 +1014,26 @@ def _json_pair(v: Sequence[float]) -> list[float | None]:
     return [_json_float(v[0]), _json_float(v[1])]
 
 
+def _per_class_json(per_class, ci, ci_method, per_class_ci) -> dict[str, Any]:
+    """The per-class figures and the intervals of a result, JSON-ready."""
+    return {
+        "per_class": {
+            label: {
+                "precision": _json_float(m.precision),
+                "recall": _json_float(m.recall),
+                "f1": _json_float(m.f1),
+                "support": m.support,
+            }
+            for label, m in per_class.items()
+        },
+        "ci": {k: _json_pair(v) for k, v in ci.items()},
+        "ci_method": dict(ci_method),
+        "per_class_ci": {
+            label: {k: _json_pair(v) for k, v in cis.items()} for label, cis in per_class_ci.items()
+        },
+    }
+
+
 def _label_list(labels: Sequence[Any]) -> list[str]:
     out = [_code(x) for x in labels]
     if len(set(out)) != len(out):
@@ -855,6 +1041,22 @@ def _label_list(labels: Sequence[Any]) -> list[str]:
     if MISSING in out:
         raise ValueError(f"{MISSING!r} is reserved for missing answers and cannot be a label.")
     return out
+
+
+def _within_labels(
+    gold: list[str], preds: list[list[str]], labels: Sequence[Any] | None
+) -> tuple[list[str] | None, list[list[str]]]:
+    """``labels`` as codes, and each prediction list with codes outside them made
+    :data:`MISSING`; a gold code outside ``labels`` is a ``ValueError``. Unchanged when
+    ``labels`` is None."""
+    if labels is None:
+        return None, preds
+    labels = _label_list(labels)
+    known = set(labels)
+    for g in gold:
+        if g not in known:
+            raise ValueError(f"Gold label {g!r} is not one of the labels {labels}.")
+    return labels, [[p if p in known else MISSING for p in ps] for ps in preds]
 
 
 def _gold_strings(gold: Sequence[Any], name: str) -> list[str]:
@@ -935,11 +1137,56 @@ def _div(a: float, b: float) -> float:
     return float(a / b) if b > 0 else 0.0
 
 
-def _batch_confusions(coded: _Coded, idx: np.ndarray) -> np.ndarray:
-    """Confusion matrices (B, m, m) of the resamples given as rows of item indices (B, n)."""
+def _batch_confusions(coded: _Coded, idx: np.ndarray, w: np.ndarray | None = None) -> np.ndarray:
+    """Confusion matrices (B, m, m) of the resamples given as rows of item indices (B, n);
+    with weights ``w`` (n,), the resampled item ``idx[b, j]`` counts ``w[j]`` (float tables)."""
     b, m = idx.shape[0], coded.m
     cells = coded.g[idx] * m + coded.p[idx] + (np.arange(b) * m * m)[:, None]
-    return np.bincount(cells.ravel(), minlength=b * m * m).reshape(b, m, m)
+    weights = None if w is None else np.broadcast_to(w, idx.shape).ravel()
+    return np.bincount(cells.ravel(), weights=weights, minlength=b * m * m).reshape(b, m, m)
+
+
+def _stratified_intervals(
+    coded: _Coded, groups: list[np.ndarray], w: np.ndarray, n_boot: int, seed: int, alpha: float
+) -> tuple[np.ndarray, np.ndarray]:
+    """:data:`STRATIFIED` bounds of accuracy, macro-F1 and every class's F1 (columns in that
+    order): the wider of the stratified bootstrap's percentile interval (each stratum's items
+    resampled within it, ``default_rng(seed)``, weights kept) and the stratified posterior's
+    (each stratum's table drawn from its own Dirichlet posterior, :func:`_posterior_draws`
+    with the whole sample's classes, stream ``2 + h``, scaled by its weight, and summed)."""
+
+    def columns(cm: np.ndarray) -> np.ndarray:
+        stats = _batch_stats(cm, coded.k, None)
+        return np.column_stack([stats["accuracy"], stats["macro_f1"], stats["class_f1"]])
+
+    w_order = w[np.concatenate(groups)]  # the resamples' columns: stratum by stratum
+    boot = np.concatenate(
+        [
+            columns(_batch_confusions(coded, idx, w_order))
+            for idx in _resample_indices(coded.n, n_boot, seed, groups)
+        ]
+    )
+    whole = coded.confusion()
+    post = sum(
+        np.concatenate(
+            list(
+                _posterior_draws(
+                    _batch_confusions(coded, g[None])[0],
+                    coded.k,
+                    n_boot,
+                    seed,
+                    support=whole,
+                    stream=2 + h,
+                )
+            )
+        )
+        * w[g[0]]
+        for h, g in enumerate(groups)
+    )
+    levels = np.repeat(np.array([[alpha / 2], [1 - alpha / 2]]), boot.shape[1], axis=1)
+    lo, hi = _column_quantiles(boot, levels)
+    post_lo, post_hi = _column_quantiles(columns(post), levels)
+    return np.fmin(lo, post_lo), np.fmax(hi, post_hi)
 
 
 def _jackknife_confusions(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
@@ -1072,18 +1319,29 @@ def _intervals(
     return out
 
 
-def _posterior_draws(cm: np.ndarray, k: int, n_draws: int, seed: int) -> Iterator[np.ndarray]:
+def _posterior_draws(
+    cm: np.ndarray,
+    k: int,
+    n_draws: int,
+    seed: int,
+    *,
+    support: np.ndarray | None = None,
+    stream: int = 1,
+) -> Iterator[np.ndarray]:
     """Draws (chunks of (B, m, m)) of the confusion table from its Dirichlet posterior,
     ``Dirichlet(cm + prior)``, scaled to the n items: the prior puts :data:`PRIOR_WEIGHT`
     pseudo-items evenly on the cells whose gold class occurs and whose predicted class
     occurs (or is :data:`MISSING`, when some prediction was), so no class the data lack
-    appears, and every error between classes that do keeps some probability."""
+    appears, and every error between classes that do keeps some probability. The classes
+    that occur are read from ``support`` (default ``cm``: a stratum's table takes the whole
+    sample's); the draws come from ``default_rng([seed, stream])``."""
     m = cm.shape[0]
     n = float(cm.sum())
+    support = cm if support is None else support
     occurs = np.zeros(m, dtype=bool)
-    occurs[:k] = (cm.sum(axis=0) + cm.sum(axis=1))[:k] > 0
+    occurs[:k] = (support.sum(axis=0) + support.sum(axis=1))[:k] > 0
     predicted = occurs.copy()
-    predicted[k:] = cm[:, k:].sum(axis=0) > 0
+    predicted[k:] = support[:, k:].sum(axis=0) > 0
     cells = np.outer(occurs, predicted)
     prior = PRIOR_WEIGHT / cells.sum()
     counted = np.flatnonzero(cm.ravel() > 0)  # Gamma(count + prior) or Gamma(count)
@@ -1095,7 +1353,7 @@ def _posterior_draws(cm: np.ndarray, k: int, n_draws: int, seed: int) -> Iterato
     # for the rest: the same distribution to 12 digits, several times faster than a gamma
     # draw for every empty cell.
     cutoff = math.exp(prior * math.log(1e-12))
-    rng = np.random.default_rng([seed, 1])
+    rng = np.random.default_rng([seed, stream])
     chunk = max(1, _CHUNK_CELLS // (m * m))
     done = 0
     while done < n_draws:
@@ -1197,14 +1455,21 @@ def _mcnemar_exact(b01: int, b10: int) -> float:
     return float(min(1.0, 2 * binom.cdf(min(b01, b10), total, 0.5)))
 
 
-def _resample_indices(n: int, n_boot: int, seed: int) -> Iterator[np.ndarray]:
-    """Bootstrap item indices, ``n_boot`` rows of n, in chunks that bound memory; seeded."""
+def _resample_indices(
+    n: int, n_boot: int, seed: int, groups: Sequence[np.ndarray] | None = None
+) -> Iterator[np.ndarray]:
+    """Bootstrap item indices, ``n_boot`` rows of n, in chunks that bound memory; seeded.
+    With ``groups`` (the item indices of each stratum), each row draws every group's items
+    from that group, the columns group by group."""
     rng = np.random.default_rng(seed)
     chunk = max(1, _CHUNK_CELLS // max(n, 1))
     done = 0
     while done < n_boot:
         size = min(chunk, n_boot - done)
-        yield rng.integers(0, n, size=(size, n))
+        if groups is None:
+            yield rng.integers(0, n, size=(size, n))
+        else:
+            yield np.column_stack([g[rng.integers(0, len(g), size=(size, len(g)))] for g in groups])
         done += size
 
 

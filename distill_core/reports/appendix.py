@@ -130,6 +130,7 @@ def methods_appendix(session: Session, user: User, project_id: int) -> Appendix:
     sample = validation.current_sample(session, user, project_id)
     _human(b, session, user, project_id, sample, codes)
     _llm_test(b, session, user, sample, codes, run, comparison)
+    _corpus_estimate(b, session, user, sample, codes, run)
     _by_run(b, session, user, project_id)
     _student(b, model, meta, comparison)
     _shares(b, session, user, project_id)
@@ -449,6 +450,52 @@ def _llm_test(
     )
     blocks.append(("table", ["Metric", "Estimate (95% CI)"], [[t, shown[k]] for t, k in _METRICS]))
     blocks.append(_per_class_table(metrics, class_ci))
+
+
+def _corpus_estimate(b: _Builder, session, user, sample, codes, run) -> None:
+    """For a stratified sample: the LLM's design-weighted agreement on the held-out test part
+    (a corpus estimate, beside the sample's figures), its strata and every stratum left
+    without a scored text."""
+    if sample is None or sample.method != "stratified" or run is None or codes.empty:
+        return
+    score = scoring.score_run(
+        session, user, sample.project_id, run, "test", sample=sample, codes=codes
+    )
+    if score is None or score.corpus is None:
+        return
+    blocks = b.section("LLM–human agreement: corpus estimate (design-weighted)")
+    estimate, weighted = score.corpus, score.corpus.agreement
+    text = (
+        f"The sample was stratified by the LLM labels of run {sample.strata_run_id}, so the "
+        "figures above describe the sample, in which rare labels are over-represented."
+    )
+    if weighted is not None:
+        acc = b.fig(
+            "llm_test.corpus.accuracy", fmt_ci(weighted.accuracy, weighted.ci.get("accuracy"))
+        )
+        f1 = b.fig(
+            "llm_test.corpus.macro_f1", fmt_ci(weighted.macro_f1, weighted.ci.get("macro_f1"))
+        )
+        n = b.fig("llm_test.corpus.n", fmt_count(weighted.n))
+        text += (
+            f" As estimates for the corpus, the LLM's labels of run {run.id} on the {n} "
+            f"held-out test texts scored reach accuracy {acc} and macro-F1 {f1}, for the "
+            f"{fmt_count(weighted.population)} corpus texts of the strata with a scored text. "
+            f"{estimate.method}" + (f" {weighted.caution}" if weighted.caution else "")
+        )
+    blocks.append(("p", " ".join([text, *estimate.warnings])))
+    if weighted is not None:
+        rows = [
+            [
+                "no LLM label" if s.key is None else str(s.key),
+                fmt_count(s.population),
+                fmt_count(s.scored),
+                fmt(s.weight, 1) if s.scored else "n/a (not represented)",
+            ]
+            for s in weighted.strata
+        ]
+        header = ["Stratum (LLM label)", "Corpus texts", "Scored test texts", "Weight"]
+        blocks.append(("table", header, rows))
 
 
 def _per_class_table(metrics: Agreement, class_ci: dict) -> Block:

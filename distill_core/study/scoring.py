@@ -6,6 +6,12 @@ label of the run's codebook and the run has a result for it; an invalid or faile
 as wrong. Human codes outside the run's codebook (a label renamed after coding) are left out
 and counted, never passed to the metrics. Every interval is ``agreement.compare``'s over the
 texts with ``N_BOOT`` resamples and seed ``BOOT_SEED``, so the page and the appendix agree.
+
+A stratified sample over-represents the rare LLM labels it was stratified by, so its figures
+describe the sample, not the corpus. Its parts also get a :class:`CorpusEstimate`: the
+design-weighted figures (``agreement.weighted_compare``), each scored text weighing the
+corpus's non-empty texts with its stratum's LLM label over the scored texts with it, and a
+warning naming every stratum with no scored text (whose texts the estimate cannot speak for).
 """
 
 from __future__ import annotations
@@ -14,11 +20,13 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from sqlalchemy import select
+
 from distill_core import agreement
-from distill_core.agreement import Agreement
+from distill_core.agreement import Agreement, WeightedAgreement
 from distill_core.codebook import Codebook
-from distill_core.store.models import LabelRun, User, ValidationSample
-from distill_core.study import runs, validation
+from distill_core.store.models import Document, LabelRun, User, ValidationSample
+from distill_core.study import runs, shares, validation
 from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
@@ -57,9 +65,32 @@ def score_labels(
 
 
 @dataclass(frozen=True)
+class CorpusEstimate:
+    """A stratified sample's part scored for the corpus: the design-weighted figures (None
+    when the label run the sample was stratified by is gone) and the warnings to show with
+    them, whole sentences."""
+
+    strata_run_id: int | None
+    agreement: WeightedAgreement | None
+    warnings: list[str]
+
+    @property
+    def method(self) -> str:
+        """How the figures were made, in two sentences."""
+        return (
+            f"Each scored text weighs the corpus's texts with its LLM label (run "
+            f"{self.strata_run_id}, which the sample was stratified by) over the scored texts "
+            "with it, the inverse of its chance of being drawn. 95% intervals: a stratified "
+            f"bootstrap ({N_BOOT:,} resamples within the strata) widened to hold a weak-prior "
+            "posterior drawn stratum by stratum."
+        )
+
+
+@dataclass(frozen=True)
 class PartScore:
     """A label run scored on one part of a sample: the texts scored (in coding order), the
-    figures, and the coded texts left out and why."""
+    figures, the coded texts left out and why, and, for a stratified sample, the corpus
+    estimate (``corpus``; None for the other samples)."""
 
     run_id: int
     part: str
@@ -68,6 +99,7 @@ class PartScore:
     class_ci: dict[str, tuple[float, float]]
     off_codebook: int  # human code not one of the run's labels
     not_labelled: int  # the run has no result for the text
+    corpus: CorpusEstimate | None = None
 
     @property
     def n(self) -> int:
@@ -115,12 +147,13 @@ def score_run(
     if len(ids) < MIN_SCORED:
         return None
     pred = [items[d].label if items[d].status == "ok" else None for d in ids]
+    truth = [gold[d] for d in ids]
     scored = score_labels(
-        [gold[d] for d in ids],
-        pred,
-        labels,
-        positive_label=positive_label if positive_label in known else None,
+        truth, pred, labels, positive_label=positive_label if positive_label in known else None
     )
+    corpus = None
+    if sample.method == "stratified":
+        corpus = _corpus_estimate(session, sample, ids, truth, pred, labels)
     return PartScore(
         run_id=run.id,
         part=part,
@@ -129,4 +162,57 @@ def score_run(
         class_ci=scored.class_ci,
         off_codebook=len(coded) - len(in_codebook),
         not_labelled=len(in_codebook) - len(ids),
+        corpus=corpus,
+    )
+
+
+def _corpus_estimate(
+    session: Session,
+    sample: ValidationSample,
+    doc_ids: Sequence[str],
+    truth: Sequence[str],
+    pred: Sequence[str | None],
+    labels: Sequence[str],
+) -> CorpusEstimate:
+    """The design-weighted figures of texts ``doc_ids`` of a stratified ``sample`` (their
+    human labels ``truth``, predictions ``pred``): strata and their sizes ``N_h`` are the LLM
+    labels of the run the sample was stratified by over the corpus's non-empty texts, as the
+    draw saw them."""
+    run_id = sample.strata_run_id
+    blank = shares._blank_doc_ids(session, sample.corpus_id)
+    every = session.scalars(select(Document.doc_id).where(Document.corpus_id == sample.corpus_id))
+    corpus_ids = [d for d in every if d not in blank]
+    strata, corpus_strata, _note = shares._strata(session, sample, corpus_ids, list(doc_ids))
+    if strata is None:
+        return CorpusEstimate(run_id, None, [_GONE])
+    population: dict[str | None, int] = {}
+    for key in corpus_strata:
+        population[key] = population.get(key, 0) + 1
+    weighted = agreement.weighted_compare(
+        truth, pred, strata, population, labels=labels, n_boot=N_BOOT, seed=BOOT_SEED
+    )
+    return CorpusEstimate(run_id, weighted, [_uncovered(weighted)] if weighted.uncovered else [])
+
+
+_GONE = (
+    "The label run this sample was stratified by is gone, so the sizes of its strata are not "
+    "known and no corpus estimate can be made: the figures describe the sample, in which rare "
+    "LLM labels are over-represented."
+)
+
+
+def _uncovered(weighted: WeightedAgreement) -> str:
+    """The warning for strata with no scored text: which, how large, what it means."""
+    named = [
+        (f"'{s.key}'" if s.key is not None else "no LLM label")
+        + f" ({s.population:,} corpus text{'' if s.population == 1 else 's'})"
+        for s in weighted.uncovered
+    ]
+    one = len(named) == 1
+    total = weighted.population + sum(s.population for s in weighted.uncovered)
+    return (
+        f"{len(named)} {'stratum' if one else 'strata'} of the corpus {'has' if one else 'have'} "
+        f"no scored text here: {', '.join(named)}. The corpus estimate speaks for the other "
+        f"{weighted.population:,} of {total:,} texts only; code texts with "
+        f"{'this LLM label' if one else 'these LLM labels'} to cover them."
     )
