@@ -626,6 +626,7 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
     blocks.append(("table", header, rows))
     if notes:
         blocks.append(("ul", notes))
+    _seed_variability(b, blocks, comparison)
     for i, d in enumerate(comparison.differences()):
         f1 = b.fig(f"difference.{i}.macro_f1", fmt_ci(d.macro_f1.difference, d.macro_f1.ci))
         acc = b.fig(f"difference.{i}.accuracy", fmt_ci(d.accuracy.difference, d.accuracy.ci))
@@ -642,6 +643,23 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
     if student is not None:
         blocks.append(("p", "Per-class F1 of the student on LLM labels:"))
         blocks.append(_per_class_table(student.metrics, student.class_ci))
+
+
+def _seed_variability(b: _Builder, blocks: list[Block], comparison: Comparison) -> None:
+    """The student on LLM labels over several seeds (when it was trained with more than one):
+    mean and range on the comparison's texts, each seed's scores, and which model is kept."""
+    seeds = comparison.seeds
+    if seeds is None or seeds.n_seeds < 2:
+        return
+    b.fig("student.seeds.n", str(seeds.n_seeds))
+    for key in ("macro_f1", "accuracy"):
+        spread = seeds.spread(key)
+        b.fig(f"student.seeds.{key}", spread.text() if spread else "n/a")
+    each = "; ".join(
+        f"seed {s.seed}: macro-F1 {fmt(s.macro_f1)}, accuracy {fmt(s.accuracy)}"
+        for s in seeds.scores
+    )
+    blocks.append(("p", f"Student on LLM labels — {seeds.sentence()} Per seed: {each}."))
 
 
 def _shares(b: _Builder, session: Session, user: User, project_id: int) -> None:
