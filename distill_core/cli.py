@@ -110,6 +110,13 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument("--max-length", type=int, help="tokens per text (default: from the data)")
     train.add_argument("--seed", type=int)
     train.add_argument(
+        "--seeds",
+        type=int,
+        help="train N students (seeds seed, seed+1, ...) on the same rows and validation split "
+        "and report their validation macro-F1 and accuracy: mean and range; the first seed's "
+        "model is the one saved. Each seed is a full training (default 1)",
+    )
+    train.add_argument(
         "--min-confidence", type=float, help="drop rows whose llm_confidence is below this"
     )
     train.set_defaults(run=cmd_train)
@@ -396,16 +403,20 @@ def cmd_train(args: argparse.Namespace) -> int:
             "lr": args.lr,
             "max_length": args.max_length,
             "seed": args.seed,
+            "seeds": args.seeds,
             "min_confidence": args.min_confidence,
         }.items()
         if v is not None
     }
+    settings = TrainingArgs(**overrides)
+    texts = [str(t) for t in frame[args.text_column].fillna("")]
+    labels = [str(v).strip() for v in frame[args.label_column]]
     bar = _ProgressBar("Training")
     result = train(
-        [str(t) for t in frame[args.text_column].fillna("")],
-        [str(v).strip() for v in frame[args.label_column]],
+        texts,
+        labels,
         Path(args.output),
-        TrainingArgs(**overrides),
+        settings,
         confidences=confidences,
         on_progress=lambda p: bar.update(p.step, p.total_steps),
         extra_metadata={"source_file": Path(args.input).name, "label_column": args.label_column},
@@ -417,7 +428,44 @@ def cmd_train(args: argparse.Namespace) -> int:
         f"{result.train_seconds:.0f} s on {result.device}. Saved {result.output_dir}.",
         file=sys.stderr,
     )
+    if settings.seeds > 1:
+        _train_other_seeds(texts, labels, settings, result, confidences)
     return 0
+
+
+def _train_other_seeds(texts, labels, settings, kept, confidences) -> None:
+    """Seeds 2 … N of ``settings`` scored on the kept model's validation rows (against the
+    input's labels); their spread goes to the kept model's metadata and card, and to stderr."""
+    from distill_core.student.card import SeedRuns, SeedScore, write_metadata
+    from distill_core.student.train import train_other_seeds
+
+    bar: list[_ProgressBar] = []
+
+    def progress(i: int, n: int):
+        bar[:] = [_ProgressBar(f"Training seed {i} of {n}")]
+        return lambda p: bar[0].update(p.step, p.total_steps)
+
+    def score(result) -> SeedScore:
+        if bar:
+            bar[0].close()
+        meta = result.metadata
+        return SeedScore(int(meta.args["seed"]), meta.val_macro_f1, result.val_accuracy)
+
+    others = train_other_seeds(
+        texts,
+        labels,
+        settings,
+        lambda _folder, result: score(result),
+        on_progress=progress,
+        confidences=confidences,
+    )
+    bar.clear()
+    seeds = SeedRuns(
+        [score(kept), *others], n=kept.n_val, scored_on="validation texts (the input's labels)"
+    )
+    kept.metadata.seeds = seeds
+    write_metadata(kept.output_dir, kept.metadata)
+    print(seeds.sentence(), file=sys.stderr)
 
 
 def _predict_frame(model_dir: str, path: str, text_column: str):
@@ -864,11 +912,13 @@ def _user_errors() -> tuple[type[BaseException], ...]:
     """Exception types whose message is meant for the user."""
     from distill_core.codebook import CodebookError
     from distill_core.corpus import CorpusError
+    from distill_core.student.args import TrainingError
 
     return (
         UserError,
         CorpusError,
         CodebookError,
+        TrainingError,
         FileNotFoundError,
         IsADirectoryError,
         PermissionError,
