@@ -14,7 +14,7 @@ from distill_core.codebook import Codebook
 from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
-from distill_core.student.args import TrainingArgs
+from distill_core.student.args import MAX_SEEDS, TrainingArgs
 from distill_core.study import endpoints, labelling, runs
 from ui.context import Context
 
@@ -301,7 +301,8 @@ def training_form() -> Training:
             key="ft_cw",
             help="Helps rare categories, at some cost in accuracy.",
         )
-        folds = st.number_input(
+        c1, c2 = st.columns(2)
+        folds = c1.number_input(
             "Students on human codes for the comparison (folds; 0: skip)",
             0,
             10,
@@ -309,6 +310,20 @@ def training_form() -> Training:
             key="ft_folds",
             help="Each held-out test text is predicted by a student trained on every other "
             "human-coded text. Each fold is one more (small) training.",
+        )
+        seeds = c2.number_input(
+            "Seeds (students on LLM labels; 1: off)",
+            1,
+            MAX_SEEDS,
+            defaults.seeds,
+            key="ft_seeds",
+            help="N trains N students with seeds seed, seed + 1, … on the identical training "
+            "texts and scores each on the identical held-out texts: the comparison shows their "
+            "mean and range, so a difference smaller than the seed-to-seed spread is not read "
+            "as real. The kept model is the first seed's, never the best-scoring one. Each seed "
+            "is one more full training, so N seeds take about N times as long (measured on a "
+            "2-core CPU: 3 seeds took 2.9 times one seed's time; benchmarks/README.md). Off by "
+            "default; on a GPU worker it is cheap.",
         )
     args = TrainingArgs(
         base_model=base_model.strip() or None,
@@ -324,6 +339,7 @@ def training_form() -> Training:
         class_weights=class_weights,
         min_confidence=float(min_conf) or None,
         min_consistency=float(min_cons) or None,
+        seeds=int(seeds),
     )
     return Training(args, int(folds))
 

@@ -148,10 +148,20 @@ def comparison_table(comparison: Comparison) -> pd.DataFrame:
                 "accuracy": with_ci(m, "accuracy") if m else "–",
                 "Cohen's κ": with_ci(m, "cohen_kappa") if m else "–",
                 "n": m.n if m else 0,
+                **_seed_column(comparison, r.key),
                 "note": r.note,
             }
         )
     return pd.DataFrame(rows)
+
+
+def _seed_column(comparison: Comparison, key: str) -> dict[str, str]:
+    """The macro-F1 over seeds beside the student's row (no column with one seed)."""
+    seeds = comparison.seeds
+    if seeds is None or seeds.n_seeds < 2:
+        return {}
+    spread = seeds.spread("macro_f1") if key == "student_llm" else None
+    return {"macro-F1 across seeds": f"{spread.text()}, {seeds.n_seeds} seeds" if spread else "–"}
 
 
 def show_comparison(comparison: Comparison, labels: list[str]) -> None:
@@ -172,6 +182,8 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
         "widened by a weak-prior interval for F1 and κ."
     )
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
+    if comparison.seeds is not None and comparison.seeds.n_seeds > 1:
+        st.caption(f"Student on LLM labels — {comparison.seeds.sentence()}")
     differences = comparison.differences(labels)
     if differences:
         st.dataframe(
