@@ -4,7 +4,12 @@ Data: --n tweets from ../shared/data/tweeteval_emotion.csv, max_length 64, batch
 Target: train()'s training loop within 10% of the plain loop (its overhead: progress, cancel
 checks, per-epoch validation); its total time also counts loading and saving the model.
 
+With --seeds N it instead measures what seed variability costs: the wall time of one training
+against N (the first with ``train()``, the others with ``train_other_seeds``, as the train job
+does), on --n tweets for --epochs epochs with the default validation share.
+
 Usage: .venv/bin/python benchmarks/train_throughput.py [--n 512]
+       .venv/bin/python benchmarks/train_throughput.py --n 512 --epochs 2 --seeds 3
 """
 
 from __future__ import annotations
@@ -60,9 +65,41 @@ def plain_loop(texts: list[str], labels: list[str], args) -> float:
     return time.perf_counter() - t0
 
 
+def seed_cost(texts: list[str], labels: list[str], seeds: int, epochs: int) -> None:
+    """Print the wall time of one seed and of ``seeds`` seeds (each seed a full training; the
+    job's prediction of the held-out texts per seed is not included: ~0.5 s per 100 texts)."""
+    import torch
+
+    from distill_core.student.args import TrainingArgs
+    from distill_core.student.train import train, train_other_seeds
+
+    args = TrainingArgs(
+        epochs=epochs, max_length=64, early_stopping_patience=0, seed=0, seeds=seeds
+    )
+    print(
+        f"{len(texts)} tweets, max_length 64, batch 16, {epochs} epochs (no early stopping), "
+        f"validation share {args.val_share}, {torch.get_num_threads()} threads"
+    )
+    with tempfile.TemporaryDirectory() as tmp:
+        t0 = time.perf_counter()
+        kept = train(texts, labels, Path(tmp) / "m", args)
+        one = time.perf_counter() - t0
+        scores = train_other_seeds(
+            texts, labels, args, lambda _folder, r: (r.metadata.args["seed"], r.val_macro_f1)
+        )
+        total = time.perf_counter() - t0
+    print(f"1 seed                  {one:7.1f} s")
+    print(f"{seeds} seeds                 {total:7.1f} s ({total / one:.2f}x one seed)")
+    print(f"each further seed       {(total - one) / max(1, seeds - 1):7.1f} s")
+    scores.insert(0, (args.seed, kept.val_macro_f1))
+    print("validation macro-F1:", ", ".join(f"seed {s} {f:.3f}" for s, f in scores))
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--n", type=int, default=512)
+    ap.add_argument("--seeds", type=int, help="measure 1 vs N seeds instead of throughput")
+    ap.add_argument("--epochs", type=int, default=2, help="epochs per seed (with --seeds)")
     a = ap.parse_args()
     if not DATA.is_file():
         sys.exit(f"{DATA} is missing")
@@ -70,6 +107,9 @@ def main() -> None:
         rows = [r for r in csv.DictReader(fh) if r["split"] == "train"][: a.n]
     texts = [r["text"] for r in rows]
     labels = [r["label"] for r in rows]
+    if a.seeds:
+        seed_cost(texts, labels, a.seeds, a.epochs)
+        return
 
     import torch
 
