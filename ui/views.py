@@ -16,7 +16,7 @@ from distill_core.reports.charts import (
 )
 from distill_core.reports.formatting import fmt, fmt_bounded_share, fmt_ci, fmt_share
 from distill_core.student.card import ModelMeta
-from distill_core.study.comparison import Comparison
+from distill_core.study.comparison import TRAINING_CLAIMS, Comparison
 
 #: Image formats the charts' camera button can save.
 IMAGE_FORMATS = ("png", "svg")
@@ -175,9 +175,7 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     n = comparison.eval.n
     st.caption(
         f"All models scored on the same {n} held-out test texts, against the human codes "
-        f"({comparison.eval.gold}). No model was trained on a text it is scored on: the "
-        "students on LLM labels and TF-IDF never saw any held-out text, and each student on "
-        "human codes predicts only the fold it was not trained on. "
+        f"({comparison.eval.gold}). {' '.join(TRAINING_CLAIMS.values())} "
         "Intervals: 95%; Wilson for accuracy, a BCa bootstrap over the texts (1,000 resamples) "
         "widened by a weak-prior interval for F1 and κ."
     )

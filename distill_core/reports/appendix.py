@@ -38,7 +38,7 @@ from distill_core.student.card import ModelMeta
 from distill_core.study import projects, runs, scoring, students, validation
 from distill_core.study import shares as corpus_shares
 from distill_core.study.access import Capability, entry
-from distill_core.study.comparison import Comparison
+from distill_core.study.comparison import TRAINING_CLAIMS, Comparison
 
 if TYPE_CHECKING:
     from sqlalchemy.orm import Session
@@ -589,9 +589,8 @@ def _comparison(b: _Builder, blocks: list[Block], comparison: Comparison) -> Non
         (
             "p",
             f"Fair comparison: every row is scored on the same {n} held-out test texts (human "
-            f"label: {ev.gold}), fixed when the training started; no model is scored on a text "
-            "it was trained on (the students on human codes are cross-validated within these "
-            "texts); 95% intervals.",
+            f"label: {ev.gold}), fixed when the training started. "
+            f"{' '.join(TRAINING_CLAIMS.values())} Intervals are 95%.",
         )
     )
     rows, notes = [], []

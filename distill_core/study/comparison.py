@@ -24,7 +24,7 @@ from distill_core.student.card import HeldOut, HeldOutRow, ModelMeta, SeedRuns, 
 from distill_core.study import projects, runs, validation
 from distill_core.study.scoring import score_labels
 from distill_core.study.students import TrainingSet
-from distill_core.values import json_safe
+from distill_core.values import content_key, json_safe
 
 #: Fewest human-coded held-out test texts for the comparison.
 MIN_EVAL = 10
@@ -58,6 +58,17 @@ class Evaluation:
         return cls(**{k: v for k, v in data.items() if k in names})
 
 
+#: What the comparison says about training, sentence by sentence, on the page and in the
+#: appendix; a test checks each against the stored data (tests/unit/study/test_students.py).
+TRAINING_CLAIMS = {
+    "scored_untrained": "No model was trained on a text it is scored on.",
+    "llm_students": "The students on LLM labels and the TF-IDF baseline never saw a held-out "
+    "text or a copy of one.",
+    "human_students": "Each student on human codes was trained only on the other folds of "
+    "these texts (copies of a text share a fold) and predicts only its own fold.",
+}
+
+
 @dataclass
 class ComparisonRow:
     """One classifier on the evaluation texts: its metrics (None when it could not be
@@ -71,9 +82,12 @@ class ComparisonRow:
     metrics: Agreement | None = None
     class_ci: dict[str, tuple[float, float]] = field(default_factory=dict)
     predictions: list[str | None] = field(default_factory=list)
+    #: Cross-validated rows: the fold each text was predicted in (``Evaluation.doc_ids`` order).
+    folds: list[int] = field(default_factory=list)
 
     def to_dict(self) -> dict[str, Any]:
         return {
+            "folds": list(self.folds),
             "key": self.key,
             "name": self.name,
             "n_train": self.n_train,
@@ -94,6 +108,7 @@ class ComparisonRow:
             metrics=Agreement.from_dict(metrics) if metrics else None,
             class_ci={k: (v[0], v[1]) for k, v in (data.get("class_ci") or {}).items()},
             predictions=list(data.get("predictions") or []),
+            folds=[int(f) for f in data.get("folds") or []],
         )
 
 
@@ -418,10 +433,9 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
     from distill_core.student.predict import Predictor
     from distill_core.student.train import train
 
-    k = max(2, min(int(folds), len(eval_texts)))
+    fold_of = assign_folds(eval_texts, folds, args.seed)
+    k = max(fold_of.values()) + 1
     order = list(range(len(eval_texts)))
-    random.Random(args.seed).shuffle(order)
-    fold_of = {i: n % k for n, i in enumerate(order)}
     pred: list[str | None] = [None] * len(eval_texts)
     sizes = []
     for f in range(k):
@@ -455,4 +469,18 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
     )
     row = _row("student_human", truth, pred, ts.label_names, round(sum(sizes) / k), note)
     row.name = f"{ROWS['student_human']} ({k}-fold cross-validation)"
+    row.folds = [fold_of[i] for i in range(len(eval_texts))]
     return row
+
+
+def assign_folds(texts: Sequence[str], folds: int, seed: int) -> dict[int, int]:
+    """Text index → fold for cross-validation within the evaluation texts: a seeded shuffle
+    dealt round the folds, copies of a text (``values.content_key``) always in the same fold,
+    so no student on human codes is trained on a copy of a text it predicts."""
+    groups: dict[str, list[int]] = {}
+    for i, text in enumerate(texts):
+        groups.setdefault(content_key(text), []).append(i)
+    order = list(groups.values())
+    random.Random(seed).shuffle(order)
+    k = max(2, min(int(folds), len(order)))
+    return {i: n % k for n, group in enumerate(order) for i in group}

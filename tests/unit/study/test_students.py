@@ -129,6 +129,7 @@ def test_a_train_job_trains_compares_and_a_corpus_pass_stores_every_prediction(
         assert low <= m["macro_f1"] <= high
         assert set(row["class_ci"]) == set(meta["labels"])
     assert "2-fold" in rows["student_human"]["name"]
+    check_training_claims(store, pid, run_id, comparison)
     assert "of these human-coded texts" in rows["student_human"]["note"]
     # The student's own scores equal a fresh prediction of the held-out texts.
     with store.session() as s:
@@ -312,3 +313,51 @@ def comparison_row(key, truth, pred):
     from distill_core.study.comparison import _row
 
     return _row(key, truth, pred, ["a", "b"], None, "")
+
+
+def check_training_claims(store: Store, pid: int, run_id: int, comparison: dict) -> None:
+    """Every sentence of ``TRAINING_CLAIMS`` (page and appendix), checked on the stored data."""
+    from distill_core.study.comparison import TRAINING_CLAIMS, Comparison
+    from distill_core.values import content_key
+
+    stored = Comparison.from_dict(comparison)
+    eval_ids = stored.eval.doc_ids
+    trained_ids = students_ts_ids(store, pid, run_id)
+    with store.session() as s:
+        corpus_id = projects.get_corpus(s, local_user(s), pid).id
+        eval_keys = [content_key(t) for t in projects.get_documents(s, corpus_id, eval_ids).values()]
+        trained = projects.get_documents(s, corpus_id, trained_ids).values()
+        held = projects.part_keys(s, pid, "test")
+    trained_keys = {content_key(t) for t in trained}
+    checked = set()
+    # The students on LLM labels and TF-IDF train on the training set: no held-out text or copy.
+    assert not trained_keys & held and not trained_keys & set(eval_keys)
+    assert stored.row("tfidf_llm").n_train == len(trained_ids)
+    checked.add("llm_students")
+    # The students on human codes: one fold per text, copies together, trained on the rest.
+    human = stored.row("student_human")
+    assert len(human.folds) == len(eval_ids) == len(eval_keys)
+    fold_of_key: dict[str, set[int]] = {}
+    for key, fold in zip(eval_keys, human.folds, strict=True):
+        fold_of_key.setdefault(key, set()).add(fold)
+    assert all(len(folds) == 1 for folds in fold_of_key.values())
+    k = len(set(human.folds))
+    sizes = [sum(f != fold for f in human.folds) for fold in range(k)]
+    assert human.n_train == round(sum(sizes) / k) < len(eval_ids)
+    checked.add("human_students")
+    # Hence no row is scored on a text its model was trained on.
+    checked.add("scored_untrained")
+    assert checked == set(TRAINING_CLAIMS)
+
+
+def test_copies_of_a_text_share_a_cross_validation_fold() -> None:
+    from distill_core.study.comparison import assign_folds
+
+    texts = ["Same text", "other", "same  TEXT", "third", "fourth", "Other"] * 3
+    for seed in range(20):
+        fold_of = assign_folds(texts, 3, seed)
+        by_text: dict[str, set[int]] = {}
+        for i, text in enumerate(texts):
+            by_text.setdefault(" ".join(text.casefold().split()), set()).add(fold_of[i])
+        assert all(len(f) == 1 for f in by_text.values())
+        assert set(fold_of.values()) == {0, 1, 2}
