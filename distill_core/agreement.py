@@ -92,6 +92,7 @@ from typing import Any
 
 import numpy as np
 
+from distill_core.proportions import wilson_bounds
 from distill_core.values import cell_to_text, is_missing
 
 #: The answer a missing or invalid prediction is counted as (always wrong, never a class).
@@ -1436,13 +1437,10 @@ def _wilson(successes: float, trials: float, alpha: float = 0.05) -> tuple[float
     if trials <= 0:
         return (math.nan, math.nan)
     z = NormalDist().inv_cdf(1 - alpha / 2)
-    p = successes / trials
-    z2 = z * z / trials
-    centre = (p + z2 / 2) / (1 + z2)
-    half = z * math.sqrt(p * (1 - p) / trials + z * z / (4 * trials * trials)) / (1 + z2)
-    low = 0.0 if successes <= 0 else max(0.0, centre - half)
-    high = 1.0 if successes >= trials else min(1.0, centre + half)
-    return (float(low), float(high))
+    low, high = wilson_bounds(successes / trials, trials, z)
+    low = 0.0 if successes <= 0 else float(low)
+    high = 1.0 if successes >= trials else float(high)
+    return (low, high)
 
 
 def _mcnemar_exact(b01: int, b10: int) -> float:

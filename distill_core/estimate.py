@@ -83,6 +83,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from distill_core.proportions import wilson_bounds
 from distill_core.values import is_blank
 
 if TYPE_CHECKING:
@@ -260,7 +261,7 @@ def ppi_interval(
     low, high = theta - half, theta + half
     never = (f_corpus.max(axis=-1) == 0) & (f_sample.max(axis=-1) == 0)
     if weights is None and strata is None:  # never predicted: theta is the coded share k / n
-        w_low, w_high = _wilson(np.broadcast_to(m_res, theta.shape), y_sample.shape[-1], z)
+        w_low, w_high = wilson_bounds(np.broadcast_to(m_res, theta.shape), y_sample.shape[-1], z)
         low = np.where(never, m_corpus + covered * w_low, low)
         high = np.where(never, m_corpus + covered * w_high, high)
     # residuals lie in [-1, 1]; not below 0 where nothing is predicted, not above 0 where all is
@@ -288,7 +289,7 @@ def share_interval(
     y_sample = np.asarray(y_sample, dtype=float)
     mean, var = _mean_and_variance(y_sample, weights, strata)
     if weights is None and strata is None:
-        low, high = _wilson(mean, y_sample.shape[-1], z)
+        low, high = wilson_bounds(mean, y_sample.shape[-1], z)
     else:
         half = z * np.sqrt(np.maximum(var, 0.0))
         low, high = mean - half, mean + half
@@ -363,23 +364,6 @@ def _max_shift(a: np.ndarray, counts: np.ndarray, alpha: np.ndarray) -> np.ndarr
     return np.where(ok, (a * p).sum(axis=-1), 0.0)
 
 
-def _wilson(p, n: int, z: float):
-    """The Wilson score interval, vectorised over p."""
-    p = np.asarray(p, dtype=float)
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * np.sqrt(np.maximum(p * (1 - p), 0.0) / n + z * z / (4 * n * n))
-    return np.maximum(0.0, centre - half), np.minimum(1.0, centre + half)
-
-
-def wilson_interval(p: float, n: int, z: float) -> tuple[float, float]:
-    """The Wilson score interval of a binomial proportion p observed on n trials."""
-    denom = 1 + z * z / n
-    centre = (p + z * z / (2 * n)) / denom
-    half = z / denom * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
-    return max(0.0, centre - half), min(1.0, centre + half)
-
-
 def estimate_shares(
     corpus_pred: Sequence[str],
     sample_pred: Sequence[str],
@@ -434,6 +418,7 @@ def estimate_shares(
     unc_rest = (1.0 - covered) - unc_pred
     naive = f_corpus.mean(axis=1)
     z = NormalDist().inv_cdf((1 + confidence) / 2)
+    naive_low, naive_high = wilson_bounds(naive, n_corpus, z)
     rows = []
     for k, label in enumerate(labels):
         corrected_ci = (
@@ -446,7 +431,7 @@ def estimate_shares(
             Share(
                 label=label,
                 naive=float(naive[k]),
-                naive_ci=wilson_interval(float(naive[k]), n_corpus, z),
+                naive_ci=(float(naive_low[k]), float(naive_high[k])),
                 corrected=float(pp.estimate[k]),
                 corrected_ci=corrected_ci,
                 sample_only=float(only.estimate[k]),

@@ -83,7 +83,7 @@ def test_pages_are_short_scripts_that_open_no_session_of_their_own() -> None:
 #: Layers of the core, lowest first: a module may import its own package and anything in a
 #: lower layer, never a higher one (store ← study ← jobs, reports ← cli).
 LAYERS = [
-    {"__init__", "clock", "config", "values", "keys"},
+    {"__init__", "clock", "config", "values", "keys", "proportions"},
     {"agreement", "sampling", "estimate", "codebook", "bundled"},
     {"corpus", "llm", "student"},
     {"store"},

@@ -7,7 +7,7 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from distill_core import estimate, sampling
+from distill_core import agreement, estimate, sampling
 
 Z95 = 1.959963984540054
 
@@ -127,7 +127,7 @@ def test_no_disagreement_on_a_predicted_category_adds_the_exact_bound() -> None:
         (max(0.0, 0.6 - corpus_half - _cp0(4)), min(1.0, 0.6 + corpus_half + _cp0(4)))
     )
     assert a.bound_only and "corrected interval adds an exact bound" in a.note
-    assert a.sample_only_ci == pytest.approx(estimate.wilson_interval(0.5, 4, Z95))
+    assert a.sample_only_ci == pytest.approx(agreement.wilson_interval(2, 4))
 
 
 def test_a_stratified_sample_without_variation_gets_the_stratified_exact_bound() -> None:
