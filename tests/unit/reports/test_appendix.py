@@ -214,3 +214,18 @@ def test_figures_from_a_codebook_saved_after_the_held_out_score_was_seen_are_mar
     assert "Codebook version v2 was saved after a held-out score had been seen" in md
     assert "codebook v2 (after the held-out score was seen): codebook v2 was saved" in md
     assert md.count("codebook v2 (after the held-out score was seen)") >= 2  # the runs' table
+
+
+def test_the_appendix_follows_the_reviewers_checklist(full) -> None:
+    """Every section of the appendix has its entry in docs/reviewer-checklist.md, in order."""
+    from pathlib import Path
+
+    checklist = (Path(__file__).resolve().parents[3] / "docs" / "reviewer-checklist.md").read_text(
+        encoding="utf-8"
+    )
+    headings = [line[3:].strip() for line in checklist.splitlines() if line.startswith("## ")]
+    store, project_id, _ = full
+    shown = [line[3:].strip() for line in build(store, project_id).markdown.splitlines()
+             if line.startswith("## ")]
+    assert len(shown) >= 8 and set(shown) <= set(headings)
+    assert shown == [h for h in headings if h in shown]
