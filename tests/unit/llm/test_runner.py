@@ -3,12 +3,14 @@
 from __future__ import annotations
 
 import asyncio
+import threading
 
 import pytest
 
 from distill_core.codebook import Codebook, Label
 from distill_core.llm import Answer, Endpoint, Teacher, aggregate, run_items_sync
 from distill_core.llm.openai_teacher import OpenAITeacher, RetryPolicy
+from distill_core.llm.runner import AdaptiveLimit, Progress
 from tests.llm_server import LoopbackLLM, ServerConfig
 
 CODEBOOK = Codebook(name="T", labels=(Label("a", "first"), Label("b", "second")))
@@ -208,3 +210,170 @@ def test_the_teacher_can_run_twice_in_fresh_event_loops(server):
     first = run_items_sync(teacher, CODEBOOK, [("1", "one")])
     second = run_items_sync(teacher, CODEBOOK, [("2", "two")])
     assert first.ok == second.ok == 1
+
+
+# --- back-pressure: the adaptive limit ----------------------------------------------------------
+
+
+def judge(limit: AdaptiveLimit, seconds: float, answer: Answer | None = None) -> None:
+    limit.record(limit.epoch, seconds, answer or Answer(label="a", status="ok", attempts=1))
+
+
+def serial_seconds(limit: AdaptiveLimit, service: float = 1.0) -> float:
+    """A server computing one request at a time: ours in flight wait for one another."""
+    return service * limit.limit * 1.02
+
+
+def test_the_limit_grows_to_the_maximum_where_answers_stay_as_fast():
+    limit = AdaptiveLimit(16)
+    seen = []
+    for i in range(400):
+        judge(limit, 1.0 + 0.3 * (i % 3))  # some jitter, no queueing
+        seen.append(limit.limit)
+    assert seen[0] == 1 and max(seen) == 16 and seen[-1] == 16
+    assert limit.backed_off_from == 0
+
+
+def test_the_limit_settles_at_one_or_two_on_a_server_that_computes_one_at_a_time():
+    limit = AdaptiveLimit(16)
+    seen = []
+    for _ in range(400):
+        judge(limit, serial_seconds(limit))
+        seen.append(limit.limit)
+    assert max(seen) <= 4
+    assert sum(seen[100:]) / len(seen[100:]) <= 2.0
+    assert limit.backed_off_from >= 2 and limit.reason == "answers slowed down"
+
+
+def test_a_request_that_failed_after_retries_halves_the_limit_at_once():
+    limit = AdaptiveLimit(16)
+    while limit.limit < 16:
+        judge(limit, 1.0)
+    judge(limit, 30.0, Answer(label=None, status="error", attempts=6, error="timed out"))
+    assert limit.limit == 8 and limit.backed_off_from == 16
+    assert limit.reason == "requests timed out or failed"
+    judge(limit, 0.01, Answer(label=None, status="error", attempts=1, error="bad request"))
+    assert limit.limit == 8  # a refusal at the first attempt says nothing about load
+
+
+def test_answers_to_requests_sent_before_a_change_are_not_judged():
+    limit = AdaptiveLimit(16)
+    old = limit.epoch
+    for _ in range(4):
+        judge(limit, 1.0)
+    assert limit.limit == 2 and limit.epoch != old
+    for _ in range(20):  # stragglers of the old limit, however slow, change nothing
+        limit.record(old, 100.0, Answer(label="a", status="ok", attempts=1))
+    assert limit.limit == 2
+
+
+def test_the_limit_stays_between_one_and_the_maximum():
+    limit = AdaptiveLimit(3)
+    for _ in range(100):
+        judge(limit, 1.0)
+    assert limit.limit == 3
+    failed = Answer(label=None, status="error", attempts=2)
+    for _ in range(10):
+        judge(limit, 5.0, failed)
+    assert limit.limit == 1
+    fixed = AdaptiveLimit(7, adaptive=False)
+    for _ in range(10):
+        judge(fixed, 100.0, failed)
+    assert fixed.limit == 7
+
+
+def test_progress_says_how_many_are_in_flight_and_why_fewer():
+    p = Progress(in_flight=16, concurrency=16, max_concurrency=16)
+    assert p.concurrency_note() == "16 in flight"
+    p = Progress(in_flight=3, concurrency=3, max_concurrency=16, backed_off_from=6)
+    p.backoff_reason = "answers slowed down"
+    assert p.concurrency_note() == "3 in flight (backed off from 6: answers slowed down)"
+    assert Progress(in_flight=2, concurrency=2, max_concurrency=16).concurrency_note() == (
+        "2 in flight (ramping up to 16)"
+    )
+    assert Progress().concurrency_note() == ""
+
+
+class SerialTeacher(CountingTeacher):
+    """A fake teacher in front of a server that computes one question at a time."""
+
+    def __init__(self, pause: float) -> None:
+        super().__init__(pause)
+        self.lock = asyncio.Lock()
+
+    async def ask(self, codebook, text, *, repeat_index=0):
+        async with self.lock:
+            return await super().ask(codebook, text, repeat_index=repeat_index)
+
+
+def test_the_runner_backs_off_and_says_so_in_progress():
+    teacher = SerialTeacher(pause=0.01)
+    progress, seen = Progress(), []
+    stats = run_items_sync(
+        teacher,
+        CODEBOOK,
+        [(str(i), f"t{i}") for i in range(60)],
+        concurrency=16,
+        on_answer=lambda k, r, a: seen.append(progress.concurrency),
+        progress=progress,
+    )
+    assert stats is progress and stats.requested == 60 and stats.max_concurrency == 16
+    assert max(seen) <= 4 and stats.concurrency <= 3 and stats.in_flight == 0
+    assert stats.backed_off_from and stats.backoff_reason == "answers slowed down"
+
+
+def test_the_offline_baseline_keeps_every_request_in_flight():
+    teacher = CountingTeacher(pause=0.01)
+    teacher.name = "local"  # batches what is in flight in this process: more is faster
+    run_items_sync(teacher, CODEBOOK, [(str(i), f"t{i}") for i in range(20)], concurrency=8)
+    assert teacher.max_in_flight == 8
+
+
+# --- back-pressure against a stand-in server that computes one request at a time ---------------
+
+
+class SerialLLM(LoopbackLLM):
+    """The stand-in server with one slot, like llama.cpp's server on a CPU: a request waits for
+    every one before it, and one whose client gave up (timed out) is still computed."""
+
+    def __init__(self, config: ServerConfig) -> None:
+        super().__init__(config)
+        slot = threading.Lock()
+        handler = self._server.RequestHandlerClass
+        self.arrived = 0
+
+        def chat(handler_self, body):
+            self.arrived += 1
+            with slot:
+                handler._chat(handler_self, body)
+
+        self._server.RequestHandlerClass = type("SerialHandler", (handler,), {"_chat": chat})
+
+
+def label_on_one_slot(adaptive: bool) -> tuple[Progress, list[Answer]]:
+    answers: list[Answer] = []
+    with SerialLLM(ServerConfig(latency=0.03)) as server:
+        teacher = OpenAITeacher(
+            Endpoint(base_url=server.base_url, model="loopback", timeout_s=0.25),
+            retry=RetryPolicy(max_attempts=3, base_delay=0.01, max_delay=0.05),
+            transport="httpx",
+        )
+        stats = run_items_sync(
+            teacher,
+            CODEBOOK,
+            [(str(i), f"text number {i}") for i in range(40)],
+            concurrency=16,
+            adaptive=adaptive,
+            on_answer=lambda k, r, a: answers.append(a),
+        )
+    return stats, answers
+
+
+def test_adaptive_concurrency_spares_a_one_slot_server_the_timeouts_of_a_fixed_16():
+    fixed, fixed_answers = label_on_one_slot(adaptive=False)
+    adaptive, answers = label_on_one_slot(adaptive=True)
+    fixed_retries = sum(a.attempts for a in fixed_answers) - len(fixed_answers)
+    retries = sum(a.attempts for a in answers) - len(answers)
+    assert fixed_retries >= 10, fixed_retries  # timed out, asked again: computed for nobody
+    assert retries <= 2 and adaptive.errors == 0 and adaptive.ok == 40
+    assert adaptive.concurrency <= 3  # ~1-2 in flight at the end, of 16 allowed
