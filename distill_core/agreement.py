@@ -1,4 +1,4 @@
-"""Agreement between two codings of the same texts: LLM labels against human codes, coder against coder.
+"""Agreement between codings of the same texts: LLM labels against human codes, among coders.
 
 Function-first API (cleanlab style). The metrics follow scikit-learn's conventions
 (``zero_division=0``; with ``labels=None`` the classes are the sorted union of the labels seen),
@@ -79,6 +79,40 @@ error the stratum's few items do not show possible. A stratum with a single scor
 (:attr:`WeightedAgreement.thin`) makes the caution, and population strata with no scored
 item are not represented: :attr:`WeightedAgreement.uncovered` lists them, and the figures
 describe the other strata's texts only.
+
+:func:`intercoder_agreement` measures agreement **among human coders**: any number of them,
+each coding some of the texts (a missing code is no code, not a wrong one). A text with m_u
+codes, n_uc of them category c, contributes the share of its pairs of codes that agree,
+``sum_c n_uc (n_uc - 1) / (m_u (m_u - 1))``, when it has two or more codes, and its category
+shares ``n_uc / m_u`` whenever it has one. Over the texts: ``p_a``, the mean of those shares
+of agreeing pairs over the texts with two or more codes (:attr:`IntercoderAgreement.n` of
+them), and ``pi_c``, the mean category shares over every coded text. Then
+
+* **Fleiss' kappa** ``(p_a - sum pi_c^2) / (1 - sum pi_c^2)``. With every text coded by the
+  same number of coders this is Fleiss (1971), statsmodels' ``fleiss_kappa``; when the numbers
+  differ it is the generalisation of Gwet (2014, *Handbook of Inter-Rater Reliability*, 4th
+  ed.), irrCAC's ``fleiss.kappa.raw``: observed agreement from the texts with two or more
+  codes, chance agreement from the category shares of all coded texts (a text with a single
+  code says nothing about agreement but something about how often each category is used).
+* **Gwet's AC1** ``(p_a - p_e) / (1 - p_e)`` with ``p_e = sum_c pi_c (1 - pi_c) / (q - 1)``,
+  q the codebook's categories (the codes seen when no codebook is given), as irrCAC's
+  ``gwet.ac1.raw``. When one category holds most codes, kappa's chance agreement nears 1 and
+  kappa collapses even though the coders nearly always agree; AC1's chance agreement stays
+  small, so AC1 stays near ``p_a`` (Gwet 2008).
+* **Krippendorff's alpha** as :func:`krippendorff_alpha` (texts with one code are not
+  pairable and drop out).
+* **Cohen's kappa** of every pair of coders on the texts both coded.
+* **Per category**, c against the rest: alpha, Fleiss' kappa and AC1 of the codes recoded to
+  c / not c, and the specific agreement ``o_cc / n_c`` (of the codes c, the share whose
+  pairings on their text are also c).
+
+Their intervals are **BCa bootstrap** intervals (:data:`BCA`) over the coded texts, each
+resampled with all its codes, the jackknife leaving out one text; every statistic is a
+ratio of sums over the texts, so a resample is a weighted sum and all of them come from one
+matrix product. A pair's kappa takes :func:`bootstrap_ci` over the pair's shared texts. No
+Dirichlet widening here: when every shared text is unanimous the intervals have no width,
+and :attr:`IntercoderAgreement.caution` says so. Measured coverage is in
+tests/unit/test_intercoder.py.
 """
 
 from __future__ import annotations
@@ -390,18 +424,54 @@ class WeightedAgreement(_SampleSize):
 
 @dataclass(frozen=True)
 class CoderPair:
-    """Agreement of two coders on the items both coded (``n`` of them; metrics nan when 0)."""
+    """Agreement of two coders on the items both coded (``n`` of them; metrics nan when 0).
+
+    ``ci`` is the interval of ``cohen_kappa`` made as ``ci_method`` says (:func:`intercoder_agreement`
+    gives the BCa bootstrap over the pair's ``n`` texts; :func:`pairwise_agreement` none).
+    """
 
     coder_a: str
     coder_b: str
     n: int
     percent_agreement: float
     cohen_kappa: float
+    ci: tuple[float, float] = (math.nan, math.nan)
+    ci_method: str | None = None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``nan`` becomes ``None``); ``ci``/``ci_method`` only when made."""
+        out: dict[str, Any] = {
+            "coder_a": self.coder_a,
+            "coder_b": self.coder_b,
+            "n": self.n,
+            "percent_agreement": _json_float(self.percent_agreement),
+            "cohen_kappa": _json_float(self.cohen_kappa),
+        }
+        if self.ci_method is not None:
+            out["ci"] = _json_pair(self.ci)
+            out["ci_method"] = self.ci_method
+        return out
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CoderPair:
+        ci = data.get("ci")
+        return cls(
+            coder_a=str(data["coder_a"]),
+            coder_b=str(data["coder_b"]),
+            n=int(data.get("n") or 0),
+            percent_agreement=_num(data.get("percent_agreement")),
+            cohen_kappa=_num(data.get("cohen_kappa")),
+            ci=(math.nan, math.nan) if ci is None else (_num(ci[0]), _num(ci[1])),
+            ci_method=None if data.get("ci_method") is None else str(data["ci_method"]),
+        )
 
 
 @dataclass(frozen=True)
 class PairwiseAgreement:
-    """Inter-coder agreement: every pair of coders, and Krippendorff's alpha over all of them."""
+    """Inter-coder agreement: every pair of coders, and Krippendorff's alpha over all of them.
+
+    ``n_items`` counts the items with at least one code.
+    """
 
     coders: list[str]
     n_items: int
@@ -414,17 +484,155 @@ class PairwiseAgreement:
             "coders": list(self.coders),
             "n_items": self.n_items,
             "krippendorff_alpha": _json_float(self.krippendorff_alpha),
-            "pairs": [
-                {
-                    "coder_a": p.coder_a,
-                    "coder_b": p.coder_b,
-                    "n": p.n,
-                    "percent_agreement": _json_float(p.percent_agreement),
-                    "cohen_kappa": _json_float(p.cohen_kappa),
-                }
-                for p in self.pairs
-            ],
+            "pairs": [p.to_dict() for p in self.pairs],
         }
+
+
+#: The statistics :func:`intercoder_agreement` gives over all coders, in display order, each
+#: with an interval in :attr:`IntercoderAgreement.ci`.
+INTERCODER_METRICS = ("percent_agreement", "krippendorff_alpha", "fleiss_kappa", "gwet_ac1")
+#: The per-category statistics (:class:`CategoryAgreement`), each with an interval.
+CATEGORY_METRICS = ("specific_agreement", "krippendorff_alpha", "fleiss_kappa", "gwet_ac1")
+
+
+@dataclass(frozen=True)
+class CategoryAgreement:
+    """One category against the rest, on the texts with two or more codes.
+
+    ``n_codes``: the codes of this category on those texts. ``specific_agreement``: of the
+    pairs of codes on one text (two different coders) in which at least one is this
+    category, the share in which both are, counted from each side: ``o_cc / n_c`` of the
+    coincidence matrix ("when a coder chose c, how often did another coder of the text
+    choose c too"); ``nan`` when no such code. ``krippendorff_alpha``, ``fleiss_kappa``,
+    ``gwet_ac1``: the statistic on the codes recoded to "c" and "not c" (Fleiss 1971's
+    category kappa is the second); ``nan`` where undefined (e.g. no code is c). ``ci`` maps
+    each of :data:`CATEGORY_METRICS` to its interval, made as the result's ``ci_method``
+    says for that name.
+    """
+
+    n_codes: int
+    specific_agreement: float
+    krippendorff_alpha: float
+    fleiss_kappa: float
+    gwet_ac1: float
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+
+    def to_dict(self) -> dict[str, Any]:
+        return {
+            "n_codes": self.n_codes,
+            **{name: _json_float(getattr(self, name)) for name in CATEGORY_METRICS},
+            "ci": {k: _json_pair(v) for k, v in self.ci.items()},
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> CategoryAgreement:
+        return cls(
+            n_codes=int(data.get("n_codes") or 0),
+            **{name: _num(data.get(name)) for name in CATEGORY_METRICS},
+            ci={str(k): (_num(v[0]), _num(v[1])) for k, v in (data.get("ci") or {}).items()},
+        )
+
+
+@dataclass(frozen=True)
+class IntercoderAgreement(PairwiseAgreement, _SampleSize):
+    """Agreement among any number of human coders (:func:`intercoder_agreement`).
+
+    From :class:`PairwiseAgreement`: ``coders``, ``n_items`` (texts with at least one code),
+    ``pairs`` (Cohen's kappa of every pair on the texts both coded, now with intervals) and
+    ``krippendorff_alpha``. Added: ``n``, the texts with two or more codes, on which the
+    agreement is observed (the intervals' sample size: :attr:`reliable`, :attr:`caution`);
+    ``n_codes``, the codes on those texts (Krippendorff's pairable values);
+    ``codes_per_text`` maps a number of codes to how many texts have that many (1 included);
+    ``labels``, the categories (the codebook's when given); ``percent_agreement`` (the share
+    of agreeing pairs of codes on a text, averaged over the texts with two or more codes),
+    ``fleiss_kappa`` and ``gwet_ac1`` (module docstring); ``ci`` maps each of
+    :data:`INTERCODER_METRICS` to its ``(low, high)`` interval and ``ci_method`` names the
+    method of every interval of that name (here, in ``per_category`` and, under
+    ``"cohen_kappa"``, in ``pairs``); ``per_category`` maps each label to its
+    :class:`CategoryAgreement`; ``n_boot`` the resamples (0: no interval).
+    """
+
+    n: int = 0
+    n_codes: int = 0
+    codes_per_text: dict[int, int] = field(default_factory=dict)
+    labels: list[str] = field(default_factory=list)
+    percent_agreement: float = math.nan
+    fleiss_kappa: float = math.nan
+    gwet_ac1: float = math.nan
+    ci: dict[str, tuple[float, float]] = field(default_factory=dict)
+    ci_method: dict[str, str] = field(default_factory=dict)
+    per_category: dict[str, CategoryAgreement] = field(default_factory=dict)
+    n_boot: int = 0
+
+    @property
+    def unanimous(self) -> bool:
+        """Whether every text with two or more codes got one code from all its coders: the
+        bootstrap then sees no disagreement and every interval has no width."""
+        return self.n > 0 and self.percent_agreement == 1.0
+
+    @property
+    def caution(self) -> str | None:
+        """A sentence when fewer than :data:`MIN_RELIABLE_N` texts have two codes, one more
+        when :attr:`unanimous` leaves the intervals without width; None when neither."""
+        parts = []
+        if not self.reliable:
+            parts.append(
+                f"Only {self.n} {'text was' if self.n == 1 else 'texts were'} coded by two or "
+                f"more coders, fewer than {MIN_RELIABLE_N}, so the 95% intervals are "
+                "unreliable: treat these figures as provisional and code more overlap texts."
+            )
+        if self.unanimous and self.ci:
+            parts.append(
+                "The coders agree on every text they share, so the intervals have no width: "
+                "a resample cannot show a disagreement the texts lack."
+            )
+        return " ".join(p for p in parts if p) or None
+
+    def to_dict(self) -> dict[str, Any]:
+        """JSON-ready dict (``nan`` becomes ``None``, intervals ``[low, high]`` lists)."""
+        return {
+            **super().to_dict(),
+            "n": self.n,
+            "n_codes": self.n_codes,
+            "codes_per_text": {str(k): v for k, v in self.codes_per_text.items()},
+            "labels": list(self.labels),
+            **{name: _json_float(getattr(self, name)) for name in INTERCODER_METRICS},
+            "ci": {k: _json_pair(v) for k, v in self.ci.items()},
+            "ci_method": dict(self.ci_method),
+            "per_category": {c: a.to_dict() for c, a in self.per_category.items()},
+            "n_boot": self.n_boot,
+            "reliable": self.reliable,
+            "caution": self.caution,
+        }
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any]) -> IntercoderAgreement:
+        """The record from :meth:`to_dict`'s form, or from :meth:`PairwiseAgreement.to_dict`'s
+        (written before these statistics): that reads back with ``nan`` for percent agreement,
+        Fleiss' kappa and AC1, no interval, no per-category figures, and ``n`` the most texts
+        any pair shared (the fewest the texts with two codes can have been)."""
+        pairs = [CoderPair.from_dict(p) for p in data.get("pairs") or []]
+        n = data.get("n")
+        return cls(
+            coders=[str(c) for c in data.get("coders") or []],
+            n_items=int(data.get("n_items") or 0),
+            pairs=pairs,
+            krippendorff_alpha=_num(data.get("krippendorff_alpha")),
+            n=max((p.n for p in pairs), default=0) if n is None else int(n),
+            n_codes=int(data.get("n_codes") or 0),
+            codes_per_text={int(k): int(v) for k, v in (data.get("codes_per_text") or {}).items()},
+            labels=[str(c) for c in data.get("labels") or []],
+            percent_agreement=_num(data.get("percent_agreement")),
+            fleiss_kappa=_num(data.get("fleiss_kappa")),
+            gwet_ac1=_num(data.get("gwet_ac1")),
+            ci={str(k): (_num(v[0]), _num(v[1])) for k, v in (data.get("ci") or {}).items()},
+            ci_method={str(k): str(v) for k, v in (data.get("ci_method") or {}).items()},
+            per_category={
+                str(c): CategoryAgreement.from_dict(a)
+                for c, a in (data.get("per_category") or {}).items()
+            },
+            n_boot=int(data.get("n_boot") or 0),
+        )
 
 
 # --------------------------------------------------------------------------- public metrics
@@ -936,6 +1144,124 @@ def sample_size_for_halfwidth(halfwidth: float, p: float = 0.8, confidence: floa
     return n
 
 
+def fleiss_kappa(units: Sequence[Sequence[Any]]) -> float:
+    """Fleiss' kappa of nominal codes, generalised to units with different numbers of codes.
+
+    ``units`` as in :func:`krippendorff_alpha` (units × coders, ``None``/NaN where a coder
+    gave none). ``(p_a - p_e) / (1 - p_e)`` with ``p_a`` the mean, over the units with two or
+    more codes, of ``sum_c n_uc (n_uc - 1) / (m_u (m_u - 1))`` (the share of agreeing pairs of
+    codes in unit u, ``m_u`` codes, ``n_uc`` of them c) and ``p_e = sum_c pi_c^2``,
+    ``pi_c`` the mean of ``n_uc / m_u`` over the units with at least one code: Gwet (2014)'s
+    generalisation, irrCAC's ``fleiss.kappa.raw``. With the same number of codes on every
+    unit it is Fleiss (1971)'s kappa, statsmodels' ``fleiss_kappa``. ``nan`` when no unit has
+    two codes or every code is the same.
+    """
+    counts, _ = _unit_counts(units, None)
+    return float(_intercoder_stats(_intercoder_features(counts).sum(axis=0)[None])[0, 2])
+
+
+def gwet_ac1(units: Sequence[Sequence[Any]], labels: Sequence[Any] | None = None) -> float:
+    """Gwet's AC1 of nominal codes, for any number of coders and missing codes (Gwet 2008).
+
+    ``units`` as in :func:`krippendorff_alpha`. ``(p_a - p_e) / (1 - p_e)`` with ``p_a`` and
+    ``pi_c`` as in :func:`fleiss_kappa` and ``p_e = sum_c pi_c (1 - pi_c) / (q - 1)``, ``q``
+    the number of categories: ``len(labels)`` (the codebook; a code outside it is a
+    ``ValueError``), else the codes seen. irrCAC's ``gwet.ac1.raw`` (with ``categ.labels``).
+    Unlike kappa it stays near ``p_a`` when one category holds most codes. ``nan`` with fewer
+    than two categories or no unit with two codes.
+    """
+    counts, _ = _unit_counts(units, labels)
+    return float(_intercoder_stats(_intercoder_features(counts).sum(axis=0)[None])[0, 3])
+
+
+def intercoder_agreement(
+    codes: Mapping[str, Mapping[str, Any]],
+    *,
+    labels: Sequence[Any] | None = None,
+    n_boot: int = 1000,
+    seed: int = 0,
+    alpha: float = 0.05,
+) -> IntercoderAgreement:
+    """Agreement among human coders: ``codes`` maps coder -> {text id: code}.
+
+    Any number of coders, and a coder need not code every text (``None``/NaN codes are
+    skipped). Over all coders at once: percent agreement, Krippendorff's alpha, Fleiss'
+    kappa and Gwet's AC1 (:func:`krippendorff_alpha`, :func:`fleiss_kappa`,
+    :func:`gwet_ac1`: observed agreement on the texts with two or more codes, category
+    shares for kappa and AC1 from every coded text), and each category against the rest
+    (:class:`CategoryAgreement`); for every pair of coders (in the mapping's order) Cohen's
+    kappa on the texts both coded, as :func:`pairwise_agreement`. ``labels`` (optional): the
+    codebook's categories, in display order; a code outside them is a ``ValueError``; they
+    set AC1's number of categories and give every category a row of ``per_category``.
+
+    Intervals (``1 - alpha``; none when ``n_boot=0``), all :data:`BCA`: for the statistics
+    over all coders and per category, ``n_boot`` resamples of the coded texts (each with all
+    its codes; ``default_rng(seed)``), the jackknife leaving out one text at a time; for a
+    pair's kappa, :func:`bootstrap_ci` over the pair's shared texts. Measured coverage is in
+    tests/unit/test_intercoder.py.
+    """
+    if not 0 < alpha < 1:
+        raise ValueError("alpha must be between 0 and 1.")
+    if n_boot < 0:
+        raise ValueError("n_boot must be 0 or more.")
+    clean, coders, item_ids = _coder_codes(codes)
+    units = [[clean[c].get(i) for c in coders] for i in item_ids]
+    counts, classes = _unit_counts(units, labels)
+    feats = _intercoder_features(counts)
+    total = feats.sum(axis=0)
+    theta = _intercoder_stats(total[None])[0]
+    ci: dict[str, tuple[float, float]] = {}
+    methods: dict[str, str] = {}
+    lo = hi = np.full(theta.shape, math.nan)
+    if n_boot > 0:
+        n = len(feats)
+        boot = np.concatenate(
+            [
+                _intercoder_stats(_resample_weights(idx, n) @ feats)
+                for idx in _resample_indices(n, n_boot, seed)
+            ]
+        )
+        jack = _intercoder_stats(total[None] - feats)
+        lo, hi = _bca(boot, theta, jack, np.ones(n), alpha)
+        ci = {name: (float(lo[j]), float(hi[j])) for j, name in enumerate(INTERCODER_METRICS)}
+        methods = {name: BCA for name in (*INTERCODER_METRICS, *CATEGORY_METRICS, "cohen_kappa")}
+    width = len(CATEGORY_METRICS)
+    per_category = {}
+    values = total[_feature_slices(len(classes))["values"]]
+    for c, label in enumerate(classes):
+        cols = range(len(INTERCODER_METRICS) + c * width, len(INTERCODER_METRICS) + (c + 1) * width)
+        per_category[label] = CategoryAgreement(
+            int(round(values[c])),
+            *(float(theta[j]) for j in cols),
+            ci={
+                name: (float(lo[j]), float(hi[j]))
+                for name, j in zip(CATEGORY_METRICS, cols, strict=True)
+            }
+            if n_boot > 0
+            else {},
+        )
+    m = counts.sum(axis=1).astype(int)
+    return IntercoderAgreement(
+        coders=coders,
+        n_items=len(counts),
+        pairs=_coder_pairs(clean, coders, item_ids, n_boot, seed, alpha),
+        krippendorff_alpha=float(theta[1]),
+        n=int(np.sum(m >= 2)),
+        n_codes=int(m[m >= 2].sum()),
+        codes_per_text={
+            int(k): int(v) for k, v in zip(*np.unique(m, return_counts=True), strict=True)
+        },
+        labels=list(classes),
+        percent_agreement=float(theta[0]),
+        fleiss_kappa=float(theta[2]),
+        gwet_ac1=float(theta[3]),
+        ci=ci,
+        ci_method=methods,
+        per_category=per_category,
+        n_boot=n_boot,
+    )
+
+
 def pairwise_agreement(codes: Mapping[str, Mapping[str, Any]]) -> PairwiseAgreement:
     """Agreement between human coders: ``codes`` maps coder -> {item_id: label}.
 
@@ -943,31 +1269,15 @@ def pairwise_agreement(codes: Mapping[str, Mapping[str, Any]]) -> PairwiseAgreem
     ``n``, percent agreement (share of identical labels) and Cohen's kappa (``nan`` when
     ``n == 0`` or undefined). ``krippendorff_alpha`` is computed over all coders at once, each
     item a unit and a coder who skipped it a missing value. ``None``/NaN labels are skipped.
+    :func:`intercoder_agreement` adds Fleiss' kappa, AC1, per-category figures and intervals.
     """
-    if len(codes) < 2:
-        raise ValueError("Pairwise agreement needs at least two coders.")
-    clean = {
-        str(coder): {str(i): _code(v) for i, v in items.items() if not is_missing(v)}
-        for coder, items in codes.items()
-    }
-    coders = list(clean)
-    item_ids = sorted({i for items in clean.values() for i in items})
-    if not item_ids:
-        raise ValueError("No coder has coded any item.")
-    pairs = []
-    for a, b in combinations(coders, 2):
-        shared = [i for i in item_ids if i in clean[a] and i in clean[b]]
-        if shared:
-            la = [clean[a][i] for i in shared]
-            lb = [clean[b][i] for i in shared]
-            pct = sum(x == y for x, y in zip(la, lb, strict=True)) / len(shared)
-            kappa = cohen_kappa(la, lb)
-        else:
-            pct = kappa = math.nan
-        pairs.append(CoderPair(a, b, len(shared), pct, kappa))
+    clean, coders, item_ids = _coder_codes(codes)
     alpha = krippendorff_alpha([[clean[c].get(i) for c in coders] for i in item_ids])
     return PairwiseAgreement(
-        coders=coders, n_items=len(item_ids), pairs=pairs, krippendorff_alpha=alpha
+        coders=coders,
+        n_items=len(item_ids),
+        pairs=_coder_pairs(clean, coders, item_ids, 0, 0, 0.05),
+        krippendorff_alpha=alpha,
     )
 
 
@@ -1188,6 +1498,158 @@ def _stratified_intervals(
     lo, hi = _column_quantiles(boot, levels)
     post_lo, post_hi = _column_quantiles(columns(post), levels)
     return np.fmin(lo, post_lo), np.fmax(hi, post_hi)
+
+
+def _coder_codes(
+    codes: Mapping[str, Mapping[str, Any]],
+) -> tuple[dict[str, dict[str, str]], list[str], list[str]]:
+    """coder -> {item: code as text} without missing codes, the coders in the mapping's order
+    and the sorted ids of the items with at least one code."""
+    if len(codes) < 2:
+        raise ValueError("Agreement among coders needs at least two coders.")
+    clean = {
+        str(coder): {str(i): _code(v) for i, v in items.items() if not is_missing(v)}
+        for coder, items in codes.items()
+    }
+    item_ids = sorted({i for items in clean.values() for i in items})
+    if not item_ids:
+        raise ValueError("No coder has coded any item.")
+    return clean, list(clean), item_ids
+
+
+def _coder_pairs(
+    clean: dict[str, dict[str, str]],
+    coders: list[str],
+    item_ids: list[str],
+    n_boot: int,
+    seed: int,
+    alpha: float,
+) -> list[CoderPair]:
+    """Every pair of coders on the items both coded: n, percent agreement, Cohen's kappa and,
+    when ``n_boot > 0``, kappa's BCa interval over those items (:func:`bootstrap_ci`)."""
+    pairs = []
+    for a, b in combinations(coders, 2):
+        shared = [i for i in item_ids if i in clean[a] and i in clean[b]]
+        pct = kappa = math.nan
+        ci = (math.nan, math.nan)
+        if shared:
+            la = [clean[a][i] for i in shared]
+            lb = [clean[b][i] for i in shared]
+            pct = sum(x == y for x, y in zip(la, lb, strict=True)) / len(shared)
+            kappa = cohen_kappa(la, lb)
+            if n_boot > 0:
+                ci = bootstrap_ci(la, lb, cohen_kappa, n_boot, seed, alpha)
+        pairs.append(CoderPair(a, b, len(shared), pct, kappa, ci, BCA if n_boot > 0 else None))
+    return pairs
+
+
+def _unit_counts(
+    units: Sequence[Sequence[Any]], labels: Sequence[Any] | None
+) -> tuple[np.ndarray, list[str]]:
+    """The (units × categories) table of how many codes of each category every unit with at
+    least one code got, and the categories: ``labels`` (a code outside them is a
+    ``ValueError``) or the sorted codes seen."""
+    if len(units) == 0:
+        raise ValueError("No units to compute agreement on.")
+    rows = [[_code(c) for c in unit if not is_missing(c)] for unit in units]
+    rows = [row for row in rows if row]
+    seen = sorted({c for row in rows for c in row})
+    classes = seen if labels is None else _label_list(labels)
+    index = {c: j for j, c in enumerate(classes)}
+    for c in seen:
+        if c not in index:
+            raise ValueError(f"The code {c!r} is not one of the labels {classes}.")
+    unit = np.repeat(np.arange(len(rows)), [len(row) for row in rows])
+    cat = np.fromiter((index[c] for row in rows for c in row), dtype=np.int64, count=len(unit))
+    cells = np.bincount(unit * len(classes) + cat, minlength=len(rows) * len(classes))
+    return cells.reshape(len(rows), len(classes)).astype(float), classes
+
+
+def _feature_slices(q: int) -> dict[str, slice]:
+    """Where each per-category block of :func:`_intercoder_features` sits (q columns each),
+    after the three columns unit, pairable and agree."""
+    names = ("frac", "values", "diag", "binary_agree", "binary_trace")
+    return {name: slice(3 + i * q, 3 + (i + 1) * q) for i, name in enumerate(names)}
+
+
+def _intercoder_features(counts: np.ndarray) -> np.ndarray:
+    """Per unit (row of ``counts``: n_uc codes of category c, m_u in all), the quantities
+    whose sums over the units give every statistic of :func:`_intercoder_stats`, so a
+    resample is a weighted sum (weights: how often each unit was drawn) and a jackknife value
+    the total less one row. Columns: 1 (the unit); e_u = [m_u >= 2] (pairable); the unit's
+    share of agreeing pairs ``sum_c n_uc (n_uc - 1) / (m_u (m_u - 1))`` (0 unless pairable);
+    then q columns each (:func:`_feature_slices`): ``n_uc / m_u`` (category shares, every
+    unit); ``e_u n_uc`` (pairable values); ``e_u n_uc (n_uc - 1) / (m_u - 1)`` (the diagonal
+    of the coincidence matrix); the unit's share of agreeing pairs and its coincidence
+    trace with the codes recoded to c and not c."""
+    m = counts.sum(axis=1, keepdims=True)
+    e = (m >= 2).astype(float)
+    pair_m = np.maximum(m - 1, 1)  # m - 1 where pairable; e is 0 elsewhere
+    same = counts * (counts - 1)
+    rest = m - counts
+    binary_same = same + rest * (rest - 1)
+    return np.hstack(
+        [
+            np.ones_like(m),
+            e,
+            e * same.sum(axis=1, keepdims=True) / (m * pair_m),
+            counts / np.maximum(m, 1),
+            e * counts,
+            e * same / pair_m,
+            e * binary_same / (m * pair_m),
+            e * binary_same / pair_m,
+        ]
+    )
+
+
+def _intercoder_stats(sums: np.ndarray) -> np.ndarray:
+    """The statistics of :func:`intercoder_agreement` from summed unit features (B, F):
+    columns :data:`INTERCODER_METRICS`, then :data:`CATEGORY_METRICS` of each category in
+    turn; ``nan`` where undefined (no pairable unit, expected agreement 1, a category with
+    no code). ``p_a`` = agree / pairable; ``pi`` = shares / units; Fleiss' kappa with
+    ``p_e = sum pi^2``, AC1 with ``p_e = (1 - sum pi^2) / (q - 1)``; Krippendorff's alpha
+    ``1 - (n - 1)(n - trace) / (n^2 - sum_c n_c^2)`` from the pairable values and the
+    coincidence trace; per category the same on the c / not-c recoding (AC1's q = 2)."""
+    q = (sums.shape[1] - 3) // 5
+    sl = _feature_slices(q)
+    units, pairable, agree = sums[:, 0], sums[:, 1], sums[:, 2]
+    frac, values, diag = sums[:, sl["frac"]], sums[:, sl["values"]], sums[:, sl["diag"]]
+    n = values.sum(axis=1)
+    with np.errstate(divide="ignore", invalid="ignore"):
+        pa = agree / pairable
+        pa_c = sums[:, sl["binary_agree"]] / pairable[:, None]
+        pi = frac / units[:, None]
+        pe = (pi**2).sum(axis=1)
+        pe_c = pi**2 + (1 - pi) ** 2
+        kappa = np.where(1 - pe > _EPS, (pa - pe) / (1 - pe), np.nan)
+        kappa_c = np.where(1 - pe_c > _EPS, (pa_c - pe_c) / (1 - pe_c), np.nan)
+        pe_g = (1 - pe) / (q - 1) if q >= 2 else np.full_like(pe, np.nan)
+        ac1 = (pa - pe_g) / (1 - pe_g)
+        pe_gc = 2 * pi * (1 - pi)
+        ac1_c = np.where(pi > 0, (pa_c - pe_gc) / (1 - pe_gc), np.nan)
+        specific = diag / values
+        alpha = _alpha_from_sums(n, diag.sum(axis=1), (values**2).sum(axis=1))
+        alpha_c = _alpha_from_sums(
+            n[:, None], sums[:, sl["binary_trace"]], values**2 + (n[:, None] - values) ** 2
+        )
+    per_category = np.stack([specific, alpha_c, kappa_c, ac1_c], axis=2).reshape(len(sums), -1)
+    return np.column_stack([pa, alpha, kappa, ac1, per_category])
+
+
+def _alpha_from_sums(n: np.ndarray, trace: np.ndarray, squares: np.ndarray) -> np.ndarray:
+    """Nominal alpha from the pairable values ``n``, the coincidence matrix's trace and the
+    sum of its squared margins, as :func:`_alpha_from_coincidences`."""
+    denom = n**2 - squares
+    with np.errstate(divide="ignore", invalid="ignore"):
+        out = 1 - (n - 1) * (n - trace) / denom
+    return np.where(denom > 1e-12 * np.maximum(n, 1) ** 2, out, np.nan)
+
+
+def _resample_weights(idx: np.ndarray, n: int) -> np.ndarray:
+    """How often each of the n units is drawn in each resample (rows of ``idx``): (B, n)."""
+    b = idx.shape[0]
+    flat = (idx + n * np.arange(b)[:, None]).ravel()
+    return np.bincount(flat, minlength=b * n).reshape(b, n).astype(float)
 
 
 def _jackknife_confusions(cm: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
