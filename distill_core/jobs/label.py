@@ -1,7 +1,8 @@
 """Label runs as background jobs: start one from the app, run it in a worker, resume it.
 
 The job's params hold what the run needs except the API key (the endpoint's public settings
-and, for a saved endpoint, its id; the documents, repeats, concurrency, prices, budget). The
+and, for a saved endpoint, its id; the documents, repeats, concurrency, per-request timeout,
+whether to ask for logprobs, prices, budget). The
 key is a saved endpoint's, decrypted by the worker when the job runs, or one typed for the
 session that arrives in the local worker's memory; else the server's own where the URL policy
 (``llm.policy``) allows it. The base URL is checked against the policy when the job is started
@@ -31,7 +32,9 @@ from distill_core.study.access import AccessDenied, Capability, ProjectError, ch
 @dataclass(frozen=True)
 class LabelRequest:
     """What the user asked for on the LLM labels page (no key here): ``endpoint_id`` names one
-    of the project's saved endpoints (its settings replace ``endpoint``)."""
+    of the project's saved endpoints (its settings replace ``endpoint``). ``timeout_s`` bounds
+    one request (``None``: the endpoint's own); ``logprobs`` False asks for no token
+    probabilities (no confidence; much faster on some local servers)."""
 
     provider: str  # "openai" or "local"
     endpoint: Endpoint | None
@@ -41,6 +44,8 @@ class LabelRequest:
     price: Price | None = None
     scope: str = "all"  # "sample", "subset", "all"
     endpoint_id: int | None = None
+    timeout_s: float | None = None
+    logprobs: bool = True
 
 
 @entry(Capability.EDIT)
@@ -88,6 +93,8 @@ def start_label_job(
             "doc_ids": list(doc_ids) if doc_ids is not None else None,
             "repeats": request.repeats,
             "concurrency": request.concurrency,
+            "timeout_s": request.timeout_s,
+            "logprobs": request.logprobs,
             "budget_usd": budget,
             "price": [request.price.input_per_million, request.price.output_per_million]
             if request.price
@@ -130,7 +137,7 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     endpoint = _worker_endpoint(store, job_id, params, secret)
     if params["provider"] == "openai":
         UrlPolicy.from_env().check_url((endpoint or Endpoint.from_env()).base_url)
-    teacher = make_teacher(params["provider"], endpoint)
+    teacher = _worker_teacher(params, endpoint)
     price = Price(*params["price"]) if params.get("price") else None
     model = str(teacher.params().get("model", ""))
     cancel = [False]
@@ -145,7 +152,8 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
             prompt_tokens=p.prompt_tokens,
             completion_tokens=p.completion_tokens,
             cost_usd=p.cost_usd,
-            message=f"{p.done:,} of {p.total:,} answers ({p.cached:,} from earlier runs).",
+            message=f"{p.done:,} of {p.total:,} answers ({p.cached:,} from earlier runs)"
+            + (f"; {note}." if (note := p.concurrency_note()) else "."),
         )
 
     outcome = labelling.label_texts(
@@ -160,11 +168,11 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         should_cancel=lambda: cancel[0],
         on_progress=on_progress,
     )
+    failed, empty = failed_texts(outcome, items)
     counts = outcome.counts
-    empty = sum(1 for _, text in items if not text.strip())
     summary = (
         f"{counts.get('ok', 0):,} labelled, {counts.get('invalid', 0):,} invalid, "
-        f"{counts.get('error', 0) - empty:,} failed"
+        f"{failed:,} failed"
         + (f", {empty:,} empty {'text' if empty == 1 else 'texts'} not sent." if empty else ".")
     )
     result = outcome.to_dict()
@@ -174,12 +182,35 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         return JobOutcome(
             result, status="failed", message=f"Stopped: every request failed. {outcome.first_error}"
         )
+    status = records.FINISHED_WITH_ERRORS if failed else "done"
+    if failed and outcome.first_error:
+        summary += f" First error: {outcome.first_error}"
     if outcome.stopped == "budget":
         return JobOutcome(
             result,
+            status=status,
             message=f"Stopped at the budget cap. {summary} Raise the cap and start again to continue.",
         )
-    return JobOutcome(result, message=summary)
+    return JobOutcome(result, status=status, message=summary)
+
+
+def failed_texts(
+    outcome: labelling.LabelOutcome, items: Sequence[tuple[str, str]]
+) -> tuple[int, int]:
+    """(texts whose every answer was an error, empty texts): an empty text is never sent, so it
+    counts as an error of the run's results but not as a failure."""
+    empty = sum(1 for _, text in items if not text.strip())
+    return outcome.counts.get("error", 0) - empty, empty
+
+
+def _worker_teacher(params: dict, endpoint: Endpoint | None):
+    """The job's teacher, with the run's options: the per-request timeout and logprobs."""
+    if params["provider"] != "openai":
+        return make_teacher(params["provider"], endpoint)
+    endpoint = endpoint or Endpoint.from_env()
+    if params.get("timeout_s"):
+        endpoint = replace(endpoint, timeout_s=float(params["timeout_s"]))
+    return make_teacher("openai", endpoint, logprobs=params.get("logprobs", True))
 
 
 def _worker_endpoint(

@@ -27,10 +27,14 @@ class JobCancelled(Exception):
     """Raised inside a job when its cancel flag is seen."""
 
 
+#: A job that ended with every part tried but some failed (a label run with texts in error).
+FINISHED_WITH_ERRORS = "finished with errors"
+
+
 @dataclass
 class JobOutcome:
-    """What a job's runner returns: the result stored on the job, its final status and the
-    one sentence the page shows."""
+    """What a job's runner returns: the result stored on the job, its final status ("done",
+    ``FINISHED_WITH_ERRORS`` or "failed") and the one sentence the page shows."""
 
     result: dict[str, Any] = field(default_factory=dict)
     status: str = "done"

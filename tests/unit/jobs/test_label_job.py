@@ -1,0 +1,68 @@
+"""The label job: texts in error make it "finished with errors"; the page's per-request timeout
+and logprobs switch reach the worker's teacher and every request; no secret in its params."""
+
+from __future__ import annotations
+
+import pytest
+
+from distill_core.jobs import kinds, records
+from distill_core.jobs import label as label_job
+from distill_core.llm import Endpoint
+from distill_core.llm.openai_teacher import RetryPolicy
+from tests.llm_server import LoopbackLLM, ServerConfig
+from tests.unit.jobs.test_queue import demo_job, job_of
+
+QUICK = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01)
+
+
+@pytest.fixture
+def teachers(monkeypatch) -> list:
+    """The teachers the job makes (the worker's last), retrying without long pauses."""
+    made = []
+    real = label_job.make_teacher
+
+    def make(provider, endpoint=None, **options):
+        teacher = real(provider, endpoint, **options)
+        if provider == "openai":
+            teacher.retry = QUICK
+        made.append(teacher)
+        return teacher
+
+    monkeypatch.setattr(label_job, "make_teacher", make)
+    return made
+
+
+def test_a_run_with_texts_in_error_is_finished_with_errors(store, teachers) -> None:
+    with LoopbackLLM(ServerConfig(fail_500_marker="Port Halden")) as srv:
+        job_id, _ = demo_job(store, Endpoint(base_url=srv.base_url, model="m"), n=40)
+        kinds.execute(store, job_id)
+    job = job_of(store, job_id)
+    assert job.status == records.FINISHED_WITH_ERRORS == "finished with errors"
+    assert job.message.startswith("38 labelled, 0 invalid, 2 failed. First error: "), job.message
+    assert "(500)" in job.message
+    assert job.result["counts"] == {"ok": 38, "invalid": 0, "error": 2}
+    assert job.result["progress"]["max_concurrency"] == 16
+
+
+def test_a_run_without_errors_is_done(store, teachers) -> None:
+    with LoopbackLLM(ServerConfig()) as srv:
+        job_id, _ = demo_job(store, Endpoint(base_url=srv.base_url, model="m"), n=10)
+        kinds.execute(store, job_id)
+    job = job_of(store, job_id)
+    assert job.status == "done" and job.message == "10 labelled, 0 invalid, 0 failed."
+
+
+def test_the_timeout_and_the_logprobs_switch_reach_the_request(store, teachers) -> None:
+    key = "sk-label-job-SECRET-4242"
+    with LoopbackLLM(ServerConfig(latency=0.3, api_key=key)) as srv:
+        endpoint = Endpoint(base_url=srv.base_url, model="m", api_key=key)
+        job_id, _ = demo_job(store, endpoint, n=6, logprobs=False, timeout_s=0.1)
+        kinds.execute(store, job_id, key)
+        bodies, per_text = list(srv.bodies), srv.stats()["per_text"]
+    job = job_of(store, job_id)
+    assert job.params["logprobs"] is False and job.params["timeout_s"] == 0.1
+    assert key not in repr(job.params)
+    assert teachers[-1].endpoint.timeout_s == 0.1
+    assert bodies and not any("logprobs" in b or "top_logprobs" in b for b in bodies)
+    assert set(per_text.values()) == {QUICK.max_attempts}  # each timed out after 0.1 s
+    assert job.status == "failed" and "within 0.1 s" in job.message, job.message
