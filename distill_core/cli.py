@@ -12,6 +12,8 @@ from collections.abc import Callable, Sequence
 
 #: Exit code for a user-caused error (bad file, missing column, unknown label...).
 USAGE_ERROR = 2
+#: Exit code of ``label`` when the output was written but some texts ended in error.
+TEXTS_IN_ERROR = 3
 
 
 class UserError(Exception):
@@ -46,7 +48,11 @@ def _parser() -> argparse.ArgumentParser:
         description="Label every text of INPUT with a teacher and the codebook. OUTPUT holds the "
         "input's columns plus llm_label, llm_confidence, llm_consistency and llm_status "
         "(ok/invalid/error). Answers are kept in --workdir: a rerun sends no request and a "
-        "killed run resumes. The API key comes from OPENAI_API_KEY.",
+        "killed run resumes. The API key comes from OPENAI_API_KEY. Requests in flight start "
+        "at one and grow up to --concurrency while answers stay as fast, and back off when "
+        "they slow down or time out. Exit status: 0 when every non-empty text got an answer, "
+        f"{TEXTS_IN_ERROR} when some ended in error (the output is written; the last line "
+        "gives the counts and the first error), 2 when nothing could be done.",
     )
     label.add_argument(
         "input", help="the corpus file (CSV, TSV, Excel, Parquet, JSON Lines, Stata)"
@@ -60,13 +66,29 @@ def _parser() -> argparse.ArgumentParser:
     label.add_argument("--provider", choices=("openai", "local"), default="openai")
     label.add_argument("--base-url", help="OpenAI-compatible base URL (default: OPENAI_BASE_URL)")
     label.add_argument("--model", help="model name (default: OPENAI_MODEL or gpt-4o-mini)")
-    label.add_argument("--concurrency", type=int, default=16)
+    label.add_argument(
+        "--concurrency", type=int, default=16, help="the most requests in flight (default: 16)"
+    )
     label.add_argument(
         "--repeats", type=int, default=1, help="answers per text (modal label, consistency)"
     )
     label.add_argument("--temperature", type=float, default=None)
     label.add_argument("--max-tokens", type=int, default=None)
     label.add_argument("--seed", type=int, default=None)
+    label.add_argument(
+        "--timeout",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on one request after this long (default: 60); it is asked again",
+    )
+    label.add_argument(
+        "--no-logprobs",
+        dest="logprobs",
+        action="store_false",
+        help="ask for no token probabilities (no llm_confidence; some local servers, e.g. "
+        "llama.cpp, answer many times faster without)",
+    )
     label.add_argument(
         "--workdir", default="distill_work", help="where answers are kept (default: ./distill_work)"
     )
@@ -271,17 +293,19 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     from distill_core.codebook import Codebook
     from distill_core.corpus import prepare_corpus, read_path
+    from distill_core.jobs.label import failed_texts
     from distill_core.llm import Endpoint, make_teacher
     from distill_core.store import Store
     from distill_core.study import labelling, runs
 
     if args.repeats < 1 or args.concurrency < 1:
         raise UserError("--repeats and --concurrency must be at least 1.")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UserError("--timeout must be more than 0 seconds.")
     codebook = Codebook.from_json(Path(args.codebook).read_bytes())
     table = read_path(args.input)
     id_column = args.id_column if args.id_column in table.frame.columns else None
     prepared = prepare_corpus(table, args.text_column, id_column)
-    endpoint = None
     if args.provider == "openai":
         temperature = args.temperature
         if temperature is None:
@@ -292,8 +316,11 @@ def cmd_label(args: argparse.Namespace) -> int:
             temperature=temperature,
             max_tokens=args.max_tokens,
             seed=args.seed,
+            timeout_s=args.timeout,
         )
-    teacher = make_teacher(args.provider, endpoint)
+        teacher = make_teacher("openai", endpoint, logprobs=args.logprobs)
+    else:
+        teacher = make_teacher(args.provider)
     workdir = Path(args.workdir)
     store = Store(f"sqlite:///{workdir.resolve() / 'distill.db'}")
     store.migrate()
@@ -315,7 +342,7 @@ def cmd_label(args: argparse.Namespace) -> int:
         items,
         repeats=args.repeats,
         concurrency=args.concurrency,
-        on_progress=lambda p: bar.update(p.done, p.total),
+        on_progress=lambda p: bar.update(p.done, p.total, p.concurrency_note()),
     )
     bar.close()
     if outcome.stopped == "failing":
@@ -337,9 +364,17 @@ def cmd_label(args: argparse.Namespace) -> int:
         f"{p.completion_tokens:,} completion tokens. Wrote {args.output}.",
         file=sys.stderr,
     )
-    if outcome.first_error and c.get("error", 0):
-        print(f"first error: {outcome.first_error}", file=sys.stderr)
-    return 0
+    failed, empty = failed_texts(outcome, items)
+    if not failed:
+        return 0
+    invalid = f", {c['invalid']:,} invalid" if c.get("invalid") else ""
+    first = (outcome.first_error or "see llm_status").rstrip(".")
+    print(
+        f"Labelled {c.get('ok', 0):,} of {len(items) - empty:,} texts: {failed:,} ended in "
+        f"error (first: {first}){invalid}; exit {TEXTS_IN_ERROR}",
+        file=sys.stderr,
+    )
+    return TEXTS_IN_ERROR
 
 
 def cmd_agree(args: argparse.Namespace) -> int:
@@ -853,10 +888,10 @@ class _ProgressBar:
     """A one-line progress bar on stderr (redrawn in place when stderr is a terminal)."""
 
     def __init__(self, title: str) -> None:
-        self.title, self.last = title, -1.0
+        self.title, self.last, self.width = title, -1.0, 0
         self.tty = sys.stderr.isatty()
 
-    def update(self, done: int, total: int) -> None:
+    def update(self, done: int, total: int, note: str = "") -> None:
         share = done / total if total else 1.0
         if not self.tty and share - self.last < 0.1 and share < 1.0:
             return
@@ -865,6 +900,11 @@ class _ProgressBar:
         line = (
             f"{self.title} [{'#' * filled}{'.' * (30 - filled)}] {done:,}/{total:,} ({share:.0%})"
         )
+        if note:
+            line = f"{line}, {note}"
+        if self.tty:
+            line = line.ljust(self.width)  # blank what a longer line left
+            self.width = len(line)
         print(
             ("\r" + line) if self.tty else line,
             end="" if self.tty else "\n",

@@ -133,6 +133,23 @@ def test_agree_errors_are_one_line(tmp_path, gold, pred, args, fragment) -> None
     assert len(out.stderr.strip().splitlines()) == 1 and fragment in out.stderr.lower()
 
 
+def label(corpus: Path, tmp_path: Path, base_url: str, *extra: str):
+    """``label`` of ``corpus`` with the demo codebook into tmp_path/out.csv."""
+    return run(
+        "label",
+        str(corpus),
+        "--codebook",
+        "distill_core/study/demo_data/codebook.json",
+        "--output",
+        str(tmp_path / "out.csv"),
+        "--base-url",
+        base_url,
+        "--workdir",
+        str(tmp_path / "work"),
+        *extra,
+    )
+
+
 def test_label_command_writes_the_contract_columns_and_a_rerun_sends_nothing(tmp_path) -> None:
     from tests.llm_server import LoopbackLLM, ServerConfig
 
@@ -141,24 +158,10 @@ def test_label_command_writes_the_contract_columns_and_a_rerun_sends_nothing(tmp
         "id,text,extra\n1,Taxes rise,x\n2,New hospital,y\n3,Taxes rise,z\n4,,w\n", encoding="utf-8"
     )
     with LoopbackLLM(ServerConfig(keywords={"tax": "economy", "hospital": "health"})) as srv:
-        args = (
-            "label",
-            str(corpus),
-            "--codebook",
-            "distill_core/study/demo_data/codebook.json",
-            "--output",
-            str(tmp_path / "out.csv"),
-            "--base-url",
-            srv.base_url,
-            "--model",
-            "m",
-            "--workdir",
-            str(tmp_path / "work"),
-        )
-        first = run(*args)
+        first = label(corpus, tmp_path, srv.base_url, "--model", "m")
         assert first.returncode == 0, first.stderr
         assert srv.stats()["requests"] == 2
-        second = run(*args)
+        second = label(corpus, tmp_path, srv.base_url, "--model", "m")
         assert second.returncode == 0 and srv.stats()["requests"] == 2
     import pandas as pd
 
@@ -176,6 +179,59 @@ def test_label_command_writes_the_contract_columns_and_a_rerun_sends_nothing(tmp
     assert list(out["llm_status"]) == ["ok", "ok", "ok", "error"]
 
 
+def slow_on_marker(server, marker: str, seconds: float):
+    """The stand-in server, answering texts that contain ``marker`` only after ``seconds``."""
+    import time
+
+    from tests.llm_server import text_from
+
+    handler = server._server.RequestHandlerClass
+
+    def chat(self, body):
+        if marker in text_from(body):
+            time.sleep(seconds)
+        handler._chat(self, body)
+
+    server._server.RequestHandlerClass = type("SlowHandler", (handler,), {"_chat": chat})
+    return server
+
+
+def test_label_exits_3_when_texts_end_in_error_and_the_last_line_counts_them(tmp_path) -> None:
+    """A 500 on one text and a timeout (--timeout) on another: the output is written, the exit
+    status is 3 and the last line gives the counts and the first error; --no-logprobs and
+    --timeout reach every request."""
+    from tests.llm_server import LoopbackLLM, ServerConfig
+
+    corpus = tmp_path / "in.csv"
+    texts = ["Taxes rise", "New hospital", "Army pay", "Tax cut", "[boom] broken", "[slow] slow"]
+    corpus.write_text(
+        "id,text\n" + "".join(f"{i},{t}\n" for i, t in enumerate(texts)), encoding="utf-8"
+    )
+    config = ServerConfig(fail_500_marker="[boom]", keywords={"tax": "economy"})
+    with slow_on_marker(LoopbackLLM(config), "[slow]", 1.5) as srv:
+        out = label(corpus, tmp_path, srv.base_url, "--timeout", "0.5", "--no-logprobs")
+        bodies, per_text = list(srv.bodies), srv.stats()["per_text"]
+    assert out.returncode == 3, out.stderr
+    last = out.stderr.strip().splitlines()[-1]
+    assert last.startswith("Labelled 4 of 6 texts: 2 ended in error (first: ") and last.endswith(
+        "; exit 3"
+    ), last
+    assert "(500)" in last or "within 0.5 s" in last
+    assert "Traceback" not in out.stderr
+    import pandas as pd
+
+    written = pd.read_csv(tmp_path / "out.csv", dtype=str, keep_default_na=False)
+    assert list(written["llm_status"]) == ["ok"] * 4 + ["error"] * 2
+    assert bodies and not any("logprobs" in b or "top_logprobs" in b for b in bodies)
+    assert per_text["[slow] slow"] > 1  # it timed out after 0.5 s and was asked again
+    assert per_text["Taxes rise"] == 1
+
+
+def test_label_refuses_a_timeout_of_zero(tmp_path) -> None:
+    out = label(tmp_path / "in.csv", tmp_path, "http://127.0.0.1:9/v1", "--timeout", "0")
+    assert out.returncode == 2 and "--timeout" in out.stderr
+
+
 def test_label_with_an_unreachable_endpoint_is_one_line(tmp_path) -> None:
     import socket
 
@@ -184,18 +240,7 @@ def test_label_with_an_unreachable_endpoint_is_one_line(tmp_path) -> None:
         port = s.getsockname()[1]
     corpus = tmp_path / "in.csv"
     corpus.write_text("id,text\n" + "".join(f"{i},text {i}\n" for i in range(12)), encoding="utf-8")
-    out = run(
-        "label",
-        str(corpus),
-        "--codebook",
-        "distill_core/study/demo_data/codebook.json",
-        "--output",
-        str(tmp_path / "out.csv"),
-        "--base-url",
-        f"http://127.0.0.1:{port}/v1",
-        "--workdir",
-        str(tmp_path / "w"),
-    )
+    out = label(corpus, tmp_path, f"http://127.0.0.1:{port}/v1")
     assert out.returncode == 2
     assert out.stderr.strip().splitlines()[-1].startswith("error: ")
     assert "reach" in out.stderr.lower() and "Traceback" not in out.stderr
