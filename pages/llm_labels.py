@@ -59,6 +59,8 @@ if st.button("Start labelling", type="primary"):
         price=scope.price,
         scope=scope.scope,
         endpoint_id=teacher.endpoint_id,
+        timeout_s=scope.timeout_s,
+        logprobs=scope.logprobs,
     )
     ui.start_job(
         ctx,

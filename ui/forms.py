@@ -127,7 +127,8 @@ def teacher_form(ctx: Context) -> Teacher:
 @dataclass(frozen=True)
 class Scope:
     """What to label and how: the scope ("sample", "subset", "all") and its ids, answers per
-    text, requests at once, and the price and budget cap of an LLM run."""
+    text, the most requests at once, and for an LLM run its price and budget cap, the seconds
+    one request may take and whether to ask for token probabilities."""
 
     scope: str
     doc_ids: list[str]
@@ -135,6 +136,8 @@ class Scope:
     concurrency: int = 16
     price: Price | None = None
     budget_usd: float | None = None
+    timeout_s: float | None = None
+    logprobs: bool = True
 
 
 def scope_form(
@@ -167,7 +170,7 @@ def scope_form(
     if teacher.provider != "openai":
         return Scope(scope, doc_ids)
     endpoint = teacher.endpoint
-    c1, c2 = st.columns(2)
+    c1, c2, c3 = st.columns(3)
     repeats = c1.number_input(
         "Answers per text",
         1,
@@ -177,7 +180,29 @@ def scope_form(
         help="More than one at temperature > 0 gives a consistency score: the share of answers "
         "agreeing with the most common one (consistent labels are more accurate).",
     )
-    concurrency = c2.number_input("Requests at once", 1, 128, 16, key="llm_concurrency")
+    concurrency = c2.number_input(
+        "Requests at once (at most)",
+        1,
+        128,
+        16,
+        key="llm_concurrency",
+        help="Starts at one and grows while answers stay as fast; backs off when they slow "
+        "down or time out (a local server on a CPU answers one request at a time).",
+    )
+    timeout = c3.number_input(
+        "Timeout per request (s)",
+        1.0,
+        3600.0,
+        float(endpoint.timeout_s),
+        key="llm_timeout",
+        help="A request that takes longer is given up and asked again.",
+    )
+    logprobs = st.toggle(
+        "Ask for token probabilities (a confidence per label)",
+        value=True,
+        key="llm_logprobs",
+        help="Off: no confidence, but some local servers (llama.cpp) answer many times faster.",
+    )
     if repeats > 1 and endpoint.temperature == 0:
         st.warning("Repeated answers at temperature 0 are near-identical; raise the temperature.")
     known = price_for(endpoint.model) or Price(0.0, 0.0)
@@ -207,7 +232,9 @@ def scope_form(
     )
     if endpoint.model not in DEFAULT_PRICES and not (price_in or price_out):
         st.caption("No price known for this model: enter yours above to see a cost.")
-    return Scope(scope, doc_ids, int(repeats), int(concurrency), price, cap or None)
+    return Scope(
+        scope, doc_ids, int(repeats), int(concurrency), price, cap or None, timeout, logprobs
+    )
 
 
 @st.cache_data(max_entries=16, show_spinner="Counting tokens…")

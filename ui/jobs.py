@@ -53,7 +53,8 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
         job = latest()
         active = job.status in records.ACTIVE
         box = st.container(border=True)
-        box.markdown(f"**Job {job.id}** ({job.status}): {job.message}")
+        say = box.warning if job.status == records.FINISHED_WITH_ERRORS else box.markdown
+        say(f"**Job {job.id}** ({job.status}): {job.message}")
         share = job.done / job.total if job.total else 0.0
         box.progress(min(1.0, share), text=f"{job.done:,} of {job.total:,} done")
         (details or _label_job_details)(box, job)
