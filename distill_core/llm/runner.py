@@ -4,9 +4,8 @@ A pool of ``concurrency`` worker tasks pulls (item, repeat) jobs from a queue �
 gathering thousands of tasks — and an ``AdaptiveLimit`` decides how many of them may have a
 request in flight: it starts at one and grows while answers come back as fast as they did with
 one in flight, and halves when they slow down (a server that computes one request at a time
-answers the n-th of n queued requests n times later) or when a request failed after retries
-(timeouts, 429, 5xx), so a slow server is not flooded with requests that time out while it
-still computes them. The caller's ``on_answer`` stores each answer before it is counted;
+answers the n-th of n queued requests n times later) or time out, so a slow server is not
+flooded with requests that time out while it still computes them. The caller's ``on_answer`` stores each answer before it is counted;
 ``should_stop`` (cancel, budget cap) stops new requests while the ones in flight finish and are
 delivered.
 """
@@ -33,7 +32,7 @@ DEFAULT_CONCURRENCY = 16
 
 #: Why the limit was lowered, as the job panel and the command line say it.
 SLOWED = "answers slowed down"
-FAILED = "requests timed out or failed"
+TIMED_OUT = "requests timed out"
 
 
 @dataclass
@@ -47,7 +46,7 @@ class Progress:
 
     ``in_flight`` requests are out now, of at most ``concurrency`` (the adaptive limit) and
     ``max_concurrency`` (what was asked for); ``backed_off_from`` is the limit before its latest
-    lowering (0: never lowered) and ``backoff_reason`` says why (``SLOWED``, ``FAILED``).
+    lowering (0: never lowered) and ``backoff_reason`` says why (``SLOWED``, ``TIMED_OUT``).
     """
 
     done: int = 0
@@ -104,9 +103,12 @@ class AdaptiveLimit:
     *baseline*, the median of a round at limit 1 (nothing of ours queued; the lowest round
     median until there is one): above ``slow`` times the baseline, the limit halves; else it
     grows by one — or doubles while in slow start, which lasts until the first round above
-    ``quick`` times the baseline. A request that failed after retries (its answer an error
-    with more than one attempt: timeouts, 429, 5xx) halves the limit at once. The limit never
-    exceeds ``maximum`` nor falls below 1. ``adaptive=False`` keeps it at ``maximum``.
+    ``quick`` times the baseline. A request that failed with every attempt taking at least
+    ``timeout_s`` (each timed out) halves the limit at once. Other failures say nothing about
+    load and are not judged, except that failures before any answer open the limit to
+    ``maximum``: there is nothing to judge by, and a server that is down is found out as fast
+    as without a limit. The limit never exceeds ``maximum`` nor falls below 1.
+    ``adaptive=False`` keeps it at ``maximum``.
 
     A server that computes one request at a time answers each of ``n`` queued requests about
     ``n`` times slower than one alone, so the limit settles at 1–2 there; a server with room
@@ -118,6 +120,7 @@ class AdaptiveLimit:
         maximum: int,
         *,
         adaptive: bool = True,
+        timeout_s: float | None = None,
         slow: float = 2.0,
         quick: float = 1.5,
         min_round: int = 3,
@@ -126,6 +129,8 @@ class AdaptiveLimit:
         self.adaptive = adaptive
         self.limit = 1 if adaptive else self.maximum
         self.slow, self.quick, self.min_round = slow, quick, min_round
+        self.timeout_s = timeout_s
+        self.answered = False
         self.baseline: float | None = None
         self.slow_start = True
         self.epoch = 0  # bumped at every change of the limit
@@ -137,11 +142,16 @@ class AdaptiveLimit:
         """Judge one answer to a request sent in ``epoch`` that took ``seconds``."""
         if not self.adaptive or epoch != self.epoch:
             return
+        per_attempt = seconds / max(1, answer.attempts)
         if answer.status == "error":
-            if answer.attempts > 1:  # retried and still failed: the server is overwhelmed
-                self._lower(FAILED)
-            return  # an error at the first attempt (a refusal, a bad request) says nothing
-        self._round.append(seconds / max(1, answer.attempts))
+            if not self.answered:
+                self.slow_start = False
+                self._set(self.maximum)
+            elif self.timeout_s and answer.attempts and per_attempt >= self.timeout_s:
+                self._lower(TIMED_OUT)
+            return
+        self.answered = True
+        self._round.append(per_attempt)
         size = self.min_round if self.slow_start else max(self.limit, self.min_round)
         if len(self._round) < size:
             return
@@ -207,7 +217,9 @@ async def run_items(
     concurrency = max(1, int(concurrency))
     teacher.set_concurrency(concurrency)
     limit = AdaptiveLimit(
-        concurrency, adaptive=teacher.name != "local" if adaptive is None else adaptive
+        concurrency,
+        adaptive=teacher.name != "local" if adaptive is None else adaptive,
+        timeout_s=getattr(getattr(teacher, "endpoint", None), "timeout_s", None),
     )
     stats.max_concurrency, stats.concurrency, stats.in_flight = concurrency, limit.limit, 0
     gate = asyncio.Condition()

@@ -245,15 +245,22 @@ def test_the_limit_settles_at_one_or_two_on_a_server_that_computes_one_at_a_time
     assert limit.backed_off_from >= 2 and limit.reason == "answers slowed down"
 
 
-def test_a_request_that_failed_after_retries_halves_the_limit_at_once():
-    limit = AdaptiveLimit(16)
+def test_a_request_whose_every_attempt_timed_out_halves_the_limit_at_once():
+    limit = AdaptiveLimit(16, timeout_s=10.0)
     while limit.limit < 16:
         judge(limit, 1.0)
-    judge(limit, 30.0, Answer(label=None, status="error", attempts=6, error="timed out"))
+    judge(limit, 61.0, Answer(label=None, status="error", attempts=6, error="timed out"))
     assert limit.limit == 8 and limit.backed_off_from == 16
-    assert limit.reason == "requests timed out or failed"
+    assert limit.reason == "requests timed out"
+    judge(limit, 8.0, Answer(label=None, status="error", attempts=6, error="refused"))
     judge(limit, 0.01, Answer(label=None, status="error", attempts=1, error="bad request"))
-    assert limit.limit == 8  # a refusal at the first attempt says nothing about load
+    assert limit.limit == 8  # failures that did not wait for the server say nothing of load
+
+
+def test_failures_before_any_answer_open_the_limit():
+    limit = AdaptiveLimit(16, timeout_s=10.0)
+    judge(limit, 8.0, Answer(label=None, status="error", attempts=6, error="refused"))
+    assert limit.limit == 16  # a server that is down is found out as fast as without a limit
 
 
 def test_answers_to_requests_sent_before_a_change_are_not_judged():
@@ -272,6 +279,7 @@ def test_the_limit_stays_between_one_and_the_maximum():
     for _ in range(100):
         judge(limit, 1.0)
     assert limit.limit == 3
+    limit.timeout_s = 1.0
     failed = Answer(label=None, status="error", attempts=2)
     for _ in range(10):
         judge(limit, 5.0, failed)
