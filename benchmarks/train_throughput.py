@@ -30,6 +30,15 @@ sys.path.insert(0, str(REPO))
 DATA = REPO.parent / "shared" / "data" / "tweeteval_emotion.csv"
 
 
+def tweets(n: int) -> tuple[list[str], list[str]]:
+    """(texts, labels) of the first ``n`` training tweets of DATA; exits when it is missing."""
+    if not DATA.is_file():
+        sys.exit(f"{DATA} is missing")
+    with DATA.open(encoding="utf-8", newline="") as fh:
+        rows = [r for r in csv.DictReader(fh) if r["split"] == "train"][:n]
+    return [r["text"] for r in rows], [r["label"] for r in rows]
+
+
 def plain_loop(texts: list[str], labels: list[str], args) -> float:
     """Seconds of one epoch of the plainest loop over the batches train() would build."""
     import torch
@@ -101,12 +110,7 @@ def main() -> None:
     ap.add_argument("--seeds", type=int, help="measure 1 vs N seeds instead of throughput")
     ap.add_argument("--epochs", type=int, default=2, help="epochs per seed (with --seeds)")
     a = ap.parse_args()
-    if not DATA.is_file():
-        sys.exit(f"{DATA} is missing")
-    with DATA.open(encoding="utf-8", newline="") as fh:
-        rows = [r for r in csv.DictReader(fh) if r["split"] == "train"][: a.n]
-    texts = [r["text"] for r in rows]
-    labels = [r["label"] for r in rows]
+    texts, labels = tweets(a.n)
     if a.seeds:
         seed_cost(texts, labels, a.seeds, a.epochs)
         return

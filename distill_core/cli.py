@@ -141,6 +141,12 @@ def _parser() -> argparse.ArgumentParser:
     train.add_argument(
         "--min-confidence", type=float, help="drop rows whose llm_confidence is below this"
     )
+    train.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="time a few real training steps on this machine, print how long the training "
+        "would take (every seed; with early stopping the most) and exit without training",
+    )
     train.set_defaults(run=cmd_train)
 
     predict = sub.add_parser("predict", help="label texts with a trained model")
@@ -446,6 +452,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings = TrainingArgs(**overrides)
     texts = [str(t) for t in frame[args.text_column].fillna("")]
     labels = [str(v).strip() for v in frame[args.label_column]]
+    if args.dry_run:
+        return _print_estimate(texts, labels, settings, confidences)
     bar = _ProgressBar("Training")
     result = train(
         texts,
@@ -465,6 +473,36 @@ def cmd_train(args: argparse.Namespace) -> int:
     )
     if settings.seeds > 1:
         _train_other_seeds(texts, labels, settings, result, confidences)
+    return 0
+
+
+def _print_estimate(texts, labels, settings, confidences) -> int:
+    """``train --dry-run``: the projected time of the training (each seed), measured here."""
+    from distill_core.clock import fmt_duration
+    from distill_core.student.timing import Training, estimate
+
+    n = settings.seeds
+    found = estimate(
+        [
+            Training(
+                "Student" + (f", seed {i} of {n}" if n > 1 else ""),
+                texts,
+                labels,
+                setting,
+                confidences=confidences,
+            )
+            for i, setting in enumerate(settings.seed_settings(), start=1)
+        ]
+    )
+    print(found.sentence())
+    for phase in found.phases:
+        print(f"  {phase.phase}: {phase.steps:,} steps, about {fmt_duration(phase.seconds)}")
+    threads = f", {found.threads} CPU thread{'s' * (found.threads != 1)}" if found.threads else ""
+    print(
+        f"Timed {found.steps_timed} real steps on {found.device}{threads} in "
+        f"{found.measured_seconds:.0f} s; nothing was trained (--dry-run).",
+        file=sys.stderr,
+    )
     return 0
 
 

@@ -4,7 +4,6 @@ import streamlit as st
 
 import ui
 from distill_core.jobs.predict import start_predict_job
-from distill_core.jobs.train import start_train_job
 from distill_core.reports.charts import training_curves
 from distill_core.study import students
 from distill_core.study.comparison import Comparison
@@ -41,15 +40,8 @@ c4.metric(
     else None,
 )
 
-if st.button("Start fine-tuning", type="primary"):
-    ui.start_job(
-        ctx,
-        start_train_job,
-        project_id=ctx.project_id,
-        label_run_id=run.id,
-        args=args,
-        human_folds=settings.human_folds,
-    )
+ui.training.time_estimate(ctx, run.id, settings)
+ui.training.start_button(ctx, run.id, settings)
 
 
 def _train_details(box, job) -> None:

@@ -1,10 +1,11 @@
 """The UI layer: what pages are made of. Pages import ``ui`` and call these; the modules are
 ``context`` (who, which project, the menu, "needs X first"), ``jobs`` (start a job, its live
 panel), ``forms`` (a step's inputs as typed requests), ``pickers``, ``views`` (result views and
-charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel) and
-``downloads``. Nothing here computes a result: that is the core's job."""
+charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel), ``training``
+(the Fine-tune step's time estimate and start) and ``downloads``. Nothing here computes a
+result: that is the core's job."""
 
-from ui import admin, agreement, codebook, coding, forms, members
+from ui import admin, agreement, codebook, coding, forms, members, training
 from ui.auth import mode_sentence
 from ui.context import (
     PAGES,
@@ -74,4 +75,5 @@ __all__ = [
     "sidebar",
     "start_job",
     "submit_job",
+    "training",
 ]

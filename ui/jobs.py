@@ -56,7 +56,9 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
         say = box.warning if job.status == records.FINISHED_WITH_ERRORS else box.markdown
         say(f"**Job {job.id}** ({job.status}): {job.message}")
         share = job.done / job.total if job.total else 0.0
-        box.progress(min(1.0, share), text=f"{job.done:,} of {job.total:,} done")
+        progress = records.JobProgress.of(job.result) if active else None  # phase, time left
+        text = progress.text(job.done, job.total) if progress else None
+        box.progress(min(1.0, share), text=text or f"{job.done:,} of {job.total:,} done")
         (details or _label_job_details)(box, job)
         if active:
             if box.button("Cancel", key=f"cancel_job_{job.id}", disabled=job.cancel_requested):

@@ -6,13 +6,15 @@ repeated the key.
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from sqlalchemy import select, update
 
-from distill_core.clock import utcnow
+from distill_core.clock import fmt_duration, utcnow
 from distill_core.keys import mask
 from distill_core.store import Job, Store
 from distill_core.store.models import ACTIVE_JOB_STATUSES, User
@@ -39,6 +41,93 @@ class JobOutcome:
     result: dict[str, Any] = field(default_factory=dict)
     status: str = "done"
     message: str = "Finished."
+
+
+@dataclass(frozen=True)
+class JobProgress:
+    """What a job's progress bar says beside done and total (``Job.result["progress"]`` while
+    it runs): the phase it is in, what it counts, and the time left at the rate measured so
+    far (None until there is a rate)."""
+
+    phase: str = ""
+    unit: str = "steps"
+    eta_s: float | None = None
+    version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"phase": self.phase, "unit": self.unit, "eta_s": self.eta_s, "version": 1}
+
+    @classmethod
+    def of(cls, result: Mapping[str, Any] | None) -> JobProgress | None:
+        """The progress stored in a job's result; None for a job that stores none."""
+        data = (result or {}).get("progress")
+        if not isinstance(data, Mapping):
+            return None
+        eta = data.get("eta_s")
+        return cls(
+            phase=str(data.get("phase") or ""),
+            unit=str(data.get("unit") or "steps"),
+            eta_s=None if eta is None else float(eta),
+            version=int(data.get("version") or 1),
+        )
+
+    def text(self, done: int, total: int) -> str:
+        """E.g. '120 of 1,070 steps · Student on human codes, fold 2 of 5 · about 3 min left'."""
+        parts = [f"{done:,} of {total:,} {self.unit}"]
+        if self.phase:
+            parts.append(self.phase)
+        if self.eta_s is not None and done < total:
+            parts.append(f"about {fmt_duration(self.eta_s)} left")
+        return " · ".join(parts)
+
+
+class Phases:
+    """One progress total over a job's phases, planned as (name, steps) in order: step i of a
+    phase is ``done`` = the steps of the phases before it + i. A phase that ends early (early
+    stopping) jumps to the next one's start; one that turns out longer than planned, or is not
+    in the plan, grows the total. ``done`` never goes back, and the time left is the wall
+    seconds per step actually run since the first report times the steps still to go."""
+
+    def __init__(
+        self, planned: Sequence[tuple[str, int]], clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.names = [name for name, _ in planned]
+        self.steps = {name: max(0, int(n)) for name, n in planned}
+        self.clock = clock
+        self.done = 0
+        self.ran = 0  # steps actually run (not skipped by early stopping)
+        self.started: float | None = None
+        self._last: tuple[str, int] | None = None
+
+    @property
+    def total(self) -> int:
+        return max(self.done, sum(self.steps.values()))
+
+    def at(self, phase: str, step: int, phase_total: int | None = None) -> JobProgress:
+        """Record that ``phase`` is at ``step`` (of ``phase_total`` when known); read ``done``
+        and ``total`` after it."""
+        if phase not in self.steps:
+            self.names.append(phase)
+            self.steps[phase] = 0
+        if phase_total is not None and phase_total > self.steps[phase]:
+            self.steps[phase] = int(phase_total)
+        step = max(0, min(int(step), self.steps[phase]))
+        last_phase, last_step = self._last or (phase, 0)
+        self.ran += step - last_step if last_phase == phase else step
+        self._last = (phase, step)
+        offset = sum(self.steps[n] for n in self.names[: self.names.index(phase)])
+        self.done = max(self.done, offset + step)
+        now = self.clock()
+        if self.started is None:
+            self.started = now
+        eta = None
+        if self.ran > 0 and now > self.started:
+            eta = (now - self.started) / self.ran * (self.total - self.done)
+        return JobProgress(phase=phase, eta_s=None if eta is None else round(eta, 1))
+
+    def finish(self) -> None:
+        """Every phase is over (early stopping may have skipped steps): done is the total."""
+        self.done = self.total
 
 
 def create_job(

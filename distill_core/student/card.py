@@ -172,6 +172,7 @@ class ModelMeta:
     device: str | None = None
     precision: str | None = None
     threads: int | None = None
+    threads_rule: str | None = None  # why that many (student/threads.py: the free cores)
     train_seconds: float | None = None
     created_at: str | None = None
     versions: dict[str, str] = field(default_factory=dict)
@@ -210,6 +211,11 @@ class ModelMeta:
         if out["heldout"] is None:
             del out["heldout"]
         return out | {k: v for k, v in self.other.items() if k not in out}
+
+
+def _threads(meta: Mapping[str, Any]) -> str:
+    """ ", 1 thread: 2 cores, 1.0 of them busy with other processes" (CPU runs that say why)."""
+    return f", {meta['threads_rule']}" if meta.get("threads_rule") else ""
 
 
 def model_card(model: ModelMeta) -> str:
@@ -257,8 +263,8 @@ language model (knowledge distillation, Pangakis & Wolken 2024), trained with Di
   learning rate {a.get("lr")}, batch size {a.get("batch_size")}, max length {meta.get("max_length")}
   tokens, warm-up ratio {a.get("warmup_ratio")}, weight decay {a.get("weight_decay")},
   class weights {a.get("class_weights")}.
-- Device: {meta.get("device")} ({meta.get("precision")}), {meta.get("train_seconds")} s; created
-  {meta.get("created_at")}.
+- Device: {meta.get("device")} ({meta.get("precision")}{_threads(meta)}), {meta.get("train_seconds")} s;
+  created {meta.get("created_at")}.
 
 | epoch | training loss | validation macro-F1 |
 |---|---|---|

@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
+from distill_core.student.threads import CpuProbe, ThreadChoice
 
 #: Bounds of the automatic max_length (tokens): see :func:`choose_max_length`.
 AUTO_MAX_LENGTH_MIN = 32
@@ -391,6 +392,7 @@ def train(
     prev_det = torch.are_deterministic_algorithms_enabled()
     prev_warn = torch.is_deterministic_algorithms_warn_only_enabled()
     prev_threads = torch.get_num_threads()
+    threads: ThreadChoice | None = None
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
     try:
         random.seed(args.seed)
@@ -398,7 +400,7 @@ def train(
         torch.manual_seed(args.seed)
         if not on_cuda:
             torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.set_num_threads(max(1, min(os.cpu_count() or 1, 16)))
+            probe = CpuProbe()  # other processes' CPU use, measured while the model loads
         else:
             torch.cuda.manual_seed_all(args.seed)
 
@@ -416,6 +418,9 @@ def train(
             max_length_rule = "given"
         encoded = tokenizer(prep.texts, truncation=True, max_length=max_length)["input_ids"]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
+        if not on_cuda:  # the cores other processes leave free (threads.py)
+            threads = probe.choose()
+            torch.set_num_threads(threads.threads)
 
         split_seed = args.seed if args.split_seed is None else args.split_seed
         train_idx, val_idx = stratified_split(y_all, args.val_share, split_seed)
@@ -589,6 +594,7 @@ def train(
             device=dev,
             precision=precision,
             threads=torch.get_num_threads(),
+            threads_rule=threads.sentence() if threads else None,
             train_seconds=round(train_seconds, 3),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
             versions={

@@ -435,12 +435,11 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
 
     fold_of = assign_folds(eval_texts, folds, args.seed)
     k = max(fold_of.values()) + 1
-    order = list(range(len(eval_texts)))
     pred: list[str | None] = [None] * len(eval_texts)
     sizes = []
-    for f in range(k):
-        x = [eval_texts[i] for i in order if fold_of[i] != f]
-        y = [truth[i] for i in order if fold_of[i] != f]
+    for f, (rows, idx) in enumerate(fold_rows(fold_of)):
+        x = [eval_texts[i] for i in rows]
+        y = [truth[i] for i in rows]
         sizes.append(len(x))
         with tempfile.TemporaryDirectory(prefix="distill-cv-") as tmp:
             try:
@@ -450,16 +449,13 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
                     Path(tmp) / "model",
                     args,
                     label_names=ts.label_names,
-                    on_progress=tracker.phase(f"Student on human codes, fold {f + 1} of {k}")
-                    if tracker
-                    else None,
+                    on_progress=tracker.phase(fold_phase(f, k)) if tracker else None,
                     should_stop=tracker.cancelled if tracker else None,
                 )
             except TrainingError as exc:
                 return ComparisonRow(
                     key="student_human", name=ROWS["student_human"], note=f"Not trained: {exc}"
                 )
-            idx = [i for i in range(len(eval_texts)) if fold_of[i] == f]
             got = Predictor(Path(tmp) / "model").predict([eval_texts[i] for i in idx]).labels
             for i, label in zip(idx, got, strict=True):
                 pred[i] = label
@@ -471,6 +467,21 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
     row.name = f"{ROWS['student_human']} ({k}-fold cross-validation)"
     row.folds = [fold_of[i] for i in range(len(eval_texts))]
     return row
+
+
+def fold_phase(f: int, k: int) -> str:
+    """The progress phase of the student on human codes of fold ``f`` (0-based) of ``k``."""
+    return f"Student on human codes, fold {f + 1} of {k}"
+
+
+def fold_rows(fold_of: Mapping[int, int]) -> list[tuple[list[int], list[int]]]:
+    """Per fold of :func:`assign_folds`' answer: (the text indices its student trains on, the
+    ones it predicts), in text order."""
+    order = sorted(fold_of)
+    return [
+        ([i for i in order if fold_of[i] != f], [i for i in order if fold_of[i] == f])
+        for f in range(max(fold_of.values(), default=-1) + 1)
+    ]
 
 
 def assign_folds(texts: Sequence[str], folds: int, seed: int) -> dict[int, int]:
