@@ -99,11 +99,11 @@ class AdaptiveLimit:
     Answers are judged in rounds: ``min_round`` answers in slow start, then ``max(limit,
     min_round)``, all to requests sent at the current limit (answers to requests sent before
     the latest change are not judged: they measure the old limit; fresh requests queue behind
-    them, so a few answers show a queue). A round's median seconds per request attempt is compared with the
-    *baseline*, the median of a round at limit 1 (nothing of ours queued; the lowest round
-    median until there is one): above ``slow`` times the baseline, the limit halves; else it
-    grows by one — or doubles while in slow start, which lasts until the first round above
-    ``quick`` times the baseline. A request that failed with every attempt taking at least
+    them, so a few answers show a queue). A round's median seconds per request attempt is
+    compared with the *baseline*, the median of a round at limit 1 (nothing of ours queued;
+    the lowest round median until there is one): above ``slow`` times the baseline, the limit
+    halves; else it grows by one — or doubles while in slow start, which lasts until the first
+    round above ``quick`` times the baseline. A request that failed with every attempt taking at least
     ``timeout_s`` (each timed out) halves the limit at once. Other failures say nothing about
     load and are not judged, except that failures before any answer open the limit to
     ``maximum``: there is nothing to judge by, and a server that is down is found out as fast
