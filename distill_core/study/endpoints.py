@@ -1,11 +1,14 @@
-"""LLM endpoints saved in a project: name, base URL, model, parameters and a key encrypted at
-rest (``keys.encrypt`` under ``DISTILL_SECRET_KEY``).
+"""LLM endpoints saved in a project: name, base URL, model, parameters, the capabilities
+settled for it (``llm.Capabilities``: the structured-output form the server accepts, logprobs
+on or off, what Test connection measured) and a key encrypted at rest (``keys.encrypt`` under
+``DISTILL_SECRET_KEY``).
 
 Only owners and researchers (``Capability.EDIT``) list, save, test or delete them: coders and
 viewers never see an endpoint. A stored key is never returned: a ``SavedEndpoint`` carries its
 hint (``sk-…abcd``), and only ``endpoint_with_key`` (the worker, when a job runs; the
 connection test) decrypts it. Every base URL passes ``llm.policy`` before it is saved, tested
-or used.
+or used. Test connection on a saved endpoint remembers its capabilities (in the row's params;
+an older row has none), so a job's teacher starts from them instead of negotiating again.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from sqlalchemy.orm import Session
 
 from distill_core import keys
 from distill_core.llm import Endpoint
+from distill_core.llm.base import Capabilities
 from distill_core.llm.policy import EndpointRefused, UrlPolicy
 from distill_core.store.models import ProjectEndpoint, User
 from distill_core.study import activity
@@ -40,6 +44,7 @@ class SavedEndpoint:
     max_tokens: int = 50
     seed: int | None = None
     key_hint: str | None = None  # None: no key stored
+    capabilities: Capabilities | None = None  # None: never tested
 
     @property
     def has_key(self) -> bool:
@@ -72,7 +77,15 @@ def _saved(row: ProjectEndpoint) -> SavedEndpoint:
         max_tokens=int(params.get("max_tokens", 50)),
         seed=params.get("seed"),
         key_hint=row.key_hint if row.key_encrypted else None,
+        capabilities=Capabilities.from_dict(params.get("capabilities")),
     )
+
+
+def _remember(row: ProjectEndpoint, capabilities: Capabilities | None) -> None:
+    params = {k: v for k, v in (row.params or {}).items() if k != "capabilities"}
+    if capabilities is not None:
+        params["capabilities"] = capabilities.to_dict()
+    row.params = params  # a new dict: the JSON column sees the change
 
 
 def _row(session: Session, project_id: int, endpoint_id: int) -> ProjectEndpoint:
@@ -106,10 +119,13 @@ def save_endpoint(
     endpoint: Endpoint,
     api_key: str | None = None,
     forget_key: bool = False,
+    capabilities: Capabilities | None = None,
 ) -> SavedEndpoint:
     """Save an endpoint under ``name`` (one of that name is replaced; its key is kept unless a
     new ``api_key`` is given or ``forget_key``). The base URL must pass the policy; a key is
-    stored encrypted, which needs ``DISTILL_SECRET_KEY`` (else one sentence, nothing saved)."""
+    stored encrypted, which needs ``DISTILL_SECRET_KEY`` (else one sentence, nothing saved).
+    ``capabilities`` (a Test connection's, for these settings) are remembered; without them,
+    the replaced endpoint's are kept while its base URL and model stay the same."""
     name = " ".join((name or "").split())
     if not name:
         raise ProjectError("Give the endpoint a name to save it under.")
@@ -128,6 +144,8 @@ def save_endpoint(
     if row is None:
         row = ProjectEndpoint(project_id=project_id, name=name, created_by=user.id)
         session.add(row)
+    same_server = (row.base_url, row.model) == (endpoint.base_url.strip(), endpoint.model.strip())
+    known = _saved(row).capabilities if row.params and same_server else None
     row.base_url = endpoint.base_url.strip()
     row.model = endpoint.model.strip()
     row.params = {
@@ -135,6 +153,7 @@ def save_endpoint(
         "max_tokens": int(endpoint.max_tokens),
         "seed": endpoint.seed,
     }
+    _remember(row, capabilities or known)
     if token is not None:
         row.key_encrypted, row.key_hint = token, keys.hint(api_key)
     elif forget_key:
@@ -175,6 +194,17 @@ def endpoint_with_key(session: Session, user: User, project_id: int, endpoint_id
 
 
 @entry(Capability.EDIT)
+def remember_capabilities(
+    session: Session, user: User, project_id: int, endpoint_id: int, capabilities: Capabilities
+) -> SavedEndpoint:
+    """Keep what was settled for a saved endpoint (a teacher's ``capabilities`` after a run)."""
+    row = _row(session, project_id, endpoint_id)
+    _remember(row, capabilities)
+    session.flush()
+    return _saved(row)
+
+
+@entry(Capability.EDIT)
 def check_endpoint(
     session: Session,
     user: User,
@@ -185,11 +215,14 @@ def check_endpoint(
     endpoint_id: int | None = None,
     endpoint: Endpoint | None = None,
     api_key: str | None = None,
+    logprobs: bool = True,
 ) -> ConnectionResult:
-    """Test connection: one labelling request to a saved endpoint (``endpoint_id``, its stored
-    key) or to unsaved settings (``endpoint`` with the ``api_key`` typed for the session, if
-    any). A refused URL or an unreadable key is a failed result with one sentence; the message
-    and the raw answer are masked."""
+    """Test connection (``llm.test_connection``: a labelling request, the logprob timing, the
+    model-name check) to a saved endpoint (``endpoint_id``, its stored key) or to unsaved
+    settings (``endpoint`` with the ``api_key`` typed for the session, if any); ``logprobs``
+    False when they are switched off. A saved endpoint that answered remembers the
+    capabilities found. A refused URL or an unreadable key is a failed result with one
+    sentence; the message and the raw answer are masked."""
     from distill_core.llm.openai_teacher import ConnectionResult, test_connection
 
     try:
@@ -204,4 +237,8 @@ def check_endpoint(
         UrlPolicy.from_env().check_url(chosen.base_url)
     except (keys.SecretError, EndpointRefused, ProjectError) as exc:
         return ConnectionResult(False, keys.mask(str(exc)))
-    return test_connection(chosen, codebook, text)
+    result = test_connection(chosen, codebook, text, logprobs=logprobs)
+    if endpoint_id is not None and result.ok and result.capabilities is not None:
+        _remember(_row(session, project_id, endpoint_id), result.capabilities)
+        session.flush()
+    return result
