@@ -6,6 +6,7 @@ import ui
 from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.reports.charts import label_distribution
 from distill_core.study import endpoints, projects, runs, validation
+from ui.endpoint_check import show_connection
 
 ctx = ui.context()
 ui.for_step(ctx, "LLM labels")
@@ -37,10 +38,7 @@ if teacher.endpoint is not None and st.button(
             endpoint=teacher.endpoint,
             api_key=teacher.typed_key,
         )
-    if result.ok:
-        st.success(f"{result.message} Answer: `{result.raw}` → label **{result.label}**.")
-    else:
-        st.error(result.message)
+    show_connection(result)
 
 st.subheader("What to label")
 sample = ctx.act(validation.current_sample, ctx.project_id)
