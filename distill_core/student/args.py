@@ -8,6 +8,13 @@ from typing import Any
 
 #: Most students one training may train with different seeds (each one a full training).
 MAX_SEEDS = 10
+#: How a student is trained (``TrainingArgs.recipe``; student/recipes.py says what each is):
+#: "auto" picks "full" or "head" by the job's estimated time against ``time_budget_s``.
+RECIPES = ("auto", "full", "head")
+#: How the teacher's certainty enters the loss (student/targets.py).
+CERTAINTY_MODES = ("off", "weight", "soft")
+#: The time budget "auto" holds a training job to by default (seconds).
+DEFAULT_TIME_BUDGET_S = 600.0
 
 
 class TrainingError(ValueError):
@@ -47,6 +54,16 @@ class TrainingArgs:
     #: see :meth:`seed_settings`. Each is a full training, so 1 (no spread) is the default.
     seeds: int = 1
     split_seed: int | None = None  # seed of the validation split (None: ``seed``)
+    #: "full" fine-tunes every weight; "head" trains a classifier on the frozen encoder's
+    #: sentence embeddings (seconds on a CPU); "auto" (the default) picks full fine-tuning on
+    #: a GPU or when the job's estimated time fits ``time_budget_s``, else "head"
+    #: (student/recipes.py). Settings stored before recipes existed read as "full".
+    recipe: str = "auto"
+    time_budget_s: float = DEFAULT_TIME_BUDGET_S
+    #: The teacher's certainty in the loss: "off", "weight" (loss weighted by confidence ×
+    #: consistency) or "soft" (soft targets); see student/targets.py.
+    certainty: str = "off"
+    label_smoothing: float = 0.0
 
     def __post_init__(self) -> None:
         problems = []
@@ -66,6 +83,14 @@ class TrainingArgs:
             problems.append("a max length of at least 8 tokens (or automatic)")
         if not 1 <= self.seeds <= MAX_SEEDS:
             problems.append(f"from 1 to {MAX_SEEDS} seeds")
+        if self.recipe not in RECIPES:
+            problems.append(f"a recipe among {', '.join(RECIPES)}")
+        if not self.time_budget_s > 0:
+            problems.append("a time budget above 0 seconds")
+        if self.certainty not in CERTAINTY_MODES:
+            problems.append(f"a certainty mode among {', '.join(CERTAINTY_MODES)}")
+        if not 0 <= self.label_smoothing < 1:
+            problems.append("a label smoothing from 0 to below 1")
         if self.early_stopping_patience < 0:
             problems.append("a patience of at least 0 epochs (0: no early stopping)")
         for name in ("min_confidence", "min_consistency"):
@@ -92,6 +117,9 @@ class TrainingArgs:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingArgs:
-        """Settings as stored with a model; keys this version does not know are ignored."""
+        """Settings as stored with a model; keys this version does not know are ignored, and
+        settings stored before recipes existed read as full fine-tuning."""
         names = {f.name for f in fields(cls)}
-        return cls(**{k: v for k, v in data.items() if k in names})
+        values = {k: v for k, v in data.items() if k in names}
+        values.setdefault("recipe", "full")
+        return cls(**values)

@@ -72,3 +72,26 @@ def fit_baseline(
             if min_df == 1:
                 raise
     return Baseline(pipeline=pipe, labels=[str(c_) for c_ in pipe.classes_])
+
+
+def validation_macro_f1(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    train_idx: Sequence[int],
+    val_idx: Sequence[int],
+    seed: int = 42,
+) -> float | None:
+    """Macro-F1 on the rows ``val_idx`` of the baseline fitted on the rows ``train_idx``: the
+    bar a student trained and validated on the same split should clear (None without
+    validation rows or with one class among the training rows)."""
+    from sklearn.metrics import f1_score
+
+    if not val_idx:
+        return None
+    try:
+        fitted = fit_baseline([texts[i] for i in train_idx], [labels[i] for i in train_idx], seed)
+    except ValueError:
+        return None
+    pred = fitted.predict([texts[i] for i in val_idx])[0]
+    gold = [labels[i] for i in val_idx]
+    return float(f1_score(gold, pred, average="macro", zero_division=0))

@@ -10,6 +10,8 @@ from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
+from distill_core.student.recipes import RecipeChoice
+
 METADATA_FILE = "distill.json"
 #: The metadata's format (its version). Older folders without one read as this version.
 META_FORMAT = "distill-student/1"
@@ -178,6 +180,13 @@ class ModelMeta:
     versions: dict[str, str] = field(default_factory=dict)
     heldout: HeldOut | None = None
     seeds: SeedRuns | None = None  # the spread over seeds, when more than one was trained
+    #: "full" (fine-tuned) or "head" (frozen encoder + classifier head); a model stored
+    #: before recipes existed was fine-tuned. ``recipe_choice`` says why (student/recipes.py).
+    recipe: str = "full"
+    recipe_choice: RecipeChoice | None = None
+    #: TF-IDF + logistic regression fitted on the same training rows and scored on the same
+    #: validation rows as the student (None: no validation rows, or not measured).
+    tfidf_val_macro_f1: float | None = None
     extra: dict[str, Any] = field(default_factory=dict)
     other: dict[str, Any] = field(default_factory=dict)
 
@@ -185,25 +194,53 @@ class ModelMeta:
     def from_dict(cls, data: Mapping[str, Any] | None) -> ModelMeta:
         """The record from its stored form (an empty one for a model with no metadata yet)."""
         data = dict(data or {})
-        known = {f.name for f in fields(cls)} - {"other", "heldout", "seeds"}
+        known = {f.name for f in fields(cls)} - {"other", "heldout", "seeds", "recipe_choice"}
         values = {k: data.pop(k) for k in list(data) if k in known and data[k] is not None}
         heldout = data.pop("heldout", None)
         seeds = data.pop("seeds", None)
+        choice = data.pop("recipe_choice", None)
         values.setdefault("labels", [])
         return cls(
             **values,
             heldout=HeldOut.from_dict(heldout) if heldout else None,
             seeds=SeedRuns.from_dict(seeds) if seeds else None,
+            recipe_choice=RecipeChoice.from_dict(choice) if choice else None,
             other=data,
+        )
+
+    @property
+    def below_tfidf(self) -> bool:
+        """Whether the student ends below the TF-IDF baseline on its own validation texts."""
+        return (
+            self.val_macro_f1 is not None
+            and self.tfidf_val_macro_f1 is not None
+            and self.val_macro_f1 < self.tfidf_val_macro_f1
+        )
+
+    def below_tfidf_sentence(self) -> str | None:
+        """The warning a student below its TF-IDF baseline gets (None when it is not)."""
+        if not self.below_tfidf:
+            return None
+        other = (
+            "full fine-tuning (on a GPU, or with a larger time budget)"
+            if self.recipe == "head"
+            else "the fast recipe (frozen encoder + head)"
+        )
+        return (
+            "This student scores below a TF-IDF baseline on its validation texts "
+            f"({self.val_macro_f1:.2f} vs {self.tfidf_val_macro_f1:.2f}, macro-F1 against the "
+            f"LLM's labels): consider {other} or more labels."
         )
 
     def to_dict(self) -> dict[str, Any]:
         out = {
             f.name: getattr(self, f.name)
             for f in fields(self)
-            if f.name not in ("other", "heldout", "seeds", "extra")
+            if f.name not in ("other", "heldout", "seeds", "extra", "recipe_choice")
         }
         out["heldout"] = self.heldout.to_dict() if self.heldout else None
+        if self.recipe_choice is not None:
+            out["recipe_choice"] = self.recipe_choice.to_dict()
         if self.seeds is not None:
             out["seeds"] = self.seeds.to_dict()
         if self.extra:
@@ -275,15 +312,9 @@ Best epoch: {meta.get("best_epoch")}; validation macro-F1
 codes: it says how well the student imitates its teacher. Report agreement with held-out human
 codes (Distill's evaluate step) as the quality of the classifier.
 
-{_heldout_section(meta.get("heldout"))}{_seeds_section(model.seeds)}## Use
+{_heldout_section(meta.get("heldout"))}{_seeds_section(model.seeds)}{_recipe_section(model)}## Use
 
-```python
-from transformers import AutoModelForSequenceClassification, AutoTokenizer
-model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
-tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
-```
-
-or `distill_core.student.predict.load("path/to/this/folder").predict(texts)`. Texts longer than
+{_use_section(model)} Texts longer than
 {meta.get("max_length")} tokens were truncated in training; predict with the same limit.
 
 ## Intended use and limitations
@@ -296,6 +327,42 @@ decisions about individuals.
 
 Full settings and versions: `distill.json`.
 """
+
+
+def _recipe_section(model: ModelMeta) -> str:
+    """The model card's paragraph on the recipe and the TF-IDF check on validation texts."""
+    lines = []
+    if model.recipe_choice is not None:
+        lines.append(model.recipe_choice.sentence())
+    elif model.recipe == "head":
+        lines.append("Recipe: frozen encoder + trained classifier head.")
+    if model.tfidf_val_macro_f1 is not None:
+        lines.append(
+            f"TF-IDF + logistic regression on the same training and validation rows: validation "
+            f"macro-F1 {model.tfidf_val_macro_f1:.3f}."
+        )
+    warning = model.below_tfidf_sentence()
+    if warning:
+        lines.append(f"**{warning}**")
+    return "## Recipe\n\n" + "\n\n".join(lines) + "\n\n" if lines else ""
+
+
+def _use_section(model: ModelMeta) -> str:
+    """How to load the folder: a fine-tuned student with transformers, a head student with
+    Distill (its classifier works on mean-pooled embeddings, which transformers' heads do not)."""
+    if model.recipe == "head":
+        return """The encoder is stored as a plain transformers model (`AutoModel`) and the classifier
+in `head.safetensors` (`weight` k × d, `bias` k; `head.json` describes it): the logits are
+`weight @ normalize(mean_pool(last_hidden_state)) + bias`. Load both with
+`distill_core.student.predict.load("path/to/this/folder").predict(texts)`;
+`AutoModelForSequenceClassification` would add an untrained head instead."""
+    return """```python
+from transformers import AutoModelForSequenceClassification, AutoTokenizer
+model = AutoModelForSequenceClassification.from_pretrained("path/to/this/folder")
+tokenizer = AutoTokenizer.from_pretrained("path/to/this/folder")
+```
+
+or `distill_core.student.predict.load("path/to/this/folder").predict(texts)`."""
 
 
 def _heldout_section(heldout: dict | None) -> str:

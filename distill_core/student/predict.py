@@ -15,6 +15,7 @@ import numpy as np
 
 from distill_core.student.args import TrainingCancelled
 from distill_core.student.card import METADATA_FILE
+from distill_core.student.head import is_head_model, load_head_model
 from distill_core.student.threads import torch_threads
 from distill_core.student.train import pad_batch
 
@@ -50,9 +51,12 @@ class Predictor:
             raise FileNotFoundError(f"No trained model in {self.model_dir} (config.json missing).")
         self.device = device()
         self.tokenizer = AutoTokenizer.from_pretrained(self.model_dir, local_files_only=True)
-        model = AutoModelForSequenceClassification.from_pretrained(
-            self.model_dir, local_files_only=True
-        )
+        if is_head_model(self.model_dir):  # the fast recipe: frozen encoder + head
+            model = load_head_model(self.model_dir)
+        else:
+            model = AutoModelForSequenceClassification.from_pretrained(
+                self.model_dir, local_files_only=True
+            )
         self.model = model.to(self.device).eval()
         id2label = model.config.id2label
         self.labels: list[str] = [str(id2label[i]) for i in range(len(id2label))]

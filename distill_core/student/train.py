@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
+from distill_core.student.recipes import RecipeChoice
 from distill_core.student.threads import CpuProbe, ThreadChoice
 
 #: Bounds of the automatic max_length (tokens): see :func:`choose_max_length`.
@@ -89,6 +90,7 @@ class _Prepared:
     labels: list[str]
     label_names: list[str]
     filters: dict[str, Any]
+    rows: list[int] = field(default_factory=list)  # the input rows kept, in order
 
 
 def _prepare(
@@ -122,6 +124,7 @@ def _prepare(
     }
     kept_texts: list[str] = []
     kept_labels: list[str] = []
+    kept_rows: list[int] = []
     for i, (text, label) in enumerate(zip(texts, labels, strict=True)):
         label = "" if label is None or (isinstance(label, float) and math.isnan(label)) else label
         label = str(label).strip()
@@ -144,6 +147,7 @@ def _prepare(
                 continue
         kept_texts.append("" if text is None else str(text))
         kept_labels.append(label)
+        kept_rows.append(i)
     filters["n_kept"] = len(kept_texts)
 
     present = sorted(set(kept_labels))
@@ -166,7 +170,7 @@ def _prepare(
             f"The training labels contain {len(present)} class after filtering; "
             "training needs at least 2."
         )
-    return _Prepared(kept_texts, kept_labels, names, filters)
+    return _Prepared(kept_texts, kept_labels, names, filters, kept_rows)
 
 
 def _missing(value: float | None) -> bool:
@@ -371,9 +375,22 @@ def train(
     TrainingError (bad inputs, unloadable model, non-empty output folder) or TrainingCancelled.
     """
     args = args or TrainingArgs()
-    out = Path(output_dir).expanduser().resolve()
-    if out.exists() and (not out.is_dir() or any(out.iterdir())):
-        raise TrainingError(f"The output folder {out} already exists and is not empty.")
+    if args.recipe == "head":  # the fast recipe: frozen encoder + classifier head
+        from distill_core.student.head import train_head
+
+        return train_head(
+            texts,
+            labels,
+            output_dir,
+            args,
+            label_names=label_names,
+            confidences=confidences,
+            consistencies=consistencies,
+            on_progress=on_progress,
+            should_stop=should_stop,
+            extra_metadata=extra_metadata,
+        )
+    out = output_folder(output_dir)
     if args.epochs < 1 or args.batch_size < 1 or args.lr <= 0:
         raise TrainingError("epochs and batch_size must be at least 1 and lr must be positive.")
     if not 0 <= args.val_share < 1:
@@ -385,6 +402,9 @@ def train(
 
     import numpy as np
     import torch
+
+    from distill_core.student.baseline import validation_macro_f1
+    from distill_core.student.targets import soft_cross_entropy
 
     started = time.perf_counter()
     dev = device()
@@ -408,14 +428,7 @@ def train(
         label_to_id = {name: i for i, name in enumerate(prep.label_names)}
         y_all = [label_to_id[lab] for lab in prep.labels]
 
-        model_limit = _model_limit(model, tokenizer)
-        if args.max_length is None:
-            full = tokenizer(prep.texts, add_special_tokens=True, truncation=False)["input_ids"]
-            max_length = choose_max_length([len(x) for x in full], model_limit, on_cuda)
-            max_length_rule = "auto: p95 of token lengths, multiple of 8, within [32, cap]"
-        else:
-            max_length = min(int(args.max_length), model_limit)
-            max_length_rule = "given"
+        max_length, max_length_rule = max_length_for(args, model, tokenizer, prep.texts, on_cuda)
         encoded = tokenizer(prep.texts, truncation=True, max_length=max_length)["input_ids"]
         pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
         if not on_cuda:  # the cores other processes leave free (threads.py)
@@ -444,6 +457,7 @@ def train(
             ]
             weight = torch.tensor(w, dtype=torch.float32, device=dev)
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
+        soft = _teacher_targets(args, prep, train_idx, tr_y, confidences, consistencies)
 
         no_decay = ("bias", "LayerNorm.weight", "layernorm", "layer_norm", "norm.weight")
         params = [
@@ -506,7 +520,12 @@ def train(
                 target = y_tensor[batch].to(dev)
                 with amp():
                     logits = model(input_ids=ids.to(dev), attention_mask=mask.to(dev)).logits
-                loss = loss_fn(logits.float(), target)
+                if soft is None:
+                    loss = loss_fn(logits.float(), target)
+                else:  # the teacher's certainty: soft targets, weights (student/targets.py)
+                    loss = soft_cross_entropy(
+                        logits.float(), soft[0][batch].to(dev), soft[1][batch].to(dev), weight
+                    )
                 optimizer.zero_grad(set_to_none=True)
                 if scaler is not None:
                     scaler.scale(loss).backward()
@@ -572,10 +591,10 @@ def train(
         model.to("cpu")
         model.eval()
 
+        tfidf = validation_macro_f1(prep.texts, prep.labels, train_idx, val_idx, args.seed)
         train_seconds = time.perf_counter() - started
         val_f1 = best_f1 if va_enc else float("nan")
         args_dict = asdict(args)
-        import transformers
 
         metadata = ModelMeta(
             labels=prep.label_names,
@@ -597,28 +616,15 @@ def train(
             threads_rule=threads.sentence() if threads else None,
             train_seconds=round(train_seconds, 3),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
-            versions={
-                "python": platform.python_version(),
-                "torch": torch.__version__,
-                "transformers": transformers.__version__,
-            },
+            versions=versions(),
+            recipe="full",
+            recipe_choice=_choice(args, extra_metadata),
+            tfidf_val_macro_f1=None if tfidf is None else round(tfidf, 6),
             extra=dict(extra_metadata or {}),
             other=dict(extra_metadata or {}),
         )
 
-        tmp.mkdir(parents=True)
-        model.save_pretrained(tmp)
-        tokenizer.save_pretrained(tmp)
-        (tmp / METADATA_FILE).write_text(
-            json.dumps(metadata.to_dict(), indent=2, ensure_ascii=False, default=str),
-            encoding="utf-8",
-        )
-        (tmp / "README.md").write_text(model_card(metadata), encoding="utf-8")
-        if stop():
-            raise TrainingCancelled("Training was cancelled.")
-        if out.exists():
-            out.rmdir()  # checked empty above
-        os.replace(tmp, out)
+        publish(tmp, out, metadata, stop, lambda folder: _save(model, tokenizer, folder))
         report(best_epoch, None, None if math.isnan(val_f1) else val_f1, "Saved.", True)
         return TrainResult(
             output_dir=out,
@@ -638,6 +644,101 @@ def train(
         if not on_cuda:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
             torch.set_num_threads(prev_threads)
+
+
+def output_folder(output_dir: str | Path) -> Path:
+    """The resolved output folder; TrainingError when it exists and is not empty."""
+    out = Path(output_dir).expanduser().resolve()
+    if out.exists() and (not out.is_dir() or any(out.iterdir())):
+        raise TrainingError(f"The output folder {out} already exists and is not empty.")
+    return out
+
+
+def max_length_for(
+    args: TrainingArgs, model: Any, tokenizer: Any, texts: Sequence[str], on_cuda: bool
+) -> tuple[int, str]:
+    """(max_length, the rule that gave it): the setting within the model's limit, or
+    :func:`choose_max_length` over the texts' token lengths."""
+    limit = _model_limit(model, tokenizer)
+    if args.max_length is None:
+        full = tokenizer(list(texts), add_special_tokens=True, truncation=False)["input_ids"]
+        rule = "auto: p95 of token lengths, multiple of 8, within [32, cap]"
+        return choose_max_length([len(x) for x in full], limit, on_cuda), rule
+    return min(int(args.max_length), limit), "given"
+
+
+def versions() -> dict[str, str]:
+    """The versions a model's metadata records."""
+    import torch
+    import transformers
+
+    return {
+        "python": platform.python_version(),
+        "torch": torch.__version__,
+        "transformers": transformers.__version__,
+    }
+
+
+def _save(model: Any, tokenizer: Any, folder: Path) -> None:
+    model.save_pretrained(folder)
+    tokenizer.save_pretrained(folder)
+
+
+def publish(
+    tmp: Path,
+    out: Path,
+    metadata: ModelMeta,
+    stop: Callable[[], bool],
+    write: Callable[[Path], None],
+) -> None:
+    """Write a model into ``tmp`` (``write``), its ``distill.json`` and model card, then
+    rename it to ``out``: the folder appears whole or not at all (TrainingCancelled when
+    ``stop()`` says so before the rename)."""
+    tmp.mkdir(parents=True)
+    write(tmp)
+    (tmp / METADATA_FILE).write_text(
+        json.dumps(metadata.to_dict(), indent=2, ensure_ascii=False, default=str),
+        encoding="utf-8",
+    )
+    (tmp / "README.md").write_text(model_card(metadata), encoding="utf-8")
+    if stop():
+        raise TrainingCancelled("Training was cancelled.")
+    if out.exists():
+        out.rmdir()  # checked empty before training
+    os.replace(tmp, out)
+
+
+def _teacher_targets(args, prep, train_idx, tr_y, confidences, consistencies):
+    """(soft targets, weights) tensors of the training rows when the settings use the
+    teacher's certainty or label smoothing (student/targets.py), else None (plain CE)."""
+    from distill_core.student.targets import certainties, teacher_targets, uses_targets
+
+    if not uses_targets(args.certainty, args.label_smoothing):
+        return None
+    import torch
+
+    cert = certainties(confidences, consistencies, max(prep.rows, default=-1) + 1)
+    kept = [cert[i] for i in prep.rows]
+    q, w = teacher_targets(
+        tr_y,
+        len(prep.label_names),
+        [kept[i] for i in train_idx],
+        args.certainty,
+        args.label_smoothing,
+    )
+    return torch.from_numpy(q), torch.from_numpy(w)
+
+
+def _choice(args: TrainingArgs, extra: dict | None) -> RecipeChoice | None:
+    """Why this training fine-tuned: the job's choice (``extra_metadata["recipe_choice"]``),
+    or "auto" given straight to ``train()``, which fine-tunes (the job and the command line
+    decide "auto" from the whole job's estimated time)."""
+    given = (extra or {}).get("recipe_choice")
+    if given:
+        return RecipeChoice.from_dict(given)
+    if args.recipe == "auto":
+        return RecipeChoice("auto", "full", "train() was called without a time estimate.")
+    return None
 
 
 def train_other_seeds(
