@@ -31,6 +31,8 @@ ENV = "DISTILL_TORCH_THREADS"
 MAX_THREADS = 16
 #: Shortest window over which other processes' CPU use is measured (seconds).
 WINDOW_S = 0.25
+#: Other processes' use (cores) ignored when counting the free cores: see :func:`threads_for`.
+SLACK = 0.2
 #: How long a measured choice is reused by later predictions in this process (seconds).
 REUSE_S = 30.0
 
@@ -58,11 +60,18 @@ class ThreadChoice:
 
 def threads_for(cores: int, others: float) -> int:
     """The thread count for ``cores`` usable cores of which other processes keep ``others``
-    busy: the free cores rounded half up, at least 1 and at most ``min(cores, MAX_THREADS)``.
-    A pure function (2 cores: others below 0.5 → 2 threads; 0.5 to 1.5 → 1)."""
+    busy: the free cores, rounded down unless they fall short of a whole core by at most
+    :data:`SLACK`, at least 1 and at most ``min(cores, MAX_THREADS)``. A pure function (2 cores:
+    others up to 0.2 → 2 threads, more → 1).
+
+    Rounded down because a thread too many costs far more than one too few: whenever another
+    process takes a core our threads need, each parallel operation waits for the preempted
+    thread (about 10× slower with a busy loop on one of two cores), so a core busy a share p of
+    the time costs about (1 − p) + 10p, while one thread fewer costs 1.7× on 2 cores: the break
+    even is near p = 0.1. SLACK ignores what idle machines always have (daemons, a terminal)."""
     cores = max(1, int(cores))
     free = cores - max(0.0, float(others))
-    return max(1, min(cores, MAX_THREADS, math.floor(free + 0.5)))
+    return max(1, min(cores, MAX_THREADS, math.floor(free + SLACK)))
 
 
 def usable_cores() -> int:

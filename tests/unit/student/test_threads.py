@@ -20,14 +20,14 @@ from tests.unit.student.test_train import easy_set
     ("cores", "others", "expected"),
     [
         (2, 0.0, 2),
-        (2, 0.4, 2),
-        (2, 0.6, 1),  # a core mostly taken: one thread, not a stalled pair
+        (2, 0.15, 2),  # daemons, a terminal: still idle
+        (2, 0.4, 1),  # a core taken 40% of the time: one thread, not a pair that stalls
         (2, 1.0, 1),
         (2, 1.9, 1),  # never below one
         (2, 7.5, 1),
         (1, 0.0, 1),
-        (8, 2.2, 6),
-        (8, 2.5, 6),  # half rounds up: 5.5 free → 6
+        (8, 2.2, 6),  # 5.8 free: within the slack of 6
+        (8, 2.5, 5),  # 5.5 free: rounded down
         (64, 0.0, 16),  # capped
         (4, -1.0, 4),  # a negative reading counts as idle
     ],
