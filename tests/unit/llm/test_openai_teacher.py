@@ -418,7 +418,7 @@ def test_a_text_gives_up_when_its_time_is_spent(server, codebook):
     teacher, _ = make_teacher(server, retry=policy)
     t0 = time.monotonic()
     (answer,) = ask(teacher, codebook, "[boom] x")
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 3.0
     assert answer.status == "error" and 2 <= answer.attempts <= 5
     assert "; gave up after " in answer.error
     assert answer.error.endswith("(the time allowed per text is 0.5 s).")
@@ -431,7 +431,7 @@ def test_a_request_never_waits_past_the_time_left(server, codebook):
     teacher, _ = make_teacher(server, retry=policy, endpoint=endpoint)
     t0 = time.monotonic()
     (answer,) = ask(teacher, codebook, "tax")
-    assert time.monotonic() - t0 < 1.5
+    assert time.monotonic() - t0 < 3.0
     assert answer.status == "error" and answer.attempts == 1
     assert answer.error.startswith(
         "The server did not answer in the time left for this text; gave up after 1 attempt in 0."
