@@ -76,8 +76,6 @@ class Embedder:
         self.max_length = int(max_length)
         self.device = device
         self.key = fingerprint(resolved, self.max_length)
-        self.pad_id = tokenizer.pad_token_id if tokenizer.pad_token_id is not None else 0
-        self.padding_side = getattr(tokenizer, "padding_side", "right")
         self.db = Path(cache_dir) / f"{self.key}.sqlite" if cache_dir is not None else None
         self.encoded_now = 0  # texts this embedder had to encode (not found in a cache)
 
@@ -123,7 +121,6 @@ class Embedder:
         import torch
 
         from distill_core.student.args import TrainingCancelled
-        from distill_core.student.train import pad_batch
 
         encoded = self.tokenizer(list(texts), truncation=True, max_length=self.max_length)[
             "input_ids"
@@ -135,8 +132,11 @@ class Embedder:
                 if should_stop is not None and should_stop():
                     raise TrainingCancelled("Training was cancelled.")
                 rows = order[start : start + batch_size]
-                ids, mask = pad_batch([encoded[i] for i in rows], self.pad_id, self.padding_side)
-                ids, mask = ids.to(self.device), mask.to(self.device)
+                batch = self.tokenizer.pad(
+                    {"input_ids": [encoded[i] for i in rows]}, return_tensors="pt"
+                )
+                ids = batch["input_ids"].to(self.device)
+                mask = batch["attention_mask"].to(self.device)
                 hidden = self.encoder(input_ids=ids, attention_mask=mask).last_hidden_state
                 out[rows] = mean_pool(hidden, mask).cpu().numpy()
                 if on_progress is not None:

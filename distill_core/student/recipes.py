@@ -149,9 +149,9 @@ def resolve(
     recipe, or a GPU, needs no measurement. ``n_texts`` distinct texts the head recipe would
     encode over ``trainings`` trainings (for its estimate)."""
     if on_cuda is None:
-        from distill_core.student.train import device
+        import torch
 
-        on_cuda = device() == "cuda"
+        on_cuda = torch.cuda.is_available()
     full_s = head_s = None
     if args.recipe == "auto" and not on_cuda:
         from distill_core.student.args import TrainingError

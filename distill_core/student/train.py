@@ -376,8 +376,6 @@ def train(
     """
     args = args or TrainingArgs()
     if args.recipe == "head":  # the fast recipe: frozen encoder + classifier head
-        from distill_core.student.head import train_head
-
         return train_head(
             texts,
             labels,
@@ -739,6 +737,188 @@ def _choice(args: TrainingArgs, extra: dict | None) -> RecipeChoice | None:
     if args.recipe == "auto":
         return RecipeChoice("auto", "full", "train() was called without a time estimate.")
     return None
+
+
+def train_head(
+    texts: Sequence[str],
+    labels: Sequence[str],
+    output_dir: str | Path,
+    args: TrainingArgs | None = None,
+    *,
+    label_names: Sequence[str] | None = None,
+    confidences: Sequence[float | None] | None = None,
+    consistencies: Sequence[float | None] | None = None,
+    on_progress: Callable[[TrainProgress], None] | None = None,
+    should_stop: Callable[[], bool] | None = None,
+    extra_metadata: dict | None = None,
+    cache_dir: Path | None = None,
+) -> TrainResult:
+    """The fast recipe, with ``train()``'s contract (same filters, validation split, metadata,
+    progress, cancel, and a folder that appears only when done): embed every text once with
+    the frozen base model, choose the head's C by cross-validation on the training rows, fit
+    it on them, score it on the validation rows beside a TF-IDF baseline, save the encoder
+    and the head. Progress counts in the steps ``train()`` would take (epochs × batches), so
+    a job's one progress bar needs no second unit (student/head.py has the head's math)."""
+    import contextlib
+
+    import numpy as np
+    import torch
+
+    from distill_core.student.baseline import validation_macro_f1
+    from distill_core.student.embed import Embedder
+    from distill_core.student.head import HeadSpec, choose_c, fit_linear, mean_soft_ce, save_head
+    from distill_core.student.targets import certainties, teacher_targets
+
+    args = args or TrainingArgs(recipe="head")
+    out = output_folder(output_dir)
+    prep = _prepare(texts, labels, args, label_names, confidences, consistencies)
+    cert_all = certainties(confidences, consistencies, len(texts))
+    kept_cert = [cert_all[i] for i in prep.rows]
+    stop = should_stop or (lambda: False)
+    if stop():
+        raise TrainingCancelled("Training was cancelled before it started.")
+
+    started = time.perf_counter()
+    dev = device()
+    on_cuda = dev == "cuda"
+    label_to_id = {name: i for i, name in enumerate(prep.label_names)}
+    y_all = [label_to_id[lab] for lab in prep.labels]
+    split_seed = args.seed if args.split_seed is None else args.split_seed
+    train_idx, val_idx = stratified_split(y_all, args.val_share, split_seed)
+    if len(train_idx) < 2:
+        raise TrainingError("Too few examples are left for training after the split.")
+    # what train() would count, so that a job's progress bar keeps one unit
+    total_steps = max(1, -(-len(train_idx) // args.batch_size) * args.epochs)
+
+    def report(fraction: float, message: str, f1: float | None = None, epoch: int = 0) -> None:
+        if on_progress is not None:
+            step = min(total_steps, int(round(fraction * total_steps)))
+            on_progress(TrainProgress(step, total_steps, epoch, None, f1, message))
+
+    tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    try:
+        torch.manual_seed(args.seed)
+        report(0.0, f"Loading the encoder to embed {len(prep.texts):,} texts ({dev}).")
+        model, tokenizer, resolved = load_base(args.base_model, prep.label_names)
+        encoder = model.base_model
+        max_length, max_length_rule = max_length_for(args, model, tokenizer, prep.texts, on_cuda)
+        embedder = Embedder(
+            encoder, tokenizer, resolved, max_length, cache_dir=cache_dir, device=dev
+        )
+        threads_rule = None
+        if on_cuda:
+            threads_ctx = contextlib.nullcontext()
+        else:
+            from distill_core.student.threads import torch_threads
+
+            threads_ctx = torch_threads()
+        with threads_ctx as choice:
+            threads_rule = choice.sentence() if choice is not None else None
+            x = embedder.encode(
+                prep.texts,
+                on_progress=lambda done, n: report(
+                    0.9 * done / max(1, n), f"Embedding texts: {done:,} of {n:,}"
+                ),
+                should_stop=stop,
+            )
+        if stop():
+            raise TrainingCancelled("Training was cancelled.")
+        report(0.9, "Fitting the classifier head (cross-validated).")
+        k = len(prep.label_names)
+        t_fit = time.perf_counter()
+        tr_y = [y_all[i] for i in train_idx]
+        q, w = teacher_targets(
+            tr_y, k, [kept_cert[i] for i in train_idx], args.certainty, args.label_smoothing
+        )
+        if args.class_weights:
+            counts = Counter(tr_y)
+            cw = np.array(
+                [len(tr_y) / (len(counts) * counts[c]) if counts.get(c) else 1.0 for c in range(k)],
+                dtype=np.float32,
+            )
+            w = w * cw[np.asarray(tr_y)]
+        x_tr = x[train_idx]
+        c, cv = choose_c(x_tr, tr_y, q, w, args.seed)
+        weight, bias = fit_linear(x_tr, q, w, c)
+        logits_tr = x_tr @ weight.T + bias
+        train_loss = mean_soft_ce(logits_tr, q, w)
+        val_f1 = val_acc = val_loss = None
+        if val_idx:
+            va_y = np.asarray([y_all[i] for i in val_idx])
+            logits_va = x[val_idx] @ weight.T + bias
+            pred = logits_va.argmax(axis=1)
+            val_f1 = _macro_f1(va_y.tolist(), pred.tolist())
+            val_acc = float(np.mean(pred == va_y))
+            onehot = np.eye(k, dtype=np.float32)[va_y]
+            val_loss = mean_soft_ce(logits_va, onehot, None)
+        tfidf = validation_macro_f1(prep.texts, prep.labels, train_idx, val_idx, args.seed)
+        history = [
+            {
+                "epoch": 1,
+                "train_loss": round(train_loss, 6),
+                "val_macro_f1": None if val_f1 is None else round(val_f1, 6),
+                "val_accuracy": None if val_acc is None else round(val_acc, 6),
+                "val_loss": None if val_loss is None else round(val_loss, 6),
+                "seconds": round(time.perf_counter() - t_fit, 3),
+            }
+        ]
+        if stop():
+            raise TrainingCancelled("Training was cancelled.")
+        spec = HeadSpec(dim=x.shape[1], n_labels=k, c=c, cv=cv)
+        extra = dict(extra_metadata or {})
+        train_seconds = time.perf_counter() - started
+        choice_data = extra.pop("recipe_choice", None)
+        metadata = ModelMeta(
+            labels=prep.label_names,
+            label_counts=dict(sorted(Counter(prep.labels).items())),
+            base_model=args.base_model or "all-MiniLM-L6-v2",
+            base_model_resolved=resolved,
+            args=asdict(args),
+            max_length=max_length,
+            max_length_rule=max_length_rule,
+            n_train=len(train_idx),
+            n_val=len(val_idx),
+            filters=prep.filters | {"embedded_now": embedder.encoded_now},
+            history=history,
+            best_epoch=1,
+            val_macro_f1=None if val_f1 is None else round(val_f1, 6),
+            device=dev,
+            precision="fp32",
+            threads=torch.get_num_threads(),
+            threads_rule=threads_rule,
+            train_seconds=round(train_seconds, 3),
+            created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+            versions=versions(),
+            recipe="head",
+            recipe_choice=RecipeChoice.from_dict(choice_data) if choice_data else None,
+            tfidf_val_macro_f1=None if tfidf is None else round(tfidf, 6),
+            extra=extra,
+            other=dict(extra),
+        )
+        metadata.other["head"] = asdict(spec)
+
+        def write(folder: Path) -> None:
+            encoder.to("cpu").save_pretrained(folder)
+            tokenizer.save_pretrained(folder)
+            save_head(folder, weight, bias, spec)
+
+        publish(tmp, out, metadata, stop, write)
+        report(1.0, "Saved.", val_f1, 1)
+        return TrainResult(
+            output_dir=out,
+            labels=prep.label_names,
+            n_train=len(train_idx),
+            n_val=len(val_idx),
+            best_epoch=1,
+            val_macro_f1=float("nan") if val_f1 is None else val_f1,
+            history=history,
+            train_seconds=train_seconds,
+            device=dev,
+            metadata=metadata,
+        )
+    finally:
+        if tmp.exists():
+            shutil.rmtree(tmp, ignore_errors=True)
 
 
 def train_other_seeds(
