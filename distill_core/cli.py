@@ -83,6 +83,14 @@ def _parser() -> argparse.ArgumentParser:
         help="give up on one request after this long (default: 60); it is asked again",
     )
     label.add_argument(
+        "--give-up",
+        type=float,
+        default=None,
+        metavar="SECONDS",
+        help="give up on a text after this long, every request and pause together "
+        "(default: 300; 0: never); it ends in error and a rerun asks it again",
+    )
+    label.add_argument(
         "--no-logprobs",
         dest="logprobs",
         action="store_false",
@@ -299,7 +307,7 @@ def cmd_label(args: argparse.Namespace) -> int:
 
     from distill_core.codebook import Codebook
     from distill_core.corpus import prepare_corpus, read_path
-    from distill_core.jobs.label import failed_texts
+    from distill_core.jobs.label import failed_texts, teacher_options
     from distill_core.llm import Endpoint, make_teacher
     from distill_core.store import Store
     from distill_core.study import labelling, runs
@@ -308,6 +316,8 @@ def cmd_label(args: argparse.Namespace) -> int:
         raise UserError("--repeats and --concurrency must be at least 1.")
     if args.timeout is not None and args.timeout <= 0:
         raise UserError("--timeout must be more than 0 seconds.")
+    if args.give_up is not None and args.give_up < 0:
+        raise UserError("--give-up must be 0 (never) or more seconds.")
     codebook = Codebook.from_json(Path(args.codebook).read_bytes())
     table = read_path(args.input)
     id_column = args.id_column if args.id_column in table.frame.columns else None
@@ -324,7 +334,8 @@ def cmd_label(args: argparse.Namespace) -> int:
             seed=args.seed,
             timeout_s=args.timeout,
         )
-        teacher = make_teacher("openai", endpoint, logprobs=args.logprobs)
+        options = teacher_options(logprobs=args.logprobs, give_up_s=args.give_up)
+        teacher = make_teacher("openai", endpoint, **options)
     else:
         teacher = make_teacher(args.provider)
     workdir = Path(args.workdir)

@@ -58,6 +58,7 @@ if st.button("Start labelling", type="primary"):
         scope=scope.scope,
         endpoint_id=teacher.endpoint_id,
         timeout_s=scope.timeout_s,
+        give_up_s=scope.give_up_s,
         logprobs=scope.logprobs,
     )
     ui.start_job(

@@ -128,7 +128,8 @@ def teacher_form(ctx: Context) -> Teacher:
 class Scope:
     """What to label and how: the scope ("sample", "subset", "all") and its ids, answers per
     text, the most requests at once, and for an LLM run its price and budget cap, the seconds
-    one request may take and whether to ask for token probabilities."""
+    one request and one text (0: no limit) may take, and whether to ask for token
+    probabilities."""
 
     scope: str
     doc_ids: list[str]
@@ -138,6 +139,7 @@ class Scope:
     budget_usd: float | None = None
     timeout_s: float | None = None
     logprobs: bool = True
+    give_up_s: float | None = None
 
 
 def scope_form(
@@ -197,7 +199,19 @@ def scope_form(
         key="llm_timeout",
         help="A request that takes longer is given up and asked again.",
     )
-    logprobs = st.toggle(
+    from distill_core.llm.openai_teacher import DEFAULT_GIVE_UP_S
+
+    c1, c2 = st.columns(2)
+    give_up = c1.number_input(
+        "Give up on a text after (s; 0: never)",
+        0.0,
+        86400.0,
+        DEFAULT_GIVE_UP_S,
+        key="llm_give_up",
+        help="Every request and pause for one text together; it ends in error, and labelling "
+        "again asks it again.",
+    )
+    logprobs = c2.toggle(
         "Ask for token probabilities (a confidence per label)",
         value=True,
         key="llm_logprobs",
@@ -233,7 +247,15 @@ def scope_form(
     if endpoint.model not in DEFAULT_PRICES and not (price_in or price_out):
         st.caption("No price known for this model: enter yours above to see a cost.")
     return Scope(
-        scope, doc_ids, int(repeats), int(concurrency), price, cap or None, timeout, logprobs
+        scope,
+        doc_ids,
+        int(repeats),
+        int(concurrency),
+        price,
+        cap or None,
+        timeout_s=timeout,
+        logprobs=logprobs,
+        give_up_s=give_up,
     )
 
 

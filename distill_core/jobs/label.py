@@ -2,7 +2,7 @@
 
 The job's params hold what the run needs except the API key (the endpoint's public settings
 and, for a saved endpoint, its id; the documents, repeats, concurrency, per-request timeout,
-whether to ask for logprobs, prices, budget). The
+give-up time per text, whether to ask for logprobs, prices, budget). The
 key is a saved endpoint's, decrypted by the worker when the job runs, or one typed for the
 session that arrives in the local worker's memory; else the server's own where the URL policy
 (``llm.policy``) allows it. The base URL is checked against the policy when the job is started
@@ -33,7 +33,8 @@ from distill_core.study.access import AccessDenied, Capability, ProjectError, ch
 class LabelRequest:
     """What the user asked for on the LLM labels page (no key here): ``endpoint_id`` names one
     of the project's saved endpoints (its settings replace ``endpoint``). ``timeout_s`` bounds
-    one request (``None``: the endpoint's own); ``logprobs`` False asks for no token
+    one request (``None``: the endpoint's own), ``give_up_s`` all the requests and pauses for
+    one text (``None``: the default, 0: no limit); ``logprobs`` False asks for no token
     probabilities (no confidence; much faster on some local servers)."""
 
     provider: str  # "openai" or "local"
@@ -45,6 +46,7 @@ class LabelRequest:
     scope: str = "all"  # "sample", "subset", "all"
     endpoint_id: int | None = None
     timeout_s: float | None = None
+    give_up_s: float | None = None
     logprobs: bool = True
 
 
@@ -94,6 +96,7 @@ def start_label_job(
             "repeats": request.repeats,
             "concurrency": request.concurrency,
             "timeout_s": request.timeout_s,
+            "give_up_s": request.give_up_s,
             "logprobs": request.logprobs,
             "budget_usd": budget,
             "price": [request.price.input_per_million, request.price.output_per_million]
@@ -203,14 +206,29 @@ def failed_texts(
     return outcome.counts.get("error", 0) - empty, empty
 
 
+def teacher_options(*, logprobs: bool = True, give_up_s: float | None = None) -> dict:
+    """The LLM teacher's run options (for ``make_teacher``): whether to ask for logprobs, and
+    the seconds one text may take, every request and pause together (``None``: the default
+    ``RetryPolicy``; 0: no limit)."""
+    options: dict = {"logprobs": logprobs}
+    if give_up_s is not None:
+        from distill_core.llm import RetryPolicy
+
+        options["retry"] = RetryPolicy(give_up_s=float(give_up_s) or None)
+    return options
+
+
 def _worker_teacher(params: dict, endpoint: Endpoint | None):
-    """The job's teacher, with the run's options: the per-request timeout and logprobs."""
+    """The job's teacher, with the run's options: per-request timeout, give-up time, logprobs."""
     if params["provider"] != "openai":
         return make_teacher(params["provider"], endpoint)
     endpoint = endpoint or Endpoint.from_env()
     if params.get("timeout_s"):
         endpoint = replace(endpoint, timeout_s=float(params["timeout_s"]))
-    return make_teacher("openai", endpoint, logprobs=params.get("logprobs", True))
+    options = teacher_options(
+        logprobs=params.get("logprobs", True), give_up_s=params.get("give_up_s")
+    )
+    return make_teacher("openai", endpoint, **options)
 
 
 def _worker_endpoint(

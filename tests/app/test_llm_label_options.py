@@ -1,5 +1,6 @@
-"""The LLM labels page's run options in AppTest: the per-request timeout and the logprobs switch
-reach the job's params (no key there); a job with texts in error shows as a warning."""
+"""The LLM labels page's run options in AppTest: the per-request timeout, the give-up time per
+text and the logprobs switch reach the job's params (no key there); a job with texts in error
+shows as a warning."""
 
 from __future__ import annotations
 
@@ -46,14 +47,17 @@ def test_the_timeout_and_the_logprobs_switch_reach_the_job(home, submitted) -> N
     at.run()
     assert at.toggle(key="llm_logprobs").value is True
     assert at.number_input(key="llm_timeout").value == 60.0
+    assert at.number_input(key="llm_give_up").value == 300.0
     at.toggle(key="llm_logprobs").set_value(False)
     at.number_input(key="llm_timeout").set_value(12.5)
+    at.number_input(key="llm_give_up").set_value(0.0)
     at.run()
     start_labelling(at)
     ((job_id, typed),) = submitted
     assert typed == key  # to the worker's memory only
     job = the_job(job_id)
     assert job.params["logprobs"] is False and job.params["timeout_s"] == 12.5
+    assert job.params["give_up_s"] == 0.0  # no limit
     assert key not in repr(job.params)
 
 
@@ -64,6 +68,7 @@ def test_by_default_logprobs_are_asked_for(home, submitted) -> None:
     start_labelling(at)
     job = the_job(submitted[0][0])
     assert job.params["logprobs"] is True and job.params["timeout_s"] == 60.0
+    assert job.params["give_up_s"] == 300.0
 
 
 def test_a_job_with_texts_in_error_shows_as_a_warning(home, submitted) -> None:

@@ -227,9 +227,23 @@ def test_label_exits_3_when_texts_end_in_error_and_the_last_line_counts_them(tmp
     assert per_text["Taxes rise"] == 1
 
 
-def test_label_refuses_a_timeout_of_zero(tmp_path) -> None:
+def test_label_gives_up_on_a_text_after_give_up_seconds(tmp_path) -> None:
+    from tests.llm_server import LoopbackLLM, ServerConfig
+
+    corpus = tmp_path / "in.csv"
+    corpus.write_text("id,text\n1,[slow] a text the server thinks long about\n", encoding="utf-8")
+    with slow_on_marker(LoopbackLLM(ServerConfig()), "[slow]", 3.0) as srv:
+        out = label(corpus, tmp_path, srv.base_url, "--timeout", "30", "--give-up", "0.5")
+    assert out.returncode == 2, out.stderr  # its only text failed: nothing is written
+    assert "the time allowed per text is 0.5 s" in out.stderr, out.stderr
+    assert not (tmp_path / "out.csv").exists()
+
+
+def test_label_refuses_a_timeout_of_zero_and_a_negative_give_up(tmp_path) -> None:
     out = label(tmp_path / "in.csv", tmp_path, "http://127.0.0.1:9/v1", "--timeout", "0")
     assert out.returncode == 2 and "--timeout" in out.stderr
+    out = label(tmp_path / "in.csv", tmp_path, "http://127.0.0.1:9/v1", "--give-up", "-1")
+    assert out.returncode == 2 and "--give-up" in out.stderr
 
 
 def test_label_with_an_unreachable_endpoint_is_one_line(tmp_path) -> None:

@@ -3,28 +3,30 @@ and logprobs switch reach the worker's teacher and every request; no secret in i
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import pytest
 
 from distill_core.jobs import kinds, records
 from distill_core.jobs import label as label_job
 from distill_core.llm import Endpoint
-from distill_core.llm.openai_teacher import RetryPolicy
+from distill_core.llm.openai_teacher import DEFAULT_GIVE_UP_S, RetryPolicy
 from tests.llm_server import LoopbackLLM, ServerConfig
 from tests.unit.jobs.test_queue import demo_job, job_of
 
-QUICK = RetryPolicy(max_attempts=2, base_delay=0.001, max_delay=0.01)
+QUICK = {"max_attempts": 2, "base_delay": 0.001, "max_delay": 0.01}
 
 
 @pytest.fixture
 def teachers(monkeypatch) -> list:
-    """The teachers the job makes (the worker's last), retrying without long pauses."""
+    """The teachers the job makes (the worker's last), retrying twice without long pauses."""
     made = []
     real = label_job.make_teacher
 
     def make(provider, endpoint=None, **options):
         teacher = real(provider, endpoint, **options)
         if provider == "openai":
-            teacher.retry = QUICK
+            teacher.retry = replace(teacher.retry, **QUICK)
         made.append(teacher)
         return teacher
 
@@ -64,5 +66,22 @@ def test_the_timeout_and_the_logprobs_switch_reach_the_request(store, teachers) 
     assert key not in repr(job.params)
     assert teachers[-1].endpoint.timeout_s == 0.1
     assert bodies and not any("logprobs" in b or "top_logprobs" in b for b in bodies)
-    assert set(per_text.values()) == {QUICK.max_attempts}  # each timed out after 0.1 s
+    assert set(per_text.values()) == {2}  # each timed out after 0.1 s and was asked again
     assert job.status == "failed" and "within 0.1 s" in job.message, job.message
+
+
+def test_the_give_up_time_reaches_the_teacher(store, teachers) -> None:
+    with LoopbackLLM(ServerConfig(latency=0.5)) as srv:
+        endpoint = Endpoint(base_url=srv.base_url, model="m")
+        job_id, _ = demo_job(store, endpoint, n=2, give_up_s=0.2)
+        kinds.execute(store, job_id)
+    job = job_of(store, job_id)
+    assert job.params["give_up_s"] == 0.2 and teachers[-1].retry.give_up_s == 0.2
+    assert "the time allowed per text is 0.2 s" in job.message, job.message
+
+
+@pytest.mark.parametrize(("given", "policy"), [(None, DEFAULT_GIVE_UP_S), (0, None), (45, 45.0)])
+def test_teacher_options_read_the_give_up_time(given, policy) -> None:
+    options = label_job.teacher_options(logprobs=False, give_up_s=given)
+    assert options["logprobs"] is False
+    assert options.get("retry", RetryPolicy()).give_up_s == policy
