@@ -140,7 +140,8 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     endpoint = _worker_endpoint(store, job_id, params, secret)
     if params["provider"] == "openai":
         UrlPolicy.from_env().check_url((endpoint or Endpoint.from_env()).base_url)
-    teacher = _worker_teacher(params, endpoint)
+    known = _saved_capabilities(store, job_id, params)
+    teacher = _worker_teacher(params, endpoint, known)
     price = Price(*params["price"]) if params.get("price") else None
     model = str(teacher.params().get("model", ""))
     cancel = [False]
@@ -171,6 +172,7 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         should_cancel=lambda: cancel[0],
         on_progress=on_progress,
     )
+    _remember_capabilities(store, job_id, params, teacher)
     failed, empty = failed_texts(outcome, items)
     counts = outcome.counts
     summary = (
@@ -218,8 +220,9 @@ def teacher_options(*, logprobs: bool = True, give_up_s: float | None = None) ->
     return options
 
 
-def _worker_teacher(params: dict, endpoint: Endpoint | None):
-    """The job's teacher, with the run's options: per-request timeout, give-up time, logprobs."""
+def _worker_teacher(params: dict, endpoint: Endpoint | None, known=None):
+    """The job's teacher, with the run's options: per-request timeout, give-up time, logprobs,
+    and what a saved endpoint already settled with its server (``known``: no re-negotiation)."""
     if params["provider"] != "openai":
         return make_teacher(params["provider"], endpoint)
     endpoint = endpoint or Endpoint.from_env()
@@ -228,7 +231,37 @@ def _worker_teacher(params: dict, endpoint: Endpoint | None):
     options = teacher_options(
         logprobs=params.get("logprobs", True), give_up_s=params.get("give_up_s")
     )
+    if known is not None:
+        options["capabilities"] = known
     return make_teacher("openai", endpoint, **options)
+
+
+def _job_owner(session, job_id: int):
+    job = session.get(Job, job_id)
+    return job, (session.get(User, job.created_by) if job.created_by else None)
+
+
+def _saved_capabilities(store: Store, job_id: int, params: dict):
+    """The capabilities a saved endpoint remembers (None for a typed endpoint, or untested)."""
+    if params.get("provider") != "openai" or params.get("endpoint_id") is None:
+        return None
+    with store.session() as s:
+        job, owner = _job_owner(s, job_id)
+        saved = endpoints.get_endpoint(s, owner, job.project_id, params["endpoint_id"])
+        return saved.capabilities
+
+
+def _remember_capabilities(store: Store, job_id: int, params: dict, teacher) -> None:
+    """Keep what the run settled with a saved endpoint's server, for the next job."""
+    caps = getattr(teacher, "capabilities", None)
+    if params.get("endpoint_id") is None or caps is None or caps.structured is None:
+        return
+    with store.session() as s:
+        job, owner = _job_owner(s, job_id)
+        try:
+            endpoints.remember_capabilities(s, owner, job.project_id, params["endpoint_id"], caps)
+        except ProjectError:
+            pass  # the endpoint was deleted meanwhile: nothing to remember it on
 
 
 def _worker_endpoint(
@@ -243,8 +276,7 @@ def _worker_endpoint(
     if endpoint_id is None:
         return endpoint
     with store.session() as s:
-        job = s.get(Job, job_id)
-        owner = s.get(User, job.created_by) if job.created_by else None
+        job, owner = _job_owner(s, job_id)
         try:
             saved = endpoints.endpoint_with_key(s, owner, job.project_id, endpoint_id)
         except AccessDenied:

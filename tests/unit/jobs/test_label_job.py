@@ -85,3 +85,32 @@ def test_teacher_options_read_the_give_up_time(given, policy) -> None:
     options = label_job.teacher_options(logprobs=False, give_up_s=given)
     assert options["logprobs"] is False
     assert options.get("retry", RetryPolicy()).give_up_s == policy
+
+
+def test_a_saved_endpoint_remembers_what_a_run_settled_and_the_next_run_asks_in_that_form(
+    store, teachers
+) -> None:
+    from distill_core.study import demo, endpoints, projects
+    from tests.fakes import local_user
+    from tests.llm_server import request_form
+
+    with LoopbackLLM(ServerConfig(profile="llamacpp")) as srv:
+        with store.session() as s:
+            pid = demo.ensure_demo_project(s, projects.ensure_user(s)).id
+            saved = endpoints.save_endpoint(
+                s, local_user(s), pid, name="llama", endpoint=Endpoint(base_url=srv.base_url, model="m")
+            )
+        first, _ = demo_job(store, None, n=10, endpoint_id=saved.id)
+        kinds.execute(store, first)
+        forms_first = [request_form(b) for b in srv.bodies]
+        with store.session() as s:
+            known = endpoints.get_endpoint(s, local_user(s), pid, saved.id).capabilities
+        seen = len(srv.bodies)
+        second, _ = demo_job(store, None, n=20, endpoint_id=saved.id)
+        kinds.execute(store, second)
+        forms_second = [request_form(b) for b in list(srv.bodies)[seen:]]
+    assert job_of(store, first).status == job_of(store, second).status == "done"
+    assert "json_schema" in forms_first  # negotiated: llama.cpp refuses it, then json_object
+    assert known is not None and known.structured == "json_object_schema"
+    assert teachers[-1].capabilities.structured == "json_object_schema"
+    assert forms_second and set(forms_second) == {"json_object_schema"}  # asked as settled
