@@ -556,6 +556,7 @@ class OpenAITeacher(Teacher):
         self._client: openai.AsyncOpenAI | None = None
         self._semaphore: asyncio.Semaphore | None = None
         self._negotiating: asyncio.Lock | None = None
+        self._unreached = False  # a negotiating request failed without an answer
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closing: asyncio.Task[None] | None = None
         self._refusal: str | None = None  # "" once the base URL passed the policy
@@ -721,7 +722,7 @@ class OpenAITeacher(Teacher):
         if refused:
             raise RequestFailed(refused, attempts=0, request=self.request_body(codebook, text))
         self._ensure_client()
-        if self.negotiated or self._negotiating is None:
+        if self.negotiated or self._negotiating is None or self._unreached:
             return await self._complete(codebook, text, retry, deadline, overrides)
         t0 = time.monotonic()
         async with self._negotiating:
@@ -730,8 +731,15 @@ class OpenAITeacher(Teacher):
                 deadline += waited
             # Still unsettled: this request negotiates; else the lock is left at once.
             done = None
-            if not self.negotiated:
-                done = await self._complete(codebook, text, retry, deadline, overrides)
+            if not self.negotiated and not self._unreached:
+                try:
+                    done = await self._complete(codebook, text, retry, deadline, overrides)
+                except RequestFailed:
+                    # It failed for want of an answer, not over a feature: the others need
+                    # not queue behind each other's retries (a server that is down is found
+                    # out at full concurrency); each still falls back on its own.
+                    self._unreached = True
+                    raise
         if done is None:
             done = await self._complete(codebook, text, retry, deadline, overrides)
         done.waited_s = waited
