@@ -329,6 +329,13 @@ class HumanCode(Base):
     #: then ``label``); agreement is scored on it, so a revision after the reveal changes none.
     blind_label: Mapped[str | None] = mapped_column(String(200))
     revised_after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
+    #: The first code this coder gave the text, kept whatever they changed since (None on
+    #: rows older than it had no history: then the earliest ``CodeEvent``, else ``label``).
+    first_label: Mapped[str | None] = mapped_column(String(200))
+    #: The coder's note with the code ("unsure because…"; empty: none).
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: The project's newest codebook version when the code was last given (None: unknown).
+    codebook_version: Mapped[int | None] = mapped_column(Integer)
 
 
 class CodeEvent(Base):
@@ -347,6 +354,84 @@ class CodeEvent(Base):
     #: Given after the coder could see the LLM's label for this text.
     after_reveal: Mapped[bool] = mapped_column(Boolean, default=False)
     user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    #: The coder's note with this code ("unsure because…").
+    note: Mapped[str] = mapped_column(Text, default="")
+    #: The project's newest codebook version at the time of coding (None: unknown).
+    codebook_version: Mapped[int | None] = mapped_column(Integer)
+    #: When the coder's screen showed the text (None: not known, e.g. an import): the time a
+    #: text took is ``at - opened_at``.
+    opened_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class AssignmentDesign(Base):
+    """How a sample's texts were shared among coders: every text to ``k`` coders
+    (``overlap`` None), or each text to one coder and a share ``overlap`` of them to ``k``."""
+
+    __tablename__ = "assignment_designs"
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    sample_id: Mapped[int] = mapped_column(
+        ForeignKey("validation_samples.id", ondelete="CASCADE"), index=True
+    )
+    k: Mapped[int] = mapped_column(Integer)
+    overlap: Mapped[float | None] = mapped_column(Float)
+    coders: Mapped[list[str]] = mapped_column(JSONType, default=list)
+    seed: Mapped[int] = mapped_column(Integer, default=0)
+    n_texts: Mapped[int] = mapped_column(Integer, default=0)
+    n_overlap: Mapped[int] = mapped_column(Integer, default=0)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    created_by: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+
+
+class Assignment(Base):
+    """One text of a sample in one coder's queue. Withdrawn (``withdrawn_at``) when a new
+    design or a reassignment takes an uncoded text away; a coded one is never withdrawn."""
+
+    __tablename__ = "assignments"
+    __table_args__ = (
+        UniqueConstraint("sample_id", "doc_id", "coder", name="uq_assignments_sample_doc_coder"),
+        Index("ix_assignments_sample_coder", "sample_id", "coder"),
+    )
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    sample_id: Mapped[int] = mapped_column(ForeignKey("validation_samples.id", ondelete="CASCADE"))
+    design_id: Mapped[int | None] = mapped_column(
+        ForeignKey("assignment_designs.id", ondelete="SET NULL")
+    )
+    doc_id: Mapped[str] = mapped_column(String(500))
+    #: A user's name (hosted) or a named coder (single-user mode), as ``HumanCode.coder``.
+    coder: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    #: The coder whose text this was before a reassignment (None: assigned by a design).
+    reassigned_from: Mapped[str | None] = mapped_column(String(200))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    withdrawn_at: Mapped[datetime | None] = mapped_column(DateTime(timezone=True))
+
+
+class Adjudication(Base):
+    """An expert's gold code for a text the coders disagree on, with the reason: the text's
+    gold label (``validation.gold_rule``) whatever the coders' majority says."""
+
+    __tablename__ = "adjudications"
+    __table_args__ = (UniqueConstraint("project_id", "doc_id", name="uq_adjudications_doc"),)
+
+    id: Mapped[int] = mapped_column(Integer, primary_key=True)
+    project_id: Mapped[int] = mapped_column(
+        ForeignKey("projects.id", ondelete="CASCADE"), index=True
+    )
+    doc_id: Mapped[str] = mapped_column(String(500))
+    label: Mapped[str] = mapped_column(String(200))
+    reason: Mapped[str] = mapped_column(Text, default="")
+    adjudicator: Mapped[str] = mapped_column(String(200))
+    user_id: Mapped[int | None] = mapped_column(ForeignKey("users.id", ondelete="SET NULL"))
+    codebook_version: Mapped[int | None] = mapped_column(Integer)
     at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
 

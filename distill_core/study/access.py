@@ -4,7 +4,8 @@ point goes through.
 Roles (``store.models.ROLES``):
 
 * **owner** — everything, including members and deleting the project;
-* **researcher** — everything but members and deletion;
+* **researcher** — everything but members and deletion (adjudicating coders' disagreements
+  included: owners and researchers are the experts who settle a text's gold code);
 * **coder** — codes the sample's texts as themselves, and reads the codebook: no LLM label, no
   other coder's code, no agreement figure, no export;
 * **viewer** — reads results and exports; changes nothing.
@@ -34,6 +35,7 @@ class Capability(StrEnum):
     CODE = "code"  # code texts (as oneself)
     READ = "read"  # LLM labels, codes, figures, models, exports
     EDIT = "edit"  # upload, codebook, labelling, samples, imports, training, endpoints
+    ADJUDICATE = "adjudicate"  # settle coders' disagreements: a text's gold code and why
     MANAGE = "manage"  # members, deleting the project
 
 
@@ -50,6 +52,7 @@ _DOING = {
     Capability.CODE: "code in",
     Capability.READ: "read the results of",
     Capability.EDIT: "change",
+    Capability.ADJUDICATE: "adjudicate codes in",
     Capability.MANAGE: "manage",
 }
 

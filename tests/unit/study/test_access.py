@@ -170,5 +170,6 @@ def test_the_pages_and_the_ui_reach_the_core_through_entry_points_only() -> None
 def test_capabilities_of_the_roles() -> None:
     assert ALLOWED["owner"] == frozenset(Capability)
     assert Capability.MANAGE not in ALLOWED["researcher"]
+    assert Capability.ADJUDICATE in ALLOWED["researcher"]  # the experts settle disagreements
     assert ALLOWED["coder"] == {Capability.MEMBER, Capability.CODE}
     assert ALLOWED["viewer"] == {Capability.MEMBER, Capability.READ}
