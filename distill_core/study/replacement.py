@@ -19,6 +19,8 @@ from sqlalchemy.orm import Session
 
 from distill_core.corpus import PreparedCorpus
 from distill_core.store.models import (
+    Adjudication,
+    Assignment,
     CodeEvent,
     Document,
     HumanCode,
@@ -32,6 +34,8 @@ from distill_core.values import content_key
 
 #: How many orphaned ids a sentence names.
 _NAMED = 5
+#: What hangs on a project's text by its id: follows it to its new id, goes with it if orphaned.
+FOLLOW = (HumanCode, CodeEvent, Adjudication, Assignment)
 
 
 @dataclass(frozen=True)
@@ -192,7 +196,7 @@ def apply(
     sample_ids = [s.id for s in samples]
     if orphaned:
         _retire(session, samples, orphaned)
-        for model in (HumanCode, CodeEvent):
+        for model in FOLLOW:
             session.execute(
                 delete(model).where(model.project_id == project_id, model.doc_id.in_(orphaned))
             )
@@ -241,8 +245,8 @@ def retired_keys(details: dict | None, part: str) -> set[str]:
 def _rename(
     session: Session, project_id: int, sample_ids: list[int], moved: dict[str, str]
 ) -> None:
-    """Give codes, code events and sample items their text's new id, in two steps so that
-    ids trading places never collide."""
+    """Give codes, code events, adjudications, assignments and sample items their text's new
+    id, in two steps so that ids trading places never collide."""
     if not moved:
         return
     import uuid
@@ -251,7 +255,7 @@ def _rename(
     temporary = {old: f"moving-{tag}-{i}" for i, old in enumerate(moved)}
     for step in (temporary, {temporary[old]: new for old, new in moved.items()}):
         for source, target in step.items():
-            for model in (HumanCode, CodeEvent):
+            for model in FOLLOW:
                 session.execute(
                     update(model)
                     .where(model.project_id == project_id, model.doc_id == source)

@@ -1,5 +1,8 @@
 """Human validation in the store: samples (development and held-out test parts), coders'
-codes, imports of existing codes, and the gold labels agreement is computed against.
+codes (each with its history, first code, note and codebook version), imports of existing
+codes, and the one rule for the gold labels agreement is computed against (``gold_rule``: an
+expert's adjudicated code, else the coders' majority; ties listed). Who codes which texts is
+``study.assignments``; settling disagreements is ``study.adjudication``.
 
 The held-out test part is locked: ``training_exclusions`` lists its documents so no student is
 ever trained on them, and ``mark_test_seen`` records when its score was first looked at so the
@@ -11,6 +14,7 @@ from __future__ import annotations
 from collections import Counter, defaultdict
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import pandas as pd
 from sqlalchemy import delete, func, select
@@ -21,6 +25,8 @@ from distill_core.clock import utcnow
 from distill_core.codebook import match_label
 from distill_core.corpus import id_text, is_blank
 from distill_core.store.models import (
+    Adjudication,
+    CodebookVersion,
     CodeEvent,
     Corpus,
     Document,
@@ -36,6 +42,8 @@ from distill_core.study.projects import after_seen_question, first_look, get_cor
 from distill_core.values import content_key
 
 PARTS = ("dev", "test")
+#: Bootstrap resamples of the intervals of agreement among coders.
+INTERCODER_BOOT = 1000
 
 
 class ValidationError(ValueError):
@@ -325,59 +333,67 @@ def save_code(
     label: str,
     *,
     source: str = "browser",
+    note: str = "",
+    opened_at: datetime | None = None,
 ) -> None:
     """Store (or change) ``coder``'s label for a document. A coder codes as themselves only;
     codes under another name (an import, local mode's typed names) need a researcher's role.
 
-    Every code is kept as an event. A change in the browser by someone who could see the
-    LLM's label of a text they had coded is a revision after the reveal: the code shown
-    changes, but the blind one (``blind_label``) stays the one agreement is scored on."""
+    Every code is kept as an event, with the coder's ``note`` ("unsure because…"), the time
+    the text was ``opened_at`` on their screen and the project's newest codebook version; the
+    coder's first code stays in ``first_label`` whatever they change later. A change in the
+    browser by someone who could see the LLM's label of a text they had coded is a revision
+    after the reveal: the code shown changes, but the blind one (``blind_label``) stays the
+    one agreement is scored on.
+
+    Coders coding at once lose nothing: the row is inserted with ON CONFLICT DO NOTHING (two
+    tabs of one coder on one text cannot both insert it), then changed when it existed."""
     coder = (coder or "").strip()
     if not coder:
         raise ValidationError("Type your name as a coder first.")
     _as_coder(session, user, project_id, coder)
-    row = session.scalar(
-        select(HumanCode).where(
-            HumanCode.project_id == project_id, HumanCode.doc_id == doc_id, HumanCode.coder == coder
-        )
+    note = (note or "").strip()
+    version = session.scalar(
+        select(func.max(CodebookVersion.version)).where(CodebookVersion.project_id == project_id)
     )
-    revealed = (
-        row is not None
-        and source == "browser"
-        and can(session, user, project_id, Capability.READ)  # a coder never sees LLM labels
-    )
-    if row is None:
-        session.add(
-            HumanCode(
-                project_id=project_id,
-                doc_id=doc_id,
-                coder=coder,
-                label=label,
-                blind_label=label,
-                source=source,
-                user_id=user.id,
-            )
+    key = {"project_id": project_id, "doc_id": doc_id, "coder": coder}
+    fields = {"label": label, "source": source, "user_id": user.id}
+    fields |= {"note": note, "codebook_version": version}
+    insert = _insert_ignoring_conflict(session, HumanCode)
+    inserted = session.execute(
+        insert.values(**key, **fields, blind_label=label, first_label=label).returning(
+            HumanCode.id
         )
-    else:
+    ).first()
+    revealed = False
+    if inserted is None:
+        row = session.scalar(
+            select(HumanCode).where(*(getattr(HumanCode, k) == v for k, v in key.items()))
+        )
+        revealed = source == "browser" and can(  # a coder never sees LLM labels
+            session, user, project_id, Capability.READ
+        )
         blind = row.blind_label or row.label
-        row.label, row.source, row.updated_at, row.user_id = label, source, utcnow(), user.id
+        for name, value in fields.items():
+            setattr(row, name, value)
+        row.updated_at = utcnow()
+        row.first_label = row.first_label or blind
         if revealed:
             row.blind_label = blind
             row.revised_after_reveal = label != blind
         else:
             row.blind_label, row.revised_after_reveal = label, False
-    session.add(
-        CodeEvent(
-            project_id=project_id,
-            doc_id=doc_id,
-            coder=coder,
-            label=label,
-            source=source,
-            after_reveal=revealed,
-            user_id=user.id,
-        )
-    )
+    session.add(CodeEvent(**key, **fields, after_reveal=revealed, opened_at=opened_at))
     session.flush()
+
+
+def _insert_ignoring_conflict(session: Session, table):
+    """An INSERT that does nothing where the row's unique key exists (SQLite, PostgreSQL)."""
+    if session.get_bind().dialect.name == "postgresql":
+        from sqlalchemy.dialects.postgresql import insert
+    else:
+        from sqlalchemy.dialects.sqlite import insert
+    return insert(table.__table__).on_conflict_do_nothing()
 
 
 @entry(Capability.CODE)
@@ -398,8 +414,11 @@ def _as_coder(session: Session, user: User, project_id: int, coder: str) -> None
 
 @entry(Capability.READ)
 def codes_frame(session: Session, user: User, project_id: int) -> pd.DataFrame:
-    """Every human code of the project: doc_id, coder, label, source, created_at, updated_at."""
-    return _codes(session, project_id)
+    """Every human code of the project: ``CODE_COLUMNS`` (each coder's code, first code, blind
+    code, note and codebook version) and, on every row of a text an expert adjudicated,
+    ``ADJUDICATION_COLUMNS`` (the gold code, its reason and who gave it): what ``gold_rule``
+    reads."""
+    return _codes(session, project_id, adjudicated=True)
 
 
 @entry(Capability.CODE)
@@ -407,28 +426,59 @@ def own_codes(
     session: Session, user: User, project_id: int, coder: str | None = None
 ) -> pd.DataFrame:
     """One coder's codes (the acting user's own by default; another coder's need a
-    researcher's role), as ``codes_frame``."""
+    researcher's role), as ``codes_frame`` without any adjudication (another's judgement)."""
     coder = coder or user.username
     _as_coder(session, user, project_id, coder)
-    codes = _codes(session, project_id)
+    codes = _codes(session, project_id, adjudicated=False)
     return codes[codes["coder"] == coder].reset_index(drop=True)
 
 
-def _codes(session: Session, project_id: int) -> pd.DataFrame:
-    rows = session.execute(
-        select(
-            HumanCode.doc_id,
-            HumanCode.coder,
-            HumanCode.label,
-            HumanCode.source,
-            HumanCode.created_at,
-            HumanCode.updated_at,
-            func.coalesce(HumanCode.blind_label, HumanCode.label),
-            HumanCode.revised_after_reveal,
-        ).where(HumanCode.project_id == project_id)
-    ).all()
-    columns = ["doc_id", "coder", "label", "source", "created_at", "updated_at"]
-    return pd.DataFrame(rows, columns=columns + ["blind_label", "revised_after_reveal"])
+#: The columns of ``codes_frame`` (one row per coder and text).
+CODE_COLUMNS = [
+    "doc_id",
+    "coder",
+    "label",
+    "source",
+    "created_at",
+    "updated_at",
+    "blind_label",
+    "revised_after_reveal",
+    "first_label",
+    "note",
+    "codebook_version",
+]
+#: The adjudication of the row's text (empty where there is none).
+ADJUDICATION_COLUMNS = ["adjudicated", "adjudication_reason", "adjudicated_by"]
+
+
+def _codes(session: Session, project_id: int, *, adjudicated: bool) -> pd.DataFrame:
+    columns = [
+        HumanCode.doc_id,
+        HumanCode.coder,
+        HumanCode.label,
+        HumanCode.source,
+        HumanCode.created_at,
+        HumanCode.updated_at,
+        func.coalesce(HumanCode.blind_label, HumanCode.label),
+        HumanCode.revised_after_reveal,
+        func.coalesce(HumanCode.first_label, HumanCode.blind_label, HumanCode.label),
+        HumanCode.note,
+        HumanCode.codebook_version,
+    ]
+    names = list(CODE_COLUMNS)
+    stmt = select(*columns).where(HumanCode.project_id == project_id)
+    if adjudicated:
+        stmt = stmt.add_columns(
+            Adjudication.label, Adjudication.reason, Adjudication.adjudicator
+        ).outerjoin(
+            Adjudication,
+            (Adjudication.project_id == HumanCode.project_id)
+            & (Adjudication.doc_id == HumanCode.doc_id),
+        )
+        names += ADJUDICATION_COLUMNS
+    frame = pd.DataFrame(session.execute(stmt).all(), columns=names)
+    frame["codebook_version"] = frame["codebook_version"].astype("Int64")
+    return frame
 
 
 @entry(Capability.READ)
@@ -442,26 +492,62 @@ def coders(session: Session, user: User, project_id: int) -> list[str]:
     return [c for c, _ in session.execute(stmt)]
 
 
-def gold_labels(codes: pd.DataFrame, coder: str | None = None) -> tuple[dict[str, str], int]:
-    """One human label per document: ``coder``'s, or the majority of all coders, from the
-    blind codes (those given before the LLM's label was seen) when the frame has them.
+#: Where a text's gold label comes from (``Gold.source``); "tie": none, coders tie.
+GOLD_SOURCES = ("adjudicated", "unanimous", "majority", "one coder", "tie")
 
-    Returns (doc_id → label, number of documents left out because coders tied).
+
+@dataclass(frozen=True)
+class Gold:
+    """One human label per text, by the one rule every figure uses (``gold_rule``)."""
+
+    labels: dict[str, str]
+    #: doc_id → one of ``GOLD_SOURCES`` (every coded text, ties included).
+    source: dict[str, str]
+    #: Texts whose coders tie and that no expert adjudicated: no gold label, listed.
+    ties: list[str]
+
+    def count(self, source: str) -> int:
+        return sum(1 for s in self.source.values() if s == source)
+
+
+def gold_rule(codes: pd.DataFrame, coder: str | None = None) -> Gold:
+    """The gold label of each text: the expert's adjudicated code where there is one (column
+    ``adjudicated``), else the most frequent of its coders' blind codes (those given before
+    the LLM's label was seen; ``label`` in a frame without them). A text whose most frequent
+    codes tie, and that nobody adjudicated, has none and is listed in ``ties``. With
+    ``coder``: that coder's own codes, and no adjudication.
     """
     if codes.empty:
-        return {}, 0
+        return Gold({}, {}, [])
     column = "blind_label" if "blind_label" in codes.columns else "label"
     if coder is not None:
         own = codes[codes["coder"] == coder]
-        return dict(zip(own["doc_id"], own[column], strict=True)), 0
-    gold, ties = {}, 0
-    for doc_id, labels in codes.groupby("doc_id")[column]:
-        counts = Counter(labels).most_common()
-        if len(counts) > 1 and counts[0][1] == counts[1][1]:
-            ties += 1
-            continue
-        gold[doc_id] = counts[0][0]
-    return gold, ties
+        labels = dict(zip(own["doc_id"], own[column], strict=True))
+        return Gold(labels, dict.fromkeys(labels, "one coder"), [])
+    settled = {}
+    if "adjudicated" in codes.columns:
+        done = codes.dropna(subset=["adjudicated"])
+        settled = dict(zip(done["doc_id"], done["adjudicated"], strict=True))
+    labels, source, ties = {}, {}, []
+    for doc_id, given in codes.groupby("doc_id", sort=True)[column]:
+        counts = Counter(given).most_common()
+        if doc_id in settled:
+            labels[doc_id], source[doc_id] = settled[doc_id], "adjudicated"
+        elif len(counts) > 1 and counts[0][1] == counts[1][1]:
+            source[doc_id] = "tie"
+            ties.append(doc_id)
+        else:
+            labels[doc_id] = counts[0][0]
+            source[doc_id] = (
+                "one coder" if len(given) == 1 else "unanimous" if len(counts) == 1 else "majority"
+            )
+    return Gold(labels, source, ties)
+
+
+def gold_labels(codes: pd.DataFrame, coder: str | None = None) -> tuple[dict[str, str], int]:
+    """``gold_rule``'s labels and how many texts it leaves out because their coders tie."""
+    gold = gold_rule(codes, coder)
+    return gold.labels, len(gold.ties)
 
 
 # ---------------------------------------------------------------- import
@@ -574,15 +660,35 @@ def coded_counts(
     return {p: counts[p] for p in PARTS}
 
 
-def intercoder_agreement(codes: pd.DataFrame) -> agreement.PairwiseAgreement | None:
-    """Agreement among the human coders (pairwise Cohen's κ and Krippendorff's α over all of
-    them); None with fewer than two coders."""
+def intercoder_agreement(
+    codes: pd.DataFrame,
+    labels: Sequence[str] | None = None,
+    *,
+    n_boot: int = INTERCODER_BOOT,
+    seed: int = 0,
+) -> agreement.IntercoderAgreement | None:
+    """Agreement among the human coders on their blind codes (``agreement.
+    intercoder_agreement``: percent agreement, Krippendorff's α, Fleiss' κ and Gwet's AC1 with
+    BCa intervals over the texts coded by two or more, per category, and Cohen's κ per pair);
+    None with fewer than two coders. ``labels``: the codebook's, in order (a code outside them
+    is added after them)."""
     if codes.empty or codes["coder"].nunique() < 2:
         return None
-    per_coder = {
-        c: dict(zip(g["doc_id"], g["label"], strict=True)) for c, g in codes.groupby("coder")
+    per_coder = coder_codes(codes)
+    order = None
+    if labels:
+        seen = {str(c) for own in per_coder.values() for c in own.values()}
+        order = list(labels) + sorted(seen - set(labels))
+    return agreement.intercoder_agreement(per_coder, labels=order, n_boot=n_boot, seed=seed)
+
+
+def coder_codes(codes: pd.DataFrame) -> dict[str, dict[str, str]]:
+    """coder → doc_id → blind code (``label`` in a frame without blind codes): what agreement
+    among coders is computed on."""
+    column = "blind_label" if "blind_label" in codes.columns else "label"
+    return {
+        c: dict(zip(g["doc_id"], g[column], strict=True)) for c, g in codes.groupby("coder")
     }
-    return agreement.pairwise_agreement(per_coder)
 
 
 def compare_runs(

@@ -7,6 +7,7 @@ from __future__ import annotations
 import pytest
 from sqlalchemy import func, select
 
+from distill_core.codebook import Codebook
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import Store
 from distill_core.store.models import CodeEvent, HumanCode, SampleItem
@@ -91,6 +92,29 @@ def test_codes_follow_their_text_to_a_new_id_and_never_stay_on_a_reused_id(
         events = set(s.scalars(select(CodeEvent.doc_id).where(CodeEvent.project_id == pid)))
         codes = set(s.scalars(select(HumanCode.doc_id).where(HumanCode.project_id == pid)))
     assert events == codes and coded[2] not in codes
+
+
+def test_assignments_and_adjudications_follow_their_text_to_a_new_id(store: Store) -> None:
+    from distill_core.study import adjudication, assignments
+
+    pid, parts = project_with_codes(store)
+    coded = list(parts)
+    with store.session() as s:
+        user = local_user(s)
+        codebook = {"name": "C", "labels": [{"name": "a"}, {"name": "b"}]}
+        projects.save_codebook(s, user, pid, Codebook.from_dict(codebook))
+        sample = validation.current_sample(s, user, pid)
+        assignments.assign(s, user, pid, sample, assignments.Design(("ann", "ben"), k=2))
+        adjudication.adjudicate(s, user, pid, coded[0], "b", "reason")
+    renamed = {f"new-{d}": t for d, t in TEXTS.items()}
+    upload(store, pid, renamed)
+    with store.session() as s:
+        user = local_user(s)
+        sample = validation.current_sample(s, user, pid)
+        queue = assignments.coding_queue(s, user, pid, sample, "ben")
+        gold = validation.gold_rule(validation.codes_frame(s, user, pid))
+    assert queue.total == 20 and all(i.doc_id.startswith("new-") for i in queue.items)
+    assert gold.labels[f"new-{coded[0]}"] == "b" and gold.source[f"new-{coded[0]}"] == "adjudicated"
 
 
 def test_a_file_lacking_a_coded_text_is_refused_and_nothing_changes(store: Store) -> None:
