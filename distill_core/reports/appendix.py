@@ -35,7 +35,7 @@ from distill_core.reports.formatting import (
 )
 from distill_core.store.models import CodebookVersion, Job, LabelRun, LabelRunItem, Project, User
 from distill_core.student.card import ModelMeta
-from distill_core.study import projects, runs, scoring, students, validation
+from distill_core.study import assignments, projects, runs, scoring, students, validation
 from distill_core.study import shares as corpus_shares
 from distill_core.study.access import Capability, entry
 from distill_core.study.comparison import TRAINING_CLAIMS, Comparison
@@ -360,17 +360,16 @@ def _human(b: _Builder, session: Session, user: User, project_id: int, sample, c
     if codes.empty:
         blocks.append(("p", "No human codes have been recorded yet."))
         return
+    _assignment(b, blocks, session, user, project_id, sample)
     per_coder = codes.groupby("coder")["doc_id"].nunique().sort_index()
     listing = ", ".join(f"{c} ({fmt_count(k)} texts)" for c, k in per_coder.items())
-    _gold, ties = validation.gold_labels(codes)
+    gold = validation.gold_rule(codes)
     coders = "coders"
     text = f"{len(per_coder)} {coders} coded texts: {listing}."
     if len(per_coder) == 1:
         text = f"One coder coded texts: {listing}."
     if len(per_coder) > 1:
-        text += " A text's human label is the majority of its coders' codes" + (
-            f"; {fmt_count(ties)} texts whose coders tie are left out." if ties else "."
-        )
+        text += " " + _gold_rule_sentence(b, gold)
     revised = int(codes["revised_after_reveal"].sum()) if "revised_after_reveal" in codes else 0
     b.fig("codes.revised_after_reveal", fmt_count(revised))
     text += (
@@ -380,22 +379,113 @@ def _human(b: _Builder, session: Session, user: User, project_id: int, sample, c
         else " No code was changed after the coder had seen the LLM's label."
     )
     blocks.append(("p", text))
-    inter = validation.intercoder_agreement(codes)
+    version = projects.latest_codebook(session, user, project_id)
+    labels = projects.as_codebook(version).label_names if version else None
+    inter = validation.intercoder_agreement(codes, labels)
     if inter is not None:
-        alpha = b.fig("intercoder.alpha", fmt(inter.krippendorff_alpha))
-        pairs = "; ".join(
-            f"{p.coder_a} and {p.coder_b}: κ = "
-            f"{b.fig(f'intercoder.{p.coder_a}|{p.coder_b}.kappa', fmt(p.cohen_kappa))} on "
-            f"{fmt_count(p.n)} texts ({fmt(100 * p.percent_agreement, 1)}% identical)"
-            for p in inter.pairs
-        )
+        _intercoder(b, blocks, inter)
+
+
+#: The statistics over all coders the appendix reports: (name, attribute).
+_INTERCODER = [
+    ("Krippendorff's α", "krippendorff_alpha"),
+    ("Fleiss' κ", "fleiss_kappa"),
+    ("Gwet's AC1", "gwet_ac1"),
+    ("Percent agreement", "percent_agreement"),
+]
+
+
+def _intercoder(b: _Builder, blocks, inter) -> None:
+    """Agreement among coders with intervals and n: over all coders, per pair, per category."""
+    shown = {
+        key: b.fig(f"intercoder.{'alpha' if key == 'krippendorff_alpha' else key}", text)
+        for _, key in _INTERCODER
+        for text in [fmt_ci(getattr(inter, key), inter.ci.get(key))]
+    }
+    n = b.fig("intercoder.n", fmt_count(inter.n))
+    pairs = "; ".join(
+        f"{p.coder_a} and {p.coder_b}: κ = "
+        f"{b.fig(f'intercoder.{p.coder_a}|{p.coder_b}.kappa', fmt_ci(p.cohen_kappa, p.ci))} "
+        f"on {fmt_count(p.n)} texts ({fmt(100 * p.percent_agreement, 1)}% identical)"
+        for p in inter.pairs
+    )
+    overall = ", ".join(f"{name} = {shown[key]}" for name, key in _INTERCODER)
+    text = (
+        f"Inter-coder agreement on the coders' blind codes, on the {n} texts coded by two or "
+        f"more coders ({fmt_count(inter.n_codes)} codes): {overall}. Intervals: BCa bootstrap "
+        f"over the texts ({fmt_count(inter.n_boot)} resamples). Cohen's κ per pair of coders, "
+        f"on the texts both coded: {pairs}."
+    )
+    if inter.caution:
+        text += " " + inter.caution
+    blocks.append(("p", text))
+    if inter.per_category:
+        rows = [
+            [
+                label,
+                fmt_count(a.n_codes),
+                *(
+                    b.fig(f"intercoder.{label}.{key}", fmt_ci(getattr(a, key), a.ci.get(key)))
+                    for key in ("specific_agreement", "krippendorff_alpha", "gwet_ac1")
+                ),
+            ]
+            for label, a in inter.per_category.items()
+        ]
         blocks.append(
             (
-                "p",
-                f"Inter-coder agreement: Krippendorff's α = {alpha} over the "
-                f"{fmt_count(inter.n_items)} texts coded; Cohen's κ per pair of coders: {pairs}.",
+                "table",
+                ["Category", "Codes", "Specific agreement", "Krippendorff's α", "Gwet's AC1"],
+                rows,
             )
         )
+
+
+def _assignment(b: _Builder, blocks, session, user, project_id: int, sample) -> None:
+    """The assignment design of the sample, with each coder's share of it."""
+    record = assignments.current_design(session, user, project_id, sample)
+    if record is None:
+        return
+    design = record.design
+    b.fig("assignment.k", str(design.k))
+    if design.overlap is not None:
+        b.fig("assignment.overlap", f"{design.overlap:.0%}")
+    n_overlap = b.fig("assignment.n_overlap", fmt_count(record.n_overlap))
+    progress = assignments.team_progress(session, user, project_id, sample)
+    shares = ", ".join(
+        f"{r.coder} {fmt_count(r.done)} of {fmt_count(r.assigned)}"
+        for r in progress.coders
+        if r.assigned
+    )
+    blocks.append(
+        (
+            "p",
+            f"Coding was assigned on {fmt_date(record.created_at)}: {design.describe()} "
+            f"(seed {design.seed}), so {n_overlap} texts were to be coded by two or more coders "
+            "for the agreement among coders. Each coder saw their texts in an order of their "
+            "own, seeded by the sample and the coder, and coded blind: no other coder's code "
+            f"and no LLM label. Texts coded of those assigned: {shares}; "
+            f"{fmt_count(progress.complete_texts)} of {fmt_count(progress.assigned_texts)} "
+            "texts have every code they were assigned.",
+        )
+    )
+
+
+def _gold_rule_sentence(b: _Builder, gold: validation.Gold) -> str:
+    """How a text's gold label was made (``validation.gold_rule``), with the ties listed."""
+    settled = b.fig("gold.adjudicated", fmt_count(gold.count("adjudicated")))
+    ties = b.fig("gold.ties", fmt_count(len(gold.ties)))
+    text = (
+        "A text's human label is the code an expert adjudicated where its coders disagreed "
+        f"({settled} {plural(gold.count('adjudicated'), 'text')}; the codes export gives each "
+        "one's reason), else the majority of its coders' codes"
+    )
+    if not gold.ties:
+        return text + "."
+    shown = ", ".join(gold.ties[:10]) + (", …" if len(gold.ties) > 10 else "")
+    return (
+        text + f"; {ties} {plural(len(gold.ties), 'text')} whose coders tie and that nobody "
+        f"adjudicated {'is' if len(gold.ties) == 1 else 'are'} left out ({shown})."
+    )
 
 
 _METRICS = [

@@ -27,6 +27,7 @@ import io
 import re
 import unicodedata
 import zipfile
+from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
@@ -35,7 +36,7 @@ import numpy as np
 import pandas as pd
 
 from distill_core.store.models import LabelRun, StudentModel, User
-from distill_core.study import activity, projects, runs, students, validation
+from distill_core.study import activity, assignments, projects, runs, students, validation
 from distill_core.study.access import Capability, entry
 
 if TYPE_CHECKING:
@@ -83,7 +84,10 @@ COLUMN_LABELS = {
     "student_label": "Label predicted by the fine-tuned student model",
     "student_probability": "Student's probability of its label",
     "student_model": "Student model (base model #model id)",
-    "human_gold": "Human label: the majority of coders (ties left empty)",
+    "human_gold": "Human label: the adjudicated code, else the coders' majority (ties empty)",
+    "adjudicated_label": "Gold code an expert chose where coders disagreed",
+    "adjudication_reason": "The expert's reason for the adjudicated code",
+    "gold_source": "Where human_gold comes from: adjudicated, unanimous, majority, one coder, tie",
     "sample_part": "Validation sample part: dev or held-out test (empty: not sampled)",
 }
 _LLM_COLUMNS = ["llm_label", "llm_confidence", "llm_consistency", "llm_status", "llm_model"]
@@ -109,7 +113,9 @@ def labelled_corpus(
     ``codebook_note`` (marked when that codebook was saved after the held-out score was seen),
     ``student_label``, ``student_probability`` (and ``prob_<label>`` per class with
     ``probabilities``), ``student_model`` (from the latest corpus pass of a student), one
-    ``human_<coder>`` per coder, ``human_gold`` (majority of coders) and ``sample_part``
+    ``human_<coder>`` per coder, ``human_gold`` (``validation.gold_rule``: the adjudicated
+    code, else the majority of coders), ``adjudicated_label`` and ``adjudication_reason``
+    (an expert's code where coders disagreed), ``gold_source`` and ``sample_part``
     (dev/test in the current validation sample). A part the project does not have yet is an
     empty column. Label columns are categoricals in the codebook's order (Stata value labels).
     """
@@ -127,7 +133,14 @@ def labelled_corpus(
     for coder in sorted(codes["coder"].unique()):
         own = codes[codes["coder"] == coder]
         frame[f"human_{coder}"] = ids.map(dict(zip(own["doc_id"], own["label"], strict=True)))
-    frame["human_gold"] = ids.map(validation.gold_labels(codes)[0])
+    gold = validation.gold_rule(codes)
+    frame["human_gold"] = ids.map(gold.labels)
+    settled = codes.dropna(subset=["adjudicated"]).drop_duplicates("doc_id").set_index("doc_id")
+    frame["adjudicated_label"] = ids.map(settled["adjudicated"])
+    frame["adjudication_reason"] = ids.map(settled["adjudication_reason"])
+    frame["gold_source"] = pd.Categorical(
+        ids.map(gold.source), categories=list(validation.GOLD_SOURCES)
+    )
     sample = validation.current_sample(session, user, project_id)
     parts = {}
     if sample is not None and sample.corpus_id == corpus.id:
@@ -135,7 +148,7 @@ def labelled_corpus(
             d.doc_id: d.part for d in validation.sample_docs(session, user, project_id, sample)
         }
     frame["sample_part"] = pd.Categorical(ids.map(parts), categories=list(validation.PARTS))
-    label_cols = ["llm_label", "student_label", "human_gold"]
+    label_cols = ["llm_label", "student_label", "human_gold", "adjudicated_label"]
     label_cols += [c for c in frame.columns if str(c).startswith("human_") and c != "human_gold"]
     for col in label_cols:
         frame[col] = _categorical(frame[col], labels)
@@ -499,8 +512,14 @@ def stata_names(columns: Iterable[Any]) -> dict[Any, str]:
 
 @entry(Capability.READ)
 def human_codes(session: Session, user: User, project_id: int) -> pd.DataFrame:
-    """Every human code (``doc_id``, ``coder``, ``label``, ``source``, ``created_at``,
-    ``updated_at``) with the document's ``sample_part``, ordered by document and coder."""
+    """Every human code, one row per coder and text, ordered by document and coder:
+    ``doc_id``, ``coder``, ``label`` (the code now), the document's ``sample_part``, then
+    ``validation.CODE_COLUMNS``' others (``first_label``, ``blind_label``, ``note``,
+    ``codebook_version``…), the text's ``adjudicated`` code, ``adjudication_reason`` and
+    ``adjudicated_by``, its ``gold`` label and ``gold_source`` (``validation.gold_rule``), and
+    the current sample's assignment: ``assigned`` (the text is in this coder's queue),
+    ``assigned_coders`` (how many coders the text is assigned to; two or more: the overlap)
+    and ``assignment_design`` (the design in words)."""
     codes = validation.codes_frame(session, user, project_id)
     sample = validation.current_sample(session, user, project_id)
     parts = (
@@ -509,6 +528,16 @@ def human_codes(session: Session, user: User, project_id: int) -> pd.DataFrame:
         else {}
     )
     codes.insert(3, "sample_part", codes["doc_id"].map(parts))
+    gold = validation.gold_rule(codes)
+    codes["gold"] = codes["doc_id"].map(gold.labels)
+    codes["gold_source"] = codes["doc_id"].map(gold.source)
+    assigned = assignments.assigned_pairs(session, user, project_id, sample) if sample else set()
+    design = assignments.current_design(session, user, project_id, sample) if sample else None
+    per_text = Counter(d for d, _ in assigned)
+    who = zip(codes["doc_id"], codes["coder"], strict=True)
+    codes["assigned"] = [pair in assigned for pair in who]
+    codes["assigned_coders"] = [per_text.get(d, 0) for d in codes["doc_id"]]
+    codes["assignment_design"] = design.design.describe() if design else ""
     return codes.sort_values(["doc_id", "coder"], kind="stable").reset_index(drop=True)
 
 

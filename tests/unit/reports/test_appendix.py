@@ -229,3 +229,37 @@ def test_the_appendix_follows_the_reviewers_checklist(full) -> None:
              if line.startswith("## ")]
     assert len(shown) >= 8 and set(shown) <= set(headings)
     assert shown == [h for h in headings if h in shown]
+
+
+def test_the_human_validation_section_carries_the_design_the_adjudications_and_the_ties(
+    full,
+) -> None:
+    from distill_core.study import adjudication, assignments
+
+    store, project_id, _ = full
+    with store.session() as s:
+        user = local_user(s)
+        sample = validation.current_sample(s, user, project_id)
+        design = assignments.Design(("Anna Müller", "Bob"), k=2, overlap=0.2, seed=5)
+        assignments.assign(s, user, project_id, sample, design)
+        ties = validation.gold_rule(validation.codes_frame(s, user, project_id)).ties
+        adjudication.adjudicate(s, user, project_id, ties[0], "economy", "definition 1")
+    result = build(store, project_id)
+    assert_every_figure_shown(result)
+    f, md = result.figures, result.markdown
+    assert (f["assignment.k"], f["assignment.overlap"], f["assignment.n_overlap"]) == (
+        "2",
+        "20%",
+        "4",
+    )
+    assert "each text to one of 2 coders and 20% of the texts (the overlap) to 2 coders" in md
+    assert "coded blind: no other coder's code and no LLM label" in md
+    assert f["gold.adjudicated"] == "1" and f["gold.ties"] == str(len(ties) - 1)
+    assert "the code an expert adjudicated where its coders disagreed (1 text;" in md
+    assert all(t in md for t in ties[1:])  # the ties left out are listed, not dropped
+    assert f["intercoder.n"] == "20" and "on the 20 texts coded by two or more coders" in md
+    for key in ("alpha", "fleiss_kappa", "gwet_ac1", "percent_agreement"):
+        assert "(95% CI " in f[f"intercoder.{key}"], key
+    assert "(95% CI " in f["intercoder.Anna Müller|Bob.kappa"]
+    assert all(f"intercoder.{label}.gwet_ac1" in f for label in LABELS)  # per category
+    assert "| Category | Codes | Specific agreement |" in md

@@ -248,6 +248,9 @@ def test_labelled_corpus_with_every_part(full) -> None:
         "human_Anna Müller",
         "human_Bob",
         "human_gold",
+        "adjudicated_label",
+        "adjudication_reason",
+        "gold_source",
         "sample_part",
     ]
     row = frame.set_index("doc_id")
@@ -261,6 +264,7 @@ def test_labelled_corpus_with_every_part(full) -> None:
     assert row.loc["d2", "student_model"] == f"tiny-bert #{info['model_id']}"
     assert row.loc["d4", "human_Bob"] == "other" and row.loc["d4", "human_Anna Müller"] == "health"
     assert pd.isna(row.loc["d4", "human_gold"])  # the two coders tie
+    assert row.loc["d4", "gold_source"] == "tie" and row["adjudicated_label"].isna().all()
     assert row.loc["d5", "human_gold"] == "other"
     assert pd.isna(row.loc["d25", "sample_part"])
     assert set(frame["sample_part"].dropna()) == {"dev", "test"}
@@ -460,8 +464,35 @@ def test_human_codes_export(full) -> None:
     assert len(codes) == 40 and set(codes["coder"]) == {"Anna Müller", "Bob"}
     assert list(codes.columns[:4]) == ["doc_id", "coder", "label", "sample_part"]
     assert set(codes["sample_part"]) == {"dev", "test"}
+    for column in ("first_label", "blind_label", "note", "codebook_version", "adjudicated"):
+        assert column in codes.columns, column
+    for column in ("adjudication_reason", "gold", "gold_source", "assigned", "assignment_design"):
+        assert column in codes.columns, column
+    assert not codes["assigned"].any() and set(codes["assignment_design"]) == {""}
     back = read_back(export.to_bytes(codes, "csv"), "csv")
     assert len(back) == 40 and "created_at" in back.columns
+
+
+def test_human_codes_export_carries_the_assignment_and_the_adjudication(full) -> None:
+    from distill_core.study import adjudication, assignments
+
+    store, project_id, _ = full
+    with store.session() as s:
+        user = local_user(s)
+        sample = validation.current_sample(s, user, project_id)
+        design = assignments.Design(("Anna Müller", "Bob"), k=2, overlap=0.5, seed=1)
+        assignments.assign(s, user, project_id, sample, design)
+        tie = validation.gold_rule(validation.codes_frame(s, user, project_id)).ties[0]
+        adjudication.adjudicate(s, user, project_id, tie, "economy", "fits definition 1")
+        codes = export.human_codes(s, user, project_id)
+    rows = codes[codes["doc_id"] == tie]
+    assert set(rows["gold"]) == {"economy"} and set(rows["gold_source"]) == {"adjudicated"}
+    assert set(rows["adjudication_reason"]) == {"fits definition 1"}
+    assert set(rows["adjudicated_by"]) == {"local"}
+    assert set(codes["assignment_design"]) == {
+        "each text to one of 2 coders and 50% of the texts (the overlap) to 2 coders each"
+    }
+    assert codes["assigned"].any() and set(codes["assigned_coders"]) <= {0, 1, 2}
 
 
 def test_audit_log_holds_every_answer_and_never_the_key(store) -> None:
