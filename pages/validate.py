@@ -3,6 +3,8 @@
 import streamlit as st
 
 import ui
+import ui.adjudication
+import ui.assignments
 from distill_core.corpus import CorpusError, read_table
 from distill_core.study import projects, runs, validation
 from distill_core.study.access import Capability
@@ -28,8 +30,8 @@ if not ctx.can(Capability.EDIT):  # a coder: their own codes of the sample, noth
     st.stop()
 label_runs = ctx.act(runs.project_runs, ctx.project_id, with_results=True)
 
-code_tab, agree_tab, sample_tab, import_tab = st.tabs(
-    ["Code", "Agreement", "Sample", "Import codes"]
+code_tab, agree_tab, assign_tab, adjudicate_tab, sample_tab, import_tab = st.tabs(
+    ["Code", "Agreement", "Assign", "Adjudicate", "Sample", "Import codes"]
 )
 
 with sample_tab:
@@ -61,6 +63,13 @@ with code_tab:
 
 with agree_tab:
     ui.agreement.show(ctx, sample, docs, codes, label_runs)
+
+with assign_tab:
+    ui.assignments.show(ctx, sample, docs, codes, codebook)
+
+with adjudicate_tab:
+    if ctx.can(Capability.ADJUDICATE):
+        ui.adjudication.show(ctx, sample, codebook, label_runs)
 
 with import_tab:
     st.markdown("Import codes made elsewhere (CSV, TSV, Excel), matched to the corpus by id.")

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from distill_core.agreement import Agreement, PairwiseAgreement
+from distill_core.agreement import Agreement, IntercoderAgreement, PairwiseAgreement
 from distill_core.reports.charts import (
     class_f1_grouped,
     comparison_bars,
@@ -107,12 +107,30 @@ def show_agreement(result: Agreement, *, title: str, class_ci: dict | None = Non
 
 
 def show_intercoder(result: PairwiseAgreement) -> None:
-    """Agreement between pairs of human coders, and Krippendorff's alpha across all of them."""
-    st.metric(
-        "Krippendorff's α (all coders)",
-        f"{result.krippendorff_alpha:.3f}",
-        help=f"{len(result.coders)} coders, {result.n_items} texts coded by at least two",
-    )
+    """Agreement among the human coders: over all of them (with intervals and n when the
+    result has them, ``agreement.IntercoderAgreement``), per category, and per pair."""
+    full = isinstance(result, IntercoderAgreement)
+    heads = [("Krippendorff's α", "krippendorff_alpha")]
+    if full:
+        heads += [("Fleiss' κ", "fleiss_kappa"), ("Gwet's AC1", "gwet_ac1")]
+        heads += [("Agreement", "percent_agreement")]
+    n = result.n if full else result.n_items
+    for col, (name, key) in zip(st.columns(len(heads)), heads, strict=True):
+        ci = result.ci.get(key) if full else None
+        col.metric(
+            f"{name} (all coders)",
+            fmt(getattr(result, key)),
+            help=f"{len(result.coders)} coders, {n} texts coded by at least two",
+        )
+        if ci:
+            col.caption(f"95% CI {fmt(ci[0], 2)}–{fmt(ci[1], 2)}")
+    if full:
+        st.caption(
+            f"n = {result.n} texts coded by two or more coders ({result.n_codes} codes); "
+            f"intervals: BCa bootstrap over the texts ({result.n_boot} resamples)."
+        )
+        if result.caution:
+            st.warning(result.caution)
     st.dataframe(
         pd.DataFrame(
             [
@@ -121,7 +139,7 @@ def show_intercoder(result: PairwiseAgreement) -> None:
                     "coder B": p.coder_b,
                     "texts both coded": p.n,
                     "agreement": p.percent_agreement,
-                    "Cohen's κ": p.cohen_kappa,
+                    "Cohen's κ": fmt_ci(p.cohen_kappa, p.ci if p.ci_method else None),
                 }
                 for p in result.pairs
             ]
@@ -129,6 +147,29 @@ def show_intercoder(result: PairwiseAgreement) -> None:
         hide_index=True,
         width="stretch",
     )
+    if full and result.per_category:
+        st.markdown("**Per category** (each category against the rest)")
+        st.dataframe(
+            pd.DataFrame(
+                [
+                    {
+                        "category": c,
+                        "codes": a.n_codes,
+                        "specific agreement": fmt_ci(
+                            a.specific_agreement, a.ci.get("specific_agreement")
+                        ),
+                        "Krippendorff's α": fmt_ci(
+                            a.krippendorff_alpha, a.ci.get("krippendorff_alpha")
+                        ),
+                        "Fleiss' κ": fmt_ci(a.fleiss_kappa, a.ci.get("fleiss_kappa")),
+                        "Gwet's AC1": fmt_ci(a.gwet_ac1, a.ci.get("gwet_ac1")),
+                    }
+                    for c, a in result.per_category.items()
+                ]
+            ),
+            hide_index=True,
+            width="stretch",
+        )
 
 
 def comparison_table(comparison: Comparison) -> pd.DataFrame:
@@ -222,14 +263,36 @@ def model_label(model) -> str:
     return f"Model {model.id}: {model.base_model}, {model.status}, {when} UTC"
 
 
+def model_zip_label(meta: ModelMeta) -> str:
+    """The model download's label: how the zip's folder loads."""
+    loads = (
+        "distill_core.student.predict.load"
+        if meta.recipe == "head"
+        else "AutoModelForSequenceClassification"
+    )
+    return f"Download the model (zip: loads with {loads})"
+
+
 def model_summary(model) -> ModelMeta:
     """A ready model's training in four figures and its training curve; returns its metadata."""
     meta = ModelMeta.from_dict(model.meta)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Training texts", f"{meta.n_train:,}", help=f"+ {meta.n_val:,} validation")
-    c2.metric("Best epoch", f"{meta.best_epoch} of {len(meta.history)}")
+    if meta.recipe == "head":
+        c2.metric("Recipe", "fast (head)", help="Frozen encoder + trained classifier head.")
+    else:
+        c2.metric("Best epoch", f"{meta.best_epoch} of {len(meta.history)}")
     c3.metric("Training time", f"{meta.train_seconds or 0:,.0f} s", help=meta.device)
     c4.metric("Max length", f"{meta.max_length} tokens")
+    if meta.recipe_choice is not None:
+        st.caption(meta.recipe_choice.sentence())
+    if meta.tfidf_val_macro_f1 is not None and not meta.below_tfidf:
+        st.caption(
+            f"Validation macro-F1 {meta.val_macro_f1:.3f} against the LLM's labels; TF-IDF on "
+            f"the same split: {meta.tfidf_val_macro_f1:.3f}."
+        )
+    if meta.below_tfidf:
+        st.warning(meta.below_tfidf_sentence())
     if meta.history:
         chart(
             training_curves(

@@ -92,9 +92,8 @@ def test_a_coder_cannot_code_under_another_name(home) -> None:
     at.run()
     at.text_input(key="coder_name").input("expert_a")
     at.run()
-    at.button(key="code_economy").click()
-    at.run()
-    assert "codes as themselves only" in texts(at)
+    assert "codes as themselves only" in texts(at)  # refused before any text is shown
+    assert not at.button and "expert_a" not in " ".join(str(d.value) for d in at.dataframe)
 
 
 def test_a_viewer_reads_results_and_exports_but_changes_nothing(home) -> None:
