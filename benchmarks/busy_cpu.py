@@ -29,6 +29,17 @@ os.environ.setdefault("HF_HUB_OFFLINE", "1")
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from train_throughput import tweets  # noqa: E402  (the same tweets, read the same way)
 
+#: The other process: busy ``duty`` of every 100 ms (1.0: all the time).
+BUSY = """
+import time
+while True:
+    end = time.perf_counter() + 0.1 * {duty}
+    while time.perf_counter() < end:
+        pass
+    if {duty} < 1:
+        time.sleep(0.1 * (1 - {duty}))
+"""
+
 
 class _Steps:
     """``should_stop`` for train(): stamps each step, reads the thread count train() set,
@@ -77,6 +88,14 @@ def main() -> None:
     ap.add_argument("--warmup", type=int, default=2)
     ap.add_argument("--steps", type=int, default=10)
     ap.add_argument("--repeats", type=int, default=1)
+    ap.add_argument(
+        "--duty",
+        type=float,
+        action="append",
+        default=[],
+        help="also run with a process busy this share of the time (busy d x 100 ms, then idle "
+        "the rest of each 100 ms), e.g. --duty 0.3; may be repeated",
+    )
     a = ap.parse_args()
     texts, labels = tweets(a.n)
     from distill_core.student.threads import usable_cores
@@ -85,11 +104,13 @@ def main() -> None:
     print(f"{len(texts)} tweets, max_length 64, batch 16, {cores} usable cores")
     print(f"{a.warmup} warm-up + {a.steps} timed steps of train() per run\n")
     results: dict[tuple[str, str], list[float]] = {}
+    machines = {"quiet": None, "one core busy": 1.0}
+    machines |= {f"one core {d:.0%} busy": d for d in a.duty}
     for _ in range(a.repeats):
-        for machine in ("quiet", "one core busy"):
+        for machine, duty in machines.items():
             busy = None
-            if machine != "quiet":
-                busy = subprocess.Popen([sys.executable, "-c", "while True: pass"])
+            if duty is not None:
+                busy = subprocess.Popen([sys.executable, "-c", BUSY.format(duty=duty)])
                 time.sleep(1.0)
             try:
                 for policy in ("old", "new"):
@@ -108,11 +129,12 @@ def main() -> None:
     print()
     for policy in ("old", "new"):
         quiet = min(results[("quiet", policy)])
-        loaded = min(results[("one core busy", policy)])
-        print(
-            f"{policy} policy: quiet {quiet:.3f} s/step, one core busy {loaded:.3f} s/step: "
-            f"{loaded / quiet:.1f}x slower (best of {a.repeats})"
-        )
+        for machine in list(machines)[1:]:
+            loaded = min(results[(machine, policy)])
+            print(
+                f"{policy} policy: quiet {quiet:.3f} s/step, {machine} {loaded:.3f} s/step: "
+                f"{loaded / quiet:.1f}x slower (best of {a.repeats})"
+            )
 
 
 if __name__ == "__main__":
