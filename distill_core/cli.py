@@ -150,6 +150,22 @@ def _parser() -> argparse.ArgumentParser:
         "--min-confidence", type=float, help="drop rows whose llm_confidence is below this"
     )
     train.add_argument(
+        "--recipe",
+        choices=["auto", "full", "head"],
+        help="full: fine-tune every weight; head: the fast recipe (the frozen encoder's "
+        "sentence embeddings and a trained classifier, seconds on a CPU); auto (default): full "
+        "on a GPU or when a few timed steps say it fits --time-budget, else head",
+    )
+    train.add_argument(
+        "--time-budget", type=float, help="minutes the auto recipe keeps to (default 10)"
+    )
+    train.add_argument(
+        "--certainty",
+        choices=["off", "weight", "soft"],
+        help="use the llm_confidence and llm_consistency columns in the loss: weight each row, "
+        "or soft targets (default off)",
+    )
+    train.add_argument(
         "--dry-run",
         action="store_true",
         help="time a few real training steps on this machine, print how long the training "
@@ -439,13 +455,14 @@ def cmd_train(args: argparse.Namespace) -> int:
     _require_columns(frame, [args.text_column, args.label_column], args.input)
     keep = [not is_blank(v) for v in frame[args.label_column]]
     frame = frame[keep]
-    confidences = None
-    if args.min_confidence is not None:
-        if "llm_confidence" not in frame.columns:
-            raise UserError(
-                "--min-confidence needs an llm_confidence column (the label command's output)."
-            )
-        confidences = [None if is_blank(v) else float(v) for v in frame["llm_confidence"]]
+    confidences = consistencies = None
+    if args.min_confidence is not None and "llm_confidence" not in frame.columns:
+        raise UserError(
+            "--min-confidence needs an llm_confidence column (the label command's output)."
+        )
+    if args.min_confidence is not None or args.certainty not in (None, "off"):
+        confidences = _float_column(frame, "llm_confidence")
+        consistencies = _float_column(frame, "llm_consistency") if args.certainty else None
     overrides = {
         k: v
         for k, v in {
@@ -457,6 +474,9 @@ def cmd_train(args: argparse.Namespace) -> int:
             "seed": args.seed,
             "seeds": args.seeds,
             "min_confidence": args.min_confidence,
+            "recipe": args.recipe,
+            "time_budget_s": None if args.time_budget is None else args.time_budget * 60,
+            "certainty": args.certainty,
         }.items()
         if v is not None
     }
@@ -465,6 +485,8 @@ def cmd_train(args: argparse.Namespace) -> int:
     labels = [str(v).strip() for v in frame[args.label_column]]
     if args.dry_run:
         return _print_estimate(texts, labels, settings, confidences)
+    settings, choice = _recipe(texts, labels, settings, confidences)
+    print(choice.sentence(), file=sys.stderr)
     bar = _ProgressBar("Training")
     result = train(
         texts,
@@ -472,8 +494,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         Path(args.output),
         settings,
         confidences=confidences,
+        consistencies=consistencies,
         on_progress=lambda p: bar.update(p.step, p.total_steps),
-        extra_metadata={"source_file": Path(args.input).name, "label_column": args.label_column},
+        extra_metadata={
+            "source_file": Path(args.input).name,
+            "label_column": args.label_column,
+            "recipe_choice": choice.to_dict(),
+        },
     )
     bar.close()
     print(
@@ -483,28 +510,58 @@ def cmd_train(args: argparse.Namespace) -> int:
         file=sys.stderr,
     )
     if settings.seeds > 1:
-        _train_other_seeds(texts, labels, settings, result, confidences)
+        _train_other_seeds(texts, labels, settings, result, confidences, consistencies)
     return 0
+
+
+def _trainings(texts, labels, settings, confidences) -> list:
+    """The trainings of ``train`` (each seed), for a time estimate."""
+    from distill_core.student.timing import Training
+
+    n = settings.seeds
+    return [
+        Training(
+            "Student" + (f", seed {i} of {n}" if n > 1 else ""),
+            texts,
+            labels,
+            setting,
+            confidences=confidences,
+        )
+        for i, setting in enumerate(settings.seed_settings(), start=1)
+    ]
+
+
+def _recipe(texts, labels, settings, confidences):
+    """(the settings with a concrete recipe, why): auto times a few steps of full
+    fine-tuning here (student/recipes.py), once for every seed."""
+    from distill_core.student.recipes import as_full, resolve
+    from distill_core.student.timing import estimate
+
+    planned = _trainings(texts, labels, as_full(settings), confidences)
+    return resolve(
+        settings,
+        lambda _full: estimate(planned),
+        n_texts=len(set(texts)),
+        steps=sum(t.steps() for t in planned),
+    )
+
+
+def _float_column(frame, column: str) -> list | None:
+    """A column of the label command's output as floats (None per blank; None without it)."""
+    from distill_core.corpus import is_blank
+
+    if column not in frame.columns:
+        return None
+    return [None if is_blank(v) else float(v) for v in frame[column]]
 
 
 def _print_estimate(texts, labels, settings, confidences) -> int:
     """``train --dry-run``: the projected time of the training (each seed), measured here."""
     from distill_core.clock import fmt_duration
-    from distill_core.student.timing import Training, estimate
+    from distill_core.student.recipes import as_full, estimate_sentence
+    from distill_core.student.timing import estimate
 
-    n = settings.seeds
-    found = estimate(
-        [
-            Training(
-                "Student" + (f", seed {i} of {n}" if n > 1 else ""),
-                texts,
-                labels,
-                setting,
-                confidences=confidences,
-            )
-            for i, setting in enumerate(settings.seed_settings(), start=1)
-        ]
-    )
+    found = estimate(_trainings(texts, labels, as_full(settings), confidences))
     print(found.sentence())
     for phase in found.phases:
         print(f"  {phase.phase}: {phase.steps:,} steps, about {fmt_duration(phase.seconds)}")
@@ -514,10 +571,12 @@ def _print_estimate(texts, labels, settings, confidences) -> int:
         f"{found.measured_seconds:.0f} s; nothing was trained (--dry-run).",
         file=sys.stderr,
     )
+    if settings.recipe != "full":
+        print(estimate_sentence(settings, found), file=sys.stderr)
     return 0
 
 
-def _train_other_seeds(texts, labels, settings, kept, confidences) -> None:
+def _train_other_seeds(texts, labels, settings, kept, confidences, consistencies=None) -> None:
     """Seeds 2 … N of ``settings`` scored on the kept model's validation rows (against the
     input's labels); their spread goes to the kept model's metadata and card, and to stderr."""
     from distill_core.student.card import SeedRuns, SeedScore, write_metadata
@@ -542,6 +601,7 @@ def _train_other_seeds(texts, labels, settings, kept, confidences) -> None:
         lambda _folder, result: score(result),
         on_progress=progress,
         confidences=confidences,
+        consistencies=consistencies,
     )
     bar.clear()
     seeds = SeedRuns(

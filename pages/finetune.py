@@ -40,6 +40,7 @@ c4.metric(
     else None,
 )
 
+ui.curve.panel(ctx, run.id)
 ui.training.time_estimate(ctx, run.id, settings)
 ui.training.start_button(ctx, run.id, settings)
 
@@ -67,7 +68,7 @@ with st.expander("Settings and metadata"):
 
 c1, c2 = st.columns(2)
 c1.download_button(
-    "Download the model (zip: loads with AutoModelForSequenceClassification)",
+    ui.model_zip_label(meta),
     data=ui.export_file(ctx, "model", model_id=model.id),
     file_name=f"distill-model-{model.id}.zip",
     mime="application/zip",

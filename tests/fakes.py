@@ -87,15 +87,21 @@ def demo_with_run(store: Store) -> tuple[int, int]:
     with store.session() as s:
         user = projects.ensure_user(s)
         pid = demo.ensure_demo_project(s, user).id
-        corpus = projects.get_corpus(s, local_user(s), pid)
-        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
+        docs = projects.load_documents(s, local_user(s), pid, with_extra=False)
         gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), pid))
-        version = projects.latest_codebook(s, local_user(s), pid)
-        cb = Codebook.from_dict(version.content)
         by_text = {
             t: gold[d] for d, t in zip(docs["doc_id"], docs["text"], strict=True) if d in gold
         }
-        teacher = _HalfInvalid(by_text, "other")
+    return pid, label_corpus(store, pid, _HalfInvalid(by_text, "other"))
+
+
+def label_corpus(store: Store, pid: int, teacher) -> int:
+    """An LLM run of ``teacher`` over every text of the project's corpus; returns its id."""
+    with store.session() as s:
+        corpus = projects.get_corpus(s, local_user(s), pid)
+        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
+        version = projects.latest_codebook(s, local_user(s), pid)
+        cb = Codebook.from_dict(version.content)
         run_id = labelling.create_run(
             s,
             teacher=teacher,
@@ -107,7 +113,7 @@ def demo_with_run(store: Store) -> tuple[int, int]:
         ).id
         items = list(zip(docs["doc_id"], docs["text"], strict=True))
     labelling.label_texts(store, run_id, teacher, items)
-    return pid, run_id
+    return run_id
 
 
 def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: bool = False):

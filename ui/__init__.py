@@ -2,10 +2,10 @@
 ``context`` (who, which project, the menu, "needs X first"), ``jobs`` (start a job, its live
 panel), ``forms`` (a step's inputs as typed requests), ``pickers``, ``views`` (result views and
 charts), ``agreement`` (the agreement panel), ``coding`` (the blind-coding panel), ``training``
-(the Fine-tune step's time estimate and start) and ``downloads``. Nothing here computes a
-result: that is the core's job."""
+(the Fine-tune step's time estimate and start), ``curve`` (its learning curve) and
+``downloads``. Nothing here computes a result: that is the core's job."""
 
-from ui import admin, agreement, codebook, coding, forms, members, training
+from ui import admin, agreement, codebook, coding, curve, forms, members, training
 from ui.auth import mode_sentence
 from ui.context import (
     PAGES,
@@ -31,6 +31,7 @@ from ui.views import (
     image_format_picker,
     model_label,
     model_summary,
+    model_zip_label,
     shares_table,
     show_agreement,
     show_comparison,
@@ -48,6 +49,7 @@ __all__ = [
     "choose_project",
     "codebook",
     "coding",
+    "curve",
     "members",
     "mode_sentence",
     "context",
@@ -62,6 +64,7 @@ __all__ = [
     "model_label",
     "model_picker",
     "model_summary",
+    "model_zip_label",
     "navigation",
     "project_corpus",
     "require_project",

@@ -15,6 +15,7 @@ from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
 from distill_core.student.args import MAX_SEEDS, TrainingArgs
+from distill_core.student.recipes import RECIPE_NAMES
 from distill_core.study import endpoints, labelling, runs
 from ui.context import Context
 
@@ -276,6 +277,7 @@ class Training:
 def training_form() -> Training:
     """The fine-tuning settings, folded away: the defaults were measured on real tasks."""
     defaults = TrainingArgs()
+    recipe = _recipe_inputs(defaults)
     with st.expander("Settings", expanded=False):
         c1, c2, c3 = st.columns(3)
         base_model = c1.text_input(
@@ -350,6 +352,7 @@ def training_form() -> Training:
             key="ft_cw",
             help="Helps rare categories, at some cost in accuracy.",
         )
+        certainty = _certainty_inputs(defaults)
         c1, c2 = st.columns(2)
         folds = c1.number_input(
             "Students on human codes for the comparison (folds; 0: skip)",
@@ -389,8 +392,62 @@ def training_form() -> Training:
         min_confidence=float(min_conf) or None,
         min_consistency=float(min_cons) or None,
         seeds=int(seeds),
+        **recipe,
+        **certainty,
     )
     return Training(args, int(folds))
+
+
+def _recipe_inputs(defaults: TrainingArgs) -> dict:
+    """The recipe and the time budget "automatic" keeps to, shown above the settings."""
+    c1, c2 = st.columns([2, 1])
+    recipe = c1.selectbox(
+        "Recipe",
+        list(RECIPE_NAMES),
+        index=list(RECIPE_NAMES).index(defaults.recipe),
+        format_func=lambda r: RECIPE_NAMES[r].capitalize(),
+        key="ft_recipe",
+        help="Full fine-tuning trains every weight of the base model: the strongest, minutes "
+        "to an hour on a laptop's CPU. The fast recipe keeps the base model frozen and trains "
+        "a classifier on its sentence embeddings: seconds, and on three of four measured tasks "
+        "within a few hundredths of full fine-tuning (benchmarks/README.md). Automatic: full "
+        "fine-tuning on a GPU or when the job's estimated time fits the budget, else the fast "
+        "recipe; the model then says which it used and why.",
+    )
+    budget = c2.number_input(
+        "Time budget (minutes)",
+        1,
+        24 * 60,
+        int(defaults.time_budget_s // 60),
+        key="ft_budget",
+        help="What the automatic recipe keeps the whole training job to (the k-fold students "
+        "and seeds included), from a few real training steps timed when the job starts.",
+        disabled=recipe != "auto",
+    )
+    return {"recipe": recipe, "time_budget_s": float(budget) * 60}
+
+
+def _certainty_inputs(defaults: TrainingArgs) -> dict:
+    """How the teacher's confidence and consistency enter the loss."""
+    c1, c2 = st.columns(2)
+    certainty = c1.selectbox(
+        "Teacher's certainty in the loss",
+        ["off", "weight", "soft"],
+        index=["off", "weight", "soft"].index(defaults.certainty),
+        format_func={
+            "off": "Off: every label counts the same",
+            "weight": "Weight each label by the LLM's confidence × consistency",
+            "soft": "Soft targets from the LLM's confidence",
+        }.get,
+        key="ft_certainty",
+        help="Needs confidences (token probabilities) or several answers per text; labels "
+        "without either count fully. Measured on four tasks with a simulated teacher, neither "
+        "variant gained beyond seed noise (benchmarks/README.md), so off is the default.",
+    )
+    smoothing = c2.number_input(
+        "Label smoothing", 0.0, 0.5, defaults.label_smoothing, 0.05, key="ft_smoothing"
+    )
+    return {"certainty": certainty, "label_smoothing": float(smoothing)}
 
 
 @dataclass(frozen=True)

@@ -11,6 +11,7 @@ import streamlit as st
 
 from distill_core.clock import fmt_duration
 from distill_core.jobs.train import estimate_train_job, running_training, start_train_job
+from distill_core.student.recipes import estimate_sentence
 from ui.context import Context
 from ui.forms import Training
 from ui.jobs import start_job
@@ -50,7 +51,7 @@ def time_estimate(ctx: Context, run_id: int, settings: Training) -> None:
     found = known.get(key)
     if found is None:
         return
-    st.info(found.sentence())
+    st.info(estimate_sentence(settings.args, found))
     with st.expander("Time per phase"):
         st.dataframe(
             pd.DataFrame(

@@ -28,6 +28,7 @@ from distill_core.store import (
 from distill_core.store.models import User
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, write_metadata
+from distill_core.student.recipes import as_full
 from distill_core.student.timing import JobEstimate, PhaseEstimate, Training, estimate
 from distill_core.student.train import MIN_EXAMPLES
 from distill_core.study import activity, projects
@@ -270,8 +271,8 @@ def estimate_train_job(
     remote = (settings or Settings.from_env()).redis_url is not None
     where = "this machine, not the worker that will train" if remote else "this machine"
     try:
-        return estimate(
-            job_trainings(ts, args, texts, truth, human_folds),
+        return estimate(  # of full fine-tuning, whatever the recipe (recipes.estimate_sentence)
+            job_trainings(ts, as_full(args), texts, truth, human_folds),
             extra=[_time_baseline(ts, args.seed)],
             where=where,
         )
@@ -318,6 +319,8 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
             "training_set": ts.counts(),
         }
     human_folds = params.get("human_folds", 5)
+    args, choice = _recipe(store, job_id, ts, args, eval_texts, eval_truth, human_folds)
+    extra["recipe_choice"] = choice.to_dict()
     trainings = job_trainings(ts, args, eval_texts, eval_truth, human_folds)
     tracker = _Tracker(store, job_id, [(t.phase, t.steps()) for t in trainings])
     relative = Path(str(project_id)) / str(model_id)
@@ -380,6 +383,26 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
     if spread is not None:
         summary += f" (across {comparison.seeds.n_seeds} seeds: {spread.text()})"
     return JobOutcome({"model_id": model_id}, message=summary + ".")
+
+
+def _recipe(store, job_id, ts, args, eval_texts, eval_truth, human_folds):
+    """(the job's settings with its recipe, why: student/recipes.py). "auto" on a CPU times a
+    few real steps of full fine-tuning of this very job (every seed and fold) and keeps it
+    when it fits the time budget, else takes the head recipe; every training of the job then
+    uses the same recipe."""
+    from distill_core.student.recipes import resolve
+
+    if args.recipe == "auto":
+        records.update_job(store, job_id, message="Choosing the recipe: timing a few steps…")
+    folds = human_folds if human_folds >= 2 and eval_texts else 0
+    planned = job_trainings(ts, as_full(args), eval_texts, eval_truth, human_folds)
+    return resolve(
+        args,
+        lambda full: estimate(planned, extra=[_time_baseline(ts, args.seed)]),
+        n_texts=len(set(ts.texts) | set(eval_texts)),
+        trainings=1 + folds,
+        steps=sum(t.steps() for t in planned),
+    )
 
 
 def _frozen(evaluation: EvaluationSet | str) -> dict:

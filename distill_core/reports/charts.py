@@ -279,3 +279,32 @@ def shares_chart(frame, *, title: str, n_corpus: int, n_sample: int):
         margin=dict(t=60, b=40, l=40, r=20),
     )
     return fig
+
+
+def learning_curve_chart(points: Sequence, *, title: str, n_scored: int):
+    """Macro-F1 on the scored texts against the number of training texts, with 95% intervals
+    (one point per share of the labelled texts the fast recipe was trained on)."""
+    import plotly.graph_objects as go
+
+    shown = [p for p in points if not _missing(p.macro_f1)]
+    values = [p.macro_f1 for p in shown]
+    lows = [_or(p.macro_f1_ci[0], p.macro_f1) for p in shown]
+    highs = [_or(p.macro_f1_ci[1], p.macro_f1) for p in shown]
+    fig = go.Figure()
+    fig.add_scatter(
+        x=[p.n for p in shown],
+        y=values,
+        mode="lines+markers",
+        error_y=_error_bars(values, lows, highs),
+        name="macro-F1",
+        line=dict(color=MODEL_COLOURS["student_llm"]),
+    )
+    fig.update_layout(
+        template=TEMPLATE,
+        title=f"{title} (scored on n = {n_scored:,} texts)",
+        xaxis=dict(title="LLM-labelled training texts", rangemode="tozero"),
+        yaxis=dict(title="macro-F1 (95% CI)", range=[0, 1.05]),
+        height=380,
+        margin=dict(t=60, b=40, l=40, r=40),
+    )
+    return fig

@@ -33,6 +33,10 @@ CHOICE_VERSION = 1
 #: The head recipe's fixed cost beyond encoding (loading and saving the encoder, the
 #: cross-validated fits of the head): measured 5–15 s on 2 busy cores for 1,000 texts.
 HEAD_FIXED_S = 15.0
+#: A CPU training step is taken to cost at most this (seconds; the slowest measured: about
+#: 3.3 s with one of 2 cores busy, issue 14), so a job whose steps fit the budget even at
+#: this rate keeps full fine-tuning without being timed.
+SLOW_STEP_S = 10.0
 #: Encoding a text costs about this share of one text's training step (forward only, no
 #: gradients, larger batches): the timing module's inference share.
 ENCODE_SHARE = 0.3
@@ -141,17 +145,30 @@ def resolve(
     *,
     n_texts: int,
     trainings: int = 1,
+    steps: int | None = None,
     on_cuda: bool | None = None,
 ) -> tuple[TrainingArgs, RecipeChoice]:
     """(the settings with a concrete recipe, why): "auto" on a CPU times full fine-tuning
     with ``estimate_full(settings)`` (a ``timing.JobEstimate``: ``seconds`` and
     ``s_per_step``; a few real steps, a few seconds) and picks by :func:`choose_recipe`; a set
     recipe, or a GPU, needs no measurement. ``n_texts`` distinct texts the head recipe would
-    encode over ``trainings`` trainings (for its estimate)."""
+    encode over ``trainings`` trainings (for its estimate); ``steps``, the job's training
+    steps at most: a job that fits the budget even at :data:`SLOW_STEP_S` a step is not
+    timed."""
     if on_cuda is None:
         import torch
 
         on_cuda = torch.cuda.is_available()
+    quick = steps is not None and steps * SLOW_STEP_S <= args.time_budget_s
+    if args.recipe == "auto" and not on_cuda and quick:
+        choice = RecipeChoice(
+            "auto",
+            "full",
+            f"its {steps:,} training steps fit the time budget of "
+            f"{fmt_duration(args.time_budget_s)} even at {SLOW_STEP_S:g} s a step.",
+            budget_s=args.time_budget_s,
+        )
+        return concrete(args, choice), choice
     full_s = head_s = None
     if args.recipe == "auto" and not on_cuda:
         from distill_core.student.args import TrainingError
@@ -167,3 +184,29 @@ def resolve(
         args.recipe, on_cuda=on_cuda, budget_s=args.time_budget_s, full_s=full_s, head_s=head_s
     )
     return concrete(args, choice), choice
+
+
+def estimate_sentence(args: TrainingArgs, full: Any) -> str:
+    """What the time estimate of a job's full fine-tuning (a ``timing.JobEstimate``) means for
+    these settings: its own sentence for full fine-tuning; for the head recipe its estimate
+    (texts from the first training's steps); for "auto" which recipe it would pick and why."""
+    if args.recipe == "full":
+        return full.sentence()
+    trained = [p for p in full.phases if p.steps]
+    n_texts = trained[0].steps // max(1, args.epochs) * args.batch_size if trained else 0
+    head_s = head_seconds(n_texts, full.s_per_step, args.batch_size, max(1, len(trained)))
+    if args.recipe == "head":
+        return (
+            f"The fast recipe: about {fmt_duration(head_s)} (full fine-tuning: "
+            f"{full.sentence()[0].lower()}{full.sentence()[1:]})"
+        )
+    choice = choose_recipe(
+        "auto",
+        on_cuda=full.device == "cuda",
+        budget_s=args.time_budget_s,
+        full_s=full.seconds,
+        head_s=head_s,
+    )
+    if choice.recipe == "head":
+        return f"{choice.sentence()} (Measured {full.s_per_step:.2f} s a step on {full.where}.)"
+    return f"{full.sentence()} {choice.sentence()}"

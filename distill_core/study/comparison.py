@@ -341,8 +341,9 @@ def fair_comparison(
         tracker.note("Scoring the student on the held-out test texts…")
     predictor = Predictor(student_dir)
     student = predictor.predict(eval_texts).labels
-    n_train = ModelMeta.from_dict(predictor.metadata).n_train or None
-    rows.append(_row("student_llm", truth, student, ts.label_names, n_train, ""))
+    meta = ModelMeta.from_dict(predictor.metadata)
+    flag = meta.below_tfidf_sentence() or ""  # below TF-IDF on its own validation texts
+    rows.append(_row("student_llm", truth, student, ts.label_names, meta.n_train or None, flag))
     seeds = _seed_runs(rows[-1], eval_texts, truth, ts, args, tracker) if args.seeds > 1 else None
 
     if human_folds >= 2:

@@ -246,3 +246,35 @@ def test_resolve_measures_full_fine_tuning_only_when_it_must() -> None:
     assert asked == ["full"] and args.recipe == "full" and choice.reason == "as set."
     args, _ = recipes.resolve(TrainingArgs(), estimate_full, n_texts=10, on_cuda=True)
     assert asked == ["full"] and args.recipe == "full"
+
+
+def test_a_job_that_fits_even_at_a_slow_pace_is_not_timed() -> None:
+    def never(_args):
+        raise AssertionError("timed")
+
+    args, choice = recipes.resolve(
+        TrainingArgs(time_budget_s=600), never, n_texts=100, steps=60, on_cuda=False
+    )
+    assert args.recipe == "full" and "60 training steps fit" in choice.reason
+
+
+def test_the_estimate_sentence_says_which_recipe_auto_would_pick() -> None:
+    from distill_core.student.timing import JobEstimate, PhaseEstimate
+
+    slow = JobEstimate(
+        phases=(PhaseEstimate("Student on LLM labels", 630, 2500.0), PhaseEstimate("TF-IDF", 0, 2)),
+        s_per_step=4.0,
+        steps_timed=3,
+        device="cpu",
+        threads=1,
+        early_stopping=True,
+    )
+    auto = recipes.estimate_sentence(TrainingArgs(time_budget_s=600), slow)
+    assert auto.startswith("Recipe: fast: frozen encoder + trained classifier head — chosen")
+    assert "above the time budget of 10 min" in auto and "4.00 s a step" in auto
+    full = recipes.estimate_sentence(TrainingArgs(recipe="full"), slow)
+    assert full == slow.sentence()
+    head = recipes.estimate_sentence(TrainingArgs(recipe="head"), slow)
+    assert head.startswith("The fast recipe: about ") and "full fine-tuning: about 42 min" in head
+    fits = recipes.estimate_sentence(TrainingArgs(time_budget_s=3600), slow)
+    assert fits.startswith(slow.sentence()) and "within the time budget of 1 h" in fits
