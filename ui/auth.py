@@ -45,7 +45,7 @@ _SIGNED_OUT = "distill_auth_signed_out"  # ignore the cookie the page was loaded
 
 _TOKEN_CHARACTERS = frozenset(string.ascii_letters + string.digits + "-_.")
 _DRAWN_ON = "distill_auth_drawn_on"  # the page a sign-in screen was last drawn on
-_PAGES_DIR = Path(__file__).resolve().parents[1] / "pages"
+_PAGES_DIR = Path(__file__).resolve().parents[1] / "steps"
 _NO_SIDEBAR = ", ".join(
     f"[data-testid='{t}']"
     for t in ("stSidebar", "stSidebarCollapsedControl", "stExpandSidebarButton")
@@ -245,11 +245,9 @@ def _sign_out_control(settings: Settings, key: str) -> None:
 def _stop() -> NoReturn:
     """Stop the script at a sign-in screen, with no sidebar and behind a hidden navigation.
 
-    Without any st.navigation call Streamlit keeps treating pages/ as a legacy multipage
-    folder: it lists its files in the sidebar and runs a page's file directly when its URL
-    is opened. The navigation's empty pages have the URL paths of the app's (a page's path
-    is its file's name), so a link to a page shows no "Page not found" and, once signed in,
-    opens that page. A widget's id includes the page it was drawn on, so the first time the
+    The navigation's empty pages have the URL paths of the app's (a page's path is its
+    file's name in steps/), so a link to a page shows no "Page not found" and, once signed
+    in, opens that page. A widget's id includes the page it was drawn on, so the first time the
     navigation changes the page the screen is drawn again at once: a form submitted from the
     first drawing would be lost. Style-only HTML takes no room on the page.
     """

@@ -22,14 +22,14 @@ T = TypeVar("T")
 
 #: The workflow's pages: (step name, script, icon). The step names are projects.STEPS.
 PAGES = {
-    "Projects": ("pages/projects.py", ":material/folder_open:"),
-    "Data": ("pages/data.py", ":material/table:"),
-    "Codebook": ("pages/codebook.py", ":material/menu_book:"),
-    "LLM labels": ("pages/llm_labels.py", ":material/smart_toy:"),
-    "Validate": ("pages/validate.py", ":material/fact_check:"),
-    "Fine-tune": ("pages/finetune.py", ":material/model_training:"),
-    "Results": ("pages/results.py", ":material/bar_chart:"),
-    "Export": ("pages/export.py", ":material/download:"),
+    "Projects": ("steps/projects.py", ":material/folder_open:"),
+    "Data": ("steps/data.py", ":material/table:"),
+    "Codebook": ("steps/codebook.py", ":material/menu_book:"),
+    "LLM labels": ("steps/llm_labels.py", ":material/smart_toy:"),
+    "Validate": ("steps/validate.py", ":material/fact_check:"),
+    "Fine-tune": ("steps/finetune.py", ":material/model_training:"),
+    "Results": ("steps/results.py", ":material/bar_chart:"),
+    "Export": ("steps/export.py", ":material/download:"),
 }
 
 
@@ -159,7 +159,7 @@ def navigation(ctx: Context):
                 script,
                 title=step,
                 icon=":material/check_circle:" if done else icon,
-                url_path=None if default else script.removeprefix("pages/").removesuffix(".py"),
+                url_path=None if default else script.removeprefix("steps/").removesuffix(".py"),
                 default=default,
             )
         )

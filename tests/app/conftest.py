@@ -52,7 +52,7 @@ def _close_cached_stores() -> None:
 
 
 def open_page(script: str | None = None, *, timeout: float = 60) -> AppTest:
-    """Run app.py (navigation, sidebar) and switch to ``script`` (e.g. "pages/data.py")."""
+    """Run app.py (navigation, sidebar) and switch to ``script`` (e.g. "steps/data.py")."""
     at = AppTest.from_file(str(REPO / "app.py"), default_timeout=timeout)
     at.run()
     assert not at.exception, [e.value for e in at.exception]

@@ -39,7 +39,7 @@ def test_an_unexpected_error_shows_a_reference_and_logs_the_traceback(
     assert record.levelno == logging.ERROR and ref in record.getMessage()
     logged = logging.Formatter().format(record)
     assert "Traceback (most recent call last)" in logged
-    assert f"RuntimeError: {SECRET_DETAIL}" in logged and "pages/projects.py" in logged
+    assert f"RuntimeError: {SECRET_DETAIL}" in logged and "steps/projects.py" in logged
 
 
 def test_st_stop_and_st_switch_page_pass_through(home, monkeypatch, caplog) -> None:
@@ -52,7 +52,7 @@ def test_st_stop_and_st_switch_page_pass_through(home, monkeypatch, caplog) -> N
         assert at.title[0].value == "Projects" and not at.error
 
         def switch(*args, **kwargs):
-            st.switch_page("pages/data.py")
+            st.switch_page("steps/data.py")
 
         monkeypatch.setattr(projects, "overview", switch)
         at.run()

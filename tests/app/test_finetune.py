@@ -20,7 +20,7 @@ def test_the_page_shows_the_training_set_with_the_held_out_texts_excluded(home) 
     pid, run_id = demo_with_run(store)
     with store.session() as s:
         ts = students.training_set(s, local_user(s), pid, run_id)
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     values = {m.label: m.value for m in at.metric}
     assert values["Labelled by the LLM"] == "360"
@@ -41,7 +41,7 @@ def test_a_ready_model_shows_the_fair_comparison_and_the_corpus_button(home) -> 
     store = _store()
     pid, run_id = demo_with_run(store)
     eval_ids = add_ready_model(store, pid, run_id)
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     assert list(table["model"]) == ["LLM labels", "Student on LLM labels"]

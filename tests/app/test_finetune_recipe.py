@@ -25,7 +25,7 @@ def test_the_page_shows_the_recipe_picked_and_why_and_flags_a_student_below_tfid
             "val_macro_f1": 0.41,
             "tfidf_val_macro_f1": 0.47,
         }
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     recipe = at.selectbox(key="ft_recipe")
     assert recipe.value == "auto"
@@ -73,7 +73,7 @@ def test_the_learning_curve_button_shows_the_curve_and_the_cost(home, monkeypatc
     monkeypatch.setattr(ui.curve, "learning_curve", fake)
     open_page()
     demo_with_run(Store(Settings.from_env().database_url))
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     next(b for b in at.button if b.label == "Draw the learning curve").click().run()
     assert not at.exception, [e.value for e in at.exception]
     shown = texts(at)

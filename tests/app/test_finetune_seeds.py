@@ -27,7 +27,7 @@ def test_the_seeds_setting_is_off_by_default_and_a_start_queues_it(home, monkeyp
     open_page()
     store = _store()
     demo_with_run(store)
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     seeds = at.number_input(key="ft_seeds")
     assert seeds.value == 1
@@ -47,7 +47,7 @@ def test_a_model_trained_with_seeds_shows_the_range_beside_the_student(home) -> 
     store = _store()
     pid, run_id = demo_with_run(store)
     eval_ids = add_ready_model(store, pid, run_id)
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert "macro-F1 across seeds" not in at.dataframe[0].value.columns  # one seed: no column
     runs = SeedRuns(
         [SeedScore(42, 0.71, 0.80), SeedScore(43, 0.69, 0.78), SeedScore(44, 0.73, 0.82)],
@@ -56,7 +56,7 @@ def test_a_model_trained_with_seeds_shows_the_range_beside_the_student(home) -> 
     with store.session() as s:
         model = s.scalar(select(StudentModel))
         model.comparison = {**model.comparison, "seeds": runs.to_dict()}
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     table = at.dataframe[0].value
     column = dict(zip(table["model"], table["macro-F1 across seeds"], strict=True))

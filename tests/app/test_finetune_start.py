@@ -33,7 +33,7 @@ def test_estimate_time_shows_the_whole_jobs_time_and_keeps_it(home, monkeypatch)
     monkeypatch.setattr(train_job, "estimate", fake)  # the real one is timed in its own tests
     open_page()
     demo_with_run(_store())
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     assert "About" not in texts(at)
     next(b for b in at.button if b.label == "Estimate time").click().run()
@@ -59,7 +59,7 @@ def test_the_start_button_is_disabled_with_the_reason_while_a_training_runs(home
         start_train_job(
             s, local_user(s), pid, label_run_id=run_id, args=TrainingArgs(epochs=1), human_folds=0
         )
-    at = open_page("pages/finetune.py")
+    at = open_page("steps/finetune.py")
     assert not at.exception, [e.value for e in at.exception]
     button = _start_button(at)
     assert button.disabled

@@ -41,7 +41,7 @@ def test_a_saved_endpoint_shows_its_hint_tests_and_starts_a_job_by_id(
         ui.jobs, "submit_job", lambda ctx, job_id, api_key=None: submitted.append((job_id, api_key))
     )
     with LoopbackLLM(ServerConfig(api_key=key)) as srv:
-        at = open_page("pages/llm_labels.py")
+        at = open_page("steps/llm_labels.py")
         assert at.selectbox(key="llm_endpoint").format_func(None) == "New endpoint…"
         fill_new_endpoint(at, srv.base_url, key)
         chosen = at.selectbox(key="llm_endpoint")
@@ -70,7 +70,7 @@ def test_a_saved_endpoint_shows_its_hint_tests_and_starts_a_job_by_id(
 
 def test_without_the_server_secret_saving_a_key_is_one_sentence(home, key, monkeypatch) -> None:
     monkeypatch.delenv("DISTILL_SECRET_KEY", raising=False)
-    at = open_page("pages/llm_labels.py")
+    at = open_page("steps/llm_labels.py")
     fill_new_endpoint(at, "http://127.0.0.1:9/v1", key)
     assert len(at.error) == 1 and "DISTILL_SECRET_KEY" in at.error[0].value
     assert at.selectbox(key="llm_endpoint").value is None  # nothing was saved

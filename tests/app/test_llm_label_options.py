@@ -41,7 +41,7 @@ def the_job(job_id: int) -> Job:
 
 def test_the_timeout_and_the_logprobs_switch_reach_the_job(home, submitted) -> None:
     key = "sk-typed-for-the-session-0123456789"
-    at = open_page("pages/llm_labels.py")
+    at = open_page("steps/llm_labels.py")
     at.text_input(key="llm_base_url").input("http://127.0.0.1:9/v1")
     at.text_input(key="llm_api_key").input(key)
     at.run()
@@ -62,7 +62,7 @@ def test_the_timeout_and_the_logprobs_switch_reach_the_job(home, submitted) -> N
 
 
 def test_by_default_logprobs_are_asked_for(home, submitted) -> None:
-    at = open_page("pages/llm_labels.py")
+    at = open_page("steps/llm_labels.py")
     at.text_input(key="llm_base_url").input("http://127.0.0.1:9/v1")
     at.run()
     start_labelling(at)
@@ -72,7 +72,7 @@ def test_by_default_logprobs_are_asked_for(home, submitted) -> None:
 
 
 def test_a_job_with_texts_in_error_shows_as_a_warning(home, submitted) -> None:
-    at = open_page("pages/llm_labels.py")
+    at = open_page("steps/llm_labels.py")
     at.text_input(key="llm_base_url").input("http://127.0.0.1:9/v1")
     at.run()
     start_labelling(at)

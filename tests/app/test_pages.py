@@ -44,16 +44,17 @@ def test_every_page_loads_with_no_project_at_all(home, script) -> None:
     at.switch_page(script)
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    if script != "pages/projects.py":
-        assert "needs a project" in texts(at)
+    # Without a project the menu holds the Projects page only: every link lands there.
+    assert [t.value for t in at.title] == ["Projects"]
+    assert "No project yet" in texts(at)
 
 
 def test_demo_project_shows_its_corpus_and_codebook(home) -> None:
-    at = open_page("pages/data.py")
+    at = open_page("steps/data.py")
     shown = texts(at)
     assert "corpus.csv" in shown
     assert at.metric[0].value == "360"
-    at.switch_page("pages/codebook.py")
+    at.switch_page("steps/codebook.py")
     at.run()
     assert not at.exception
     assert at.text_input(key="cb_name_0").value == "Policy topics in news"
@@ -64,7 +65,7 @@ def test_a_later_step_says_which_earlier_step_it_needs(home) -> None:
     at.text_input[0].input("Empty study")
     at.button[0].click()  # the form's submit button is the first button
     at.run()
-    at.switch_page("pages/llm_labels.py")
+    at.switch_page("steps/llm_labels.py")
     at.run()
     assert "needs a corpus" in texts(at)
 
@@ -80,7 +81,7 @@ def _new_project(at, name: str):
 
 def test_upload_flow_through_file_uploader_saves_the_corpus(home) -> None:
     at = _new_project(open_page(), "Upload study")
-    at.switch_page("pages/data.py")
+    at.switch_page("steps/data.py")
     at.run()
     csv = b"id;tweet;lang\n1;I love this new policy;en\n2;Taxes are far too high;en\n3;;en\n"
     at.file_uploader[0].set_value(("tweets.csv", csv, "text/csv"))
@@ -107,7 +108,7 @@ def test_upload_flow_through_file_uploader_saves_the_corpus(home) -> None:
 def test_replacing_the_corpus_says_what_happens_to_codes_and_asks_before_deleting_any(
     home,
 ) -> None:
-    at = open_page("pages/data.py")
+    at = open_page("steps/data.py")
     with store_of_home().session() as s:
         pid = projects.list_projects(s, projects.ensure_user(s))[0].id
         docs = projects.load_documents(s, local_user(s), pid, with_extra=False)
@@ -148,7 +149,7 @@ def test_a_broken_upload_shows_one_sentence_and_saves_nothing(
     home, name, content, fragment
 ) -> None:
     at = _new_project(open_page(), "Broken study")
-    at.switch_page("pages/data.py")
+    at.switch_page("steps/data.py")
     at.run()
     at.file_uploader[0].set_value((name, content, "text/csv"))
     at.run()
@@ -163,7 +164,7 @@ def test_a_broken_upload_shows_one_sentence_and_saves_nothing(
 
 
 def test_codebook_edits_save_new_versions_and_invalid_ones_are_refused(home) -> None:
-    at = open_page("pages/codebook.py")
+    at = open_page("steps/codebook.py")
     at.text_area(key="cb_instructions_0").input("Assign the one main policy topic. Be careful.")
     at.run()
     assert not at.error
@@ -186,7 +187,7 @@ def test_codebook_edits_save_new_versions_and_invalid_ones_are_refused(home) -> 
 def test_a_codebook_edit_after_the_held_out_score_was_seen_asks_first_and_is_marked(
     home,
 ) -> None:
-    at = open_page("pages/codebook.py")
+    at = open_page("steps/codebook.py")
     with store_of_home().session() as s:
         pid = projects.list_projects(s, projects.ensure_user(s))[0].id
         sample = validation.current_sample(s, local_user(s), pid)
@@ -207,7 +208,7 @@ def test_a_codebook_edit_after_the_held_out_score_was_seen_asks_first_and_is_mar
 
 
 def test_codebook_history_shows_a_diff(home) -> None:
-    at = open_page("pages/codebook.py")
+    at = open_page("steps/codebook.py")
     at.text_area(key="cb_instructions_0").input("Changed instructions.")
     at.run()
     next(b for b in at.button if b.label == "Save as a new version").click()
@@ -220,7 +221,7 @@ def test_codebook_history_shows_a_diff(home) -> None:
 
 
 def test_codebook_import_rejects_an_example_with_an_unknown_label(home) -> None:
-    at = open_page("pages/codebook.py")
+    at = open_page("steps/codebook.py")
     bad = (
         b'{"name": "T", "labels": [{"name": "a"}, {"name": "b"}],'
         b' "examples": [{"text": "x", "label": "c"}]}'

@@ -21,7 +21,7 @@ def _project_with_pass() -> list[str]:
 
 def test_results_show_comparison_shares_agreement_training_and_cost(home) -> None:
     eval_ids = _project_with_pass()
-    at = open_page("pages/results.py")
+    at = open_page("steps/results.py")
     assert not at.exception, [e.value for e in at.exception]
     headers = [h.value for h in at.header]
     assert headers == [
@@ -48,13 +48,13 @@ def test_results_show_comparison_shares_agreement_training_and_cost(home) -> Non
 
 
 def test_results_need_a_student_first(home) -> None:
-    at = open_page("pages/results.py")
+    at = open_page("steps/results.py")
     assert "needs a trained student" in texts(at)
 
 
 def test_export_offers_every_file_and_enables_them_by_step(home) -> None:
     _project_with_pass()
-    at = open_page("pages/export.py")
+    at = open_page("steps/export.py")
     assert not at.exception, [e.value for e in at.exception]
     buttons = {b.label: b for b in at.get("download_button")}
     assert any("labelled corpus" in label for label in buttons)
@@ -70,7 +70,7 @@ def test_the_methods_appendix_holds_every_figure_the_results_page_shows(home) ->
     from distill_core.reports.appendix import methods_appendix
 
     _project_with_pass()
-    at = open_page("pages/results.py")
+    at = open_page("steps/results.py")
     shown = []
     for frame in at.dataframe:
         table = frame.value

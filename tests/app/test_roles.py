@@ -56,7 +56,7 @@ def test_the_menu_lists_only_the_roles_steps(home, role, steps) -> None:
     assert menu == steps or not menu  # AppTest may not expose the menu; the pages below check
     for page in ALL_PAGES:
         try:
-            at.switch_page(f"pages/{page}.py")
+            at.switch_page(f"steps/{page}.py")
             at.run()
         except Exception:
             continue  # not served to this role
@@ -67,7 +67,7 @@ def test_the_menu_lists_only_the_roles_steps(home, role, steps) -> None:
 
 def test_a_coder_codes_blind_as_themselves_and_sees_nothing_else(home) -> None:
     at = _open("coder")
-    at.switch_page("pages/validate.py")
+    at.switch_page("steps/validate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert not at.tabs or [t.label for t in at.tabs] == []  # no Agreement, Sample or Import
@@ -88,7 +88,7 @@ def test_a_coder_codes_blind_as_themselves_and_sees_nothing_else(home) -> None:
 
 def test_a_coder_cannot_code_under_another_name(home) -> None:
     at = _open("coder")
-    at.switch_page("pages/validate.py")
+    at.switch_page("steps/validate.py")
     at.run()
     at.text_input(key="coder_name").input("expert_a")
     at.run()
@@ -98,11 +98,11 @@ def test_a_coder_cannot_code_under_another_name(home) -> None:
 
 def test_a_viewer_reads_results_and_exports_but_changes_nothing(home) -> None:
     at = _open("viewer")
-    at.switch_page("pages/export.py")
+    at.switch_page("steps/export.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     assert at.get("download_button")
-    at.switch_page("pages/projects.py")
+    at.switch_page("steps/projects.py")
     at.run()
     shown = texts(at)
     assert "Members of" not in shown and "Delete" not in shown

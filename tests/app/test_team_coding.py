@@ -20,7 +20,7 @@ def _demo(store: Store):
 
 
 def test_the_assign_tab_shows_the_plan_and_stores_it(home) -> None:
-    at = open_page("pages/validate.py")
+    at = open_page("steps/validate.py")
     at.text_input(key="assign_coders_typed").input("ann, ben, cem")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -55,7 +55,7 @@ def test_a_named_coder_codes_their_queue_with_a_note(home) -> None:
     with store.session() as s:
         assignments.assign(s, local_user(s), pid, sample, Design(("ann", "ben"), 2, 0.25, 1))
         queue = assignments.coding_queue(s, local_user(s), pid, sample, "ann")
-    at = open_page("pages/validate.py")
+    at = open_page("steps/validate.py")
     at.text_input(key="coder_name").input("ann")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -82,7 +82,7 @@ def test_a_named_coder_codes_their_queue_with_a_note(home) -> None:
 
 
 def test_the_adjudicate_tab_settles_a_tie(home) -> None:
-    at = open_page("pages/validate.py")
+    at = open_page("steps/validate.py")
     shown = texts(at)
     assert "5 texts** on which coders disagree (5 ties, 0 adjudicated)" in shown
     assert "Humans vs humans" in shown
@@ -114,7 +114,7 @@ def test_a_coder_sees_only_their_own_queue(home) -> None:
         pid = projects.list_projects(s, pi)[0].id
         sample = validation.current_sample(s, pi, pid)
         assignments.assign(s, pi, pid, sample, Design(("expert_b",), 1, None, 1))
-    at.switch_page("pages/validate.py")
+    at.switch_page("steps/validate.py")
     at.run()
     at.text_input(key="coder_name").input("local")
     at.run()

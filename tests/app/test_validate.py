@@ -22,7 +22,7 @@ def label_demo_sample() -> None:
 def test_coding_is_blind_until_submitted_and_counts_progress(home) -> None:
     at = open_page()
     label_demo_sample()
-    at.switch_page("pages/validate.py")
+    at.switch_page("steps/validate.py")
     at.run()
     assert "Type your name" in texts(at)
     at.text_input(key="coder_name").input("tester")
@@ -51,7 +51,7 @@ def test_coding_is_blind_until_submitted_and_counts_progress(home) -> None:
 def test_agreement_tab_shows_figures_for_the_demo_experts(home) -> None:
     at = open_page()
     label_demo_sample()
-    at.switch_page("pages/validate.py")
+    at.switch_page("steps/validate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     shown = texts(at)
@@ -76,7 +76,7 @@ def test_agreement_tab_shows_figures_for_the_demo_experts(home) -> None:
 
 
 def test_import_shows_a_report_before_anything_is_stored(home) -> None:
-    at = open_page("pages/validate.py")
+    at = open_page("steps/validate.py")
     csv = b"id,code\ndemo-0001,economy\ndemo-0002,Health\nnot-an-id,health\ndemo-0003,healthcare\n"
     at.file_uploader(key="codes_upload").set_value(("codes.csv", csv, "text/csv"))
     at.run()

@@ -29,7 +29,7 @@ def _sample_and_code(method: str) -> None:
 
 
 def _held_out_page():
-    at = open_page("pages/validate.py")
+    at = open_page("steps/validate.py")
     assert not at.exception, [e.value for e in at.exception]
     reveal = next(b for b in at.button if b.label == "Show the held-out test score")
     reveal.click()

@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, idle
+from tests.e2e.conftest import ARTIFACTS, fresh_app, idle
 from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
@@ -211,3 +211,18 @@ def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
     assert 1 <= n_dev <= 10  # only the texts this coder coded in the development part
     assert re.match(r"-?\d\.\d{3}", first_value)
     no_exception(page)
+
+
+def test_a_page_url_opened_first_on_a_fresh_server_gets_the_apps_menu(browser, tmp_path) -> None:
+    """The first request a fresh server gets is a page's URL (a bookmark, a shared link): the
+    app's navigation serves it, with its menu, not a bare file of a legacy pages/ folder."""
+    with fresh_app(tmp_path / "home") as server:
+        page = browser.new_page()
+        try:
+            page.goto(f"{server.url}/validate")
+            expect(page.get_by_role("heading", name="Validate")).to_be_visible(timeout=60_000)
+            links = page.locator('[data-testid="stSidebarNavLink"]').all_inner_texts()
+            assert any("LLM labels" in link for link in links), links
+            assert not any(link.strip() in ("app", "llm labels") for link in links), links
+        finally:
+            page.close()

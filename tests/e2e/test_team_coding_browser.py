@@ -81,8 +81,6 @@ def test_a_coder_goes_through_a_queue_and_an_expert_adjudicates(browser, team_ap
     pid = team_app.project_id
     store = Store(team_app.database_url)
     try:
-        page.goto(team_app.url)  # the entry first: a fresh server serves pages/ bare before it
-        idle(page)
         page.goto(f"{team_app.url}/validate")
         idle(page)
         expect(page.get_by_role("heading", name="Validate")).to_be_visible()
