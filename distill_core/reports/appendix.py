@@ -611,8 +611,15 @@ def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison 
     filters = meta.filters
     n_train = b.fig("student.n_train", fmt_count(meta.n_train))
     n_val = b.fig("student.n_val", fmt_count(meta.n_val))
+    how = (
+        "was trained with the fast recipe (the base model frozen; a softmax classifier on its "
+        "mean-pooled sentence embeddings, its L2 strength chosen by 5-fold cross-validation on "
+        "the training texts)"
+        if meta.recipe == "head"
+        else "was fine-tuned"
+    )
     text = (
-        f"Student model {model.id}: {model.base_model} was fine-tuned on the LLM labels of run "
+        f"Student model {model.id}: {model.base_model} {how} on the LLM labels of run "
         f"{model.label_run_id}. Of the {fmt_count(training.get('n_llm'))} texts that run labelled, "
         f"{fmt_count(training.get('excluded_test'))} in the held-out test part were excluded, "
         f"{fmt_count(training.get('invalid'))} had no valid label"
@@ -627,12 +634,13 @@ def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison 
             f", {fmt_count(filters.get('dropped_low_consistency'))} below the consistency floor "
             f"{filters['min_consistency']}"
         )
-    text += (
-        f"; {n_train} texts were trained on and {n_val} held back for validation (early stopping)."
-    )
+    held = "validation" if meta.recipe == "head" else "validation (early stopping)"
+    text += f"; {n_train} texts were trained on and {n_val} held back for {held}."
     blocks.append(("p", text))
+    if meta.recipe_choice is not None:
+        blocks.append(("p", meta.recipe_choice.sentence()))
     setting = "Settings: " + ", ".join(_training_settings(args, meta)) + "."
-    if meta.best_epoch:
+    if meta.best_epoch and meta.recipe != "head":
         setting += (
             f" The best epoch was {meta.best_epoch} of {len(meta.history)} (validation macro-F1 "
             f"{fmt(meta.val_macro_f1)})."
@@ -641,6 +649,8 @@ def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison 
         seconds = b.fig("student.train_seconds", f"{float(meta.train_seconds):,.0f}")
         setting += f" Training took {seconds} seconds on {meta.device or 'an unrecorded device'}."
     blocks.append(("p", setting))
+    if meta.below_tfidf_sentence():
+        blocks.append(("p", meta.below_tfidf_sentence()))
     counts = training.get("label_counts") or meta.label_counts
     if counts:
         listing = ", ".join(f"{k} {fmt_count(v)}" for k, v in counts.items())
@@ -661,10 +671,20 @@ def _training_settings(args: dict, meta: ModelMeta) -> list[str]:
         "max_length": "at most {} tokens per text",
         "seed": "seed {}",
     }
+    if meta.recipe == "head":  # no epochs, steps or optimiser: one fit of the head
+        phrases = {k: phrases[k] for k in ("max_length", "seed")}
     values = dict(args, max_length=meta.max_length or args.get("max_length"))
     out = [p.format(values[k]) for k, p in phrases.items() if values.get(k) is not None]
     if args.get("class_weights"):
         out.append("inverse-frequency class weights in the loss")
+    certainty = {
+        "weight": "each label weighted in the loss by the LLM's confidence × consistency",
+        "soft": "soft targets from the LLM's confidence",
+    }.get(args.get("certainty") or "off")
+    if certainty:
+        out.append(certainty)
+    if args.get("label_smoothing"):
+        out.append(f"label smoothing {args['label_smoothing']}")
     return out or ["not recorded"]
 
 

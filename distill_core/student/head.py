@@ -165,7 +165,7 @@ def encoder_with_head(encoder: Any, weight: Any, bias: Any, spec: HeadSpec) -> A
         def forward(self, input_ids=None, attention_mask=None, **_: Any):
             hidden = self.encoder(input_ids=input_ids, attention_mask=attention_mask)
             pooled = mean_pool(hidden.last_hidden_state, attention_mask)
-            return SequenceClassifierOutput(logits=self.head(pooled.to(self.head.weight.dtype)))
+            return SequenceClassifierOutput(logits=self.head(pooled))
 
     return EncoderWithHead()
 
