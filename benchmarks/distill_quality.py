@@ -1,43 +1,40 @@
 """Distillation quality on real human-labelled tasks (../shared/data): does a student trained on
-a teacher's labels approach one trained on human labels, and beat a TF-IDF baseline?
+a teacher's labels approach one trained on human labels, and beat a TF-IDF baseline? Per
+recipe (full fine-tuning, the fast frozen-encoder head), several seeds, with wall times.
 
-Per task: a test split of human labels (≤ --n-test texts), --n-train training texts, and a
-simulated teacher whose errors are not random. A weak classifier (TF-IDF + logistic regression,
-C=1, balanced class weights) is fitted on up to --n-teacher other human-labelled texts; the
-teacher ("--teacher mixed", the default) gives the human label except on a random share of the
-texts the weak classifier gets wrong, where it gives the weak classifier's label. The share is
-set so that the teacher's accuracy on the training texts is --teacher-accuracy (default 0.80,
-about GPT-4's agreement with human coders in the papers; the realised figure is printed, and
-it is higher when the weak classifier makes fewer mistakes than that). The same share applies
-on the test texts. "--teacher tfidf" uses the weak classifier (unbalanced) itself. Printed,
-as macro-F1 on the human test split:
+Per task: a fixed test split of human labels (≤ --n-test texts, drawn once with --test-seed),
+and per replicate seed s: --n-train training texts drawn from the rest, and a simulated
+teacher whose errors are not random. A weak classifier (TF-IDF + logistic regression, C=1,
+balanced class weights) is fitted on up to --n-teacher other human-labelled texts; the teacher
+gives the human label except on a random share of the texts the weak classifier gets wrong,
+where it gives the weak classifier's label. The share is set so that the teacher's accuracy on
+the training texts is --teacher-accuracy (default 0.80, about GPT-4's agreement with human
+coders in the papers; the realised figure is printed, and it is higher when the weak
+classifier makes fewer mistakes than that). The teacher also reports a confidence per text
+(for the certainty variants): a calibrated probability that its label is right, from a score
+that separates its right from its wrong labels with AUROC --confidence-auc (0.75 by default;
+a simulation parameter, not a measured property of any LLM).
 
-  teacher                      the simulated teacher itself
-  student_teacher              train() with TrainingArgs() defaults on teacher labels
-  student_human                the same recipe on the human labels of the same texts
-  baseline_teacher             fit_baseline() (TF-IDF + LR) on teacher labels
-  naive_teacher                fixed 3 epochs, lr 5e-5, max_length 128, no warm-up, no
-                               validation/early stopping, on teacher labels
+Systems, scored as macro-F1 on the human test split:
 
-``--sweep "lr=5e-5,epochs=5;lr=1e-4"`` trains extra student variants (TrainingArgs overrides)
-to choose defaults by measurement, on the labels named by ``--sweep-labels`` (teacher, human);
-``--baseline-c`` compares baseline C values.
+  teacher                    the simulated teacher itself
+  tfidf_teacher              fit_baseline() (TF-IDF + LR) on the teacher's labels
+  <recipe>_teacher           train() with TrainingArgs(recipe=<recipe>) defaults, teacher labels
+  <recipe>_teacher_<v>       the same with a certainty variant v: weight, soft, smooth0.1
+  <recipe>_human             the same recipe on the human labels of the same texts
+
+``--curve 0.25,0.5,1`` adds the learning curve of the head recipe on teacher labels (shares of
+the training texts), with 95% bootstrap intervals, and what labelling more texts would cost
+(distill_core/llm/cost.py, --curve-model's list price, a codebook of the task's label names).
+
+Every result is appended to --jsonl as one JSON line; ``--summarize FILE`` prints the tables
+(mean and range over seeds, mean wall time) from such a file, so runs done in several pieces
+(the 2-core machine cannot do them all at once) make one table.
 
 Usage: .venv/bin/python benchmarks/distill_quality.py [--tasks tweeteval_emotion,...]
-       [--n-train 1000] [--n-test 1000] [--only student_teacher,...] [--sweep ...]
-
-Measured 2026-11-21 on a shared 2-core CPU (seed 42, ≤ 1,000 test texts; figures and
-discussion in benchmarks/README.md). Teacher 80% accurate on the training texts (Davidson 84%):
-
-  task (train)        teacher  student_teacher  student_human  baseline  naive
-  emotion (1000)        0.774        0.644          0.718        0.493   0.578
-  hate (500)            0.561        0.461          0.478        0.446   0.421
-  bill topics (1000)    0.790        0.655          0.619        0.569   0.328
-  davidson (500)        0.715        0.715          0.571        0.591   0.550
-
-The teacher beats even the human-label student on three tasks: it is stronger than what 1,000
-texts can teach. lr 2e-4 vs the default 1e-4: better in 5 of 8 student runs, worse in 2 (mean
-+0.008), so the defaults stay; one seed cannot separate differences of 0.05.
+       [--recipes head,full] [--variants off,weight,soft] [--seeds 42,43,44] [--n-train 1000]
+       [--jsonl results.jsonl] [--curve 0.25,0.5,1]
+       .venv/bin/python benchmarks/distill_quality.py --summarize results.jsonl
 """
 
 from __future__ import annotations
@@ -45,11 +42,13 @@ from __future__ import annotations
 import argparse
 import csv
 import json
+import math
 import random
+import statistics
 import sys
 import tempfile
 import time
-from collections import Counter
+from collections import Counter, defaultdict
 from dataclasses import replace
 from pathlib import Path
 
@@ -107,6 +106,23 @@ def fit_weak(rows: list[tuple[str, str]], seed: int, balanced: bool):
     return weak
 
 
+def simulated_confidence(correct: list[bool], auc: float, seed: int) -> list[float]:
+    """A calibrated confidence per label: P(right | s) for a score s ~ N(d', 1) on right and
+    N(0, 1) on wrong labels, d' = √2·Φ⁻¹(auc), so the score ranks right above wrong labels
+    with AUROC ``auc``; the prior is the share of right labels."""
+    import numpy as np
+    from scipy.stats import norm
+
+    rng = np.random.default_rng(seed)
+    right = np.asarray(correct, dtype=bool)
+    prior = float(right.mean())
+    d = math.sqrt(2) * norm.ppf(auc)
+    s = np.where(right, d, 0.0) + rng.standard_normal(len(right))
+    a = prior * norm.pdf(s - d)
+    b = (1 - prior) * norm.pdf(s)
+    return [float(v) for v in a / (a + b)]
+
+
 def accuracy(gold: list[str], pred: list[str]) -> float:
     return sum(g == p for g, p in zip(gold, pred, strict=True)) / max(1, len(gold))
 
@@ -117,10 +133,20 @@ def macro_f1(gold: list[str], pred: list[str]) -> float:
     return float(f1_score(gold, pred, average="macro", zero_division=0))
 
 
-def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str) -> dict:
+VARIANTS = {
+    "off": {},
+    "weight": {"certainty": "weight"},
+    "soft": {"certainty": "soft"},
+    "smooth0.1": {"label_smoothing": 0.1},
+}
+
+
+def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str, conf=None) -> dict:
+    from distill_core.student.embed import clear_memory_cache
     from distill_core.student.predict import Predictor
     from distill_core.student.train import train
 
+    clear_memory_cache()  # every run pays for its own embeddings: honest wall times
     out = workdir / tag
     t0 = time.perf_counter()
 
@@ -128,148 +154,232 @@ def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str) ->
         if p.val_macro_f1 is not None or p.message == "Saved.":
             print(f"    [{tag}] {p.message} ({time.perf_counter() - t0:.0f} s)", flush=True)
 
-    res = train(texts, labels, out, args, on_progress=show)
+    res = train(texts, labels, out, args, confidences=conf, on_progress=show)
     pred = Predictor(out).predict(test_x)
+    meta = res.metadata
     return {
         "f1": macro_f1(test_y, pred.labels),
+        "accuracy": round(accuracy(test_y, pred.labels), 4),
         "seconds": round(time.perf_counter() - t0, 1),
         "best_epoch": res.best_epoch,
         "epochs_run": len(res.history),
-        "max_length": res.metadata.max_length,
-        "val_f1": round(res.val_macro_f1, 3),
+        "max_length": meta.max_length,
+        "val_f1": None if meta.val_macro_f1 is None else round(meta.val_macro_f1, 3),
+        "tfidf_val_f1": None
+        if meta.tfidf_val_macro_f1 is None
+        else round(meta.tfidf_val_macro_f1, 3),
+        "below_tfidf": meta.below_tfidf,
     }
 
 
-def parse_sweep(spec: str) -> list[dict]:
-    variants = []
-    for part in filter(None, (p.strip() for p in spec.split(";"))):
-        kv = {}
-        for item in part.split(","):
-            k, v = item.split("=")
-            k = k.strip()
-            v = v.strip()
-            kv[k] = None if v == "None" else (int(v) if v.isdigit() else float(v))
-        variants.append(kv)
-    return variants
+def learning_curve(x, y_teacher, tx, ty, shares, seed, work: Path, task, emit, model: str):
+    """The head recipe on growing shares of the teacher-labelled texts, with intervals, and
+    what labelling more texts would cost at ``model``'s list price."""
+    from distill_core import agreement
+    from distill_core.codebook import Codebook
+    from distill_core.llm.cost import estimate
+    from distill_core.student.args import TrainingArgs
+
+    points = []
+    for share in shares:
+        n = max(10, int(round(share * len(x))))
+        r = run_student(
+            x[:n], y_teacher[:n], tx, ty, TrainingArgs(recipe="head", seed=seed), work, f"c{n}"
+        )
+        from distill_core.student.predict import Predictor
+
+        pred = Predictor(work / f"c{n}").predict(tx).labels
+        scored = agreement.compare(ty, pred, seed=seed)
+        ci = list(scored.ci.get("macro_f1") or (None, None))
+        points.append((n, scored.macro_f1, ci))
+        emit(f"curve n={n}", r | {"ci": ci, "share": share})
+    names = sorted(set(y_teacher))
+    book = Codebook.from_dict(
+        {
+            "name": task,
+            "instructions": "Assign the one label that best fits the text.",
+            "labels": [{"name": n, "definition": n} for n in names],
+        }
+    )
+    per_text = estimate(book, x[:200], model)
+    each = per_text.cost_usd / max(1, min(200, len(x)))
+    print(f"  learning curve, head recipe on teacher labels ({task}):")
+    for n, f1, ci in points:
+        low, high = ci if ci else (float("nan"), float("nan"))
+        print(f"    n={n:>5}  macro-F1 {f1:.3f}  95% CI {low:.3f}–{high:.3f}")
+    for more in (500, 1000, 2000):
+        print(
+            f"    labelling {more:,} more texts with {model}: about ${each * more:.2f} "
+            f"({per_text.prompt_tokens / max(1, min(200, len(x))):.0f} prompt tokens a text)"
+        )
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=",".join(TASKS))
+    ap.add_argument("--recipes", default="head", help="head, full or head,full")
+    ap.add_argument("--variants", default="off", help=f"teacher-label variants: {list(VARIANTS)}")
+    ap.add_argument("--labels", default="teacher,human", help="teacher, human or both")
+    ap.add_argument("--seeds", default="42,43,44")
+    ap.add_argument("--test-seed", type=int, default=42)
     ap.add_argument("--n-train", type=int, default=1000)
     ap.add_argument("--n-test", type=int, default=1000)
     ap.add_argument("--n-teacher", type=int, default=2000)
-    ap.add_argument("--seed", type=int, default=42)
-    ap.add_argument("--teacher", choices=["mixed", "tfidf"], default="mixed")
     ap.add_argument("--teacher-accuracy", type=float, default=0.80)
-    ap.add_argument(
-        "--only",
-        default="teacher,student_teacher,student_human,baseline_teacher,naive_teacher",
-    )
-    ap.add_argument("--sweep", default="")
-    ap.add_argument("--sweep-labels", default="teacher", help="teacher, human or teacher,human")
-    ap.add_argument("--baseline-c", default="")
+    ap.add_argument("--confidence-auc", type=float, default=0.75)
+    ap.add_argument("--curve", default="", help="shares for the learning curve, e.g. 0.25,0.5,1")
+    ap.add_argument("--curve-model", default="gpt-4o-mini")
+    ap.add_argument("--set", default="", help="TrainingArgs overrides for every student: k=v,…")
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
+    ap.add_argument("--summarize", default="", help="print the tables of a --jsonl file")
     a = ap.parse_args()
+    if a.summarize:
+        summarize(Path(a.summarize))
+        return
 
     from distill_core.student.args import TrainingArgs
     from distill_core.student.baseline import fit_baseline
 
-    only = set(a.only.split(","))
+    overrides = parse_overrides(a.set)
+    seeds = [int(s) for s in a.seeds.split(",")]
     for task in a.tasks.split(","):
-        data = read_task(task, a.seed)
+        data = read_task(task, a.test_seed)
         if data is None:
             print(f"{task}: file missing, skipped")
             continue
-        pool, test = data
-        rng = random.Random(a.seed)
-        rng.shuffle(pool)
+        pool_all, test = data
         test = test[:]
-        rng.shuffle(test)
+        random.Random(a.test_seed).shuffle(test)
         test = test[: a.n_test]
-        train_rows = pool[: a.n_train]
-        teacher_rows = pool[a.n_train : a.n_train + a.n_teacher]
-        x = [t for t, _ in train_rows]
-        y_human = [lab for _, lab in train_rows]
         tx = [t for t, _ in test]
         ty = [lab for _, lab in test]
-        weak = fit_weak(teacher_rows, a.seed, balanced=a.teacher == "mixed")
-        weak_train, weak_test = weak.predict(x)[0], weak.predict(tx)[0]
-        if a.teacher == "tfidf":
-            y_teacher, t_test, share = weak_train, weak_test, 1.0
-        else:
+        for seed in seeds:
+            pool = pool_all[:]
+            random.Random(seed).shuffle(pool)
+            train_rows = pool[: a.n_train]
+            teacher_rows = pool[a.n_train : a.n_train + a.n_teacher]
+            x = [t for t, _ in train_rows]
+            y_human = [lab for _, lab in train_rows]
+            weak = fit_weak(teacher_rows, seed, balanced=True)
+            weak_train, weak_test = weak.predict(x)[0], weak.predict(tx)[0]
             share = error_share(y_human, weak_train, a.teacher_accuracy)
-            trng = random.Random(a.seed + 1)
+            trng = random.Random(seed + 1)
             y_teacher = mixed_teacher(y_human, weak_train, share, trng)
             t_test = mixed_teacher(ty, weak_test, share, trng)
-        print(
-            f"\n== {task}: train {len(x)}, test {len(tx)}, classes {len(set(ty))}; "
-            f"weak classifier on {len(teacher_rows)} other texts: accuracy "
-            f"{accuracy(y_human, weak_train):.1%} on the training texts"
-        )
-        print(
-            f"   teacher ({a.teacher}): accuracy {accuracy(y_human, y_teacher):.1%} on the "
-            f"training texts (target {a.teacher_accuracy:.0%}, copies {share:.0%} of the weak "
-            f"classifier's mistakes), {accuracy(ty, t_test):.1%} on the test texts; "
-            f"labels {dict(Counter(y_teacher).most_common())}"
-        )
-
-        def emit(name: str, r: dict, task: str = task, n_train: int = len(x)) -> None:
-            extra = " ".join(f"{k}={v}" for k, v in r.items() if k != "f1")
-            print(f"  {name:<34} macro-F1 {r['f1']:.3f}  {extra}", flush=True)
-            if a.jsonl:
-                with open(a.jsonl, "a") as fh:
-                    fh.write(
-                        json.dumps({"task": task, "n_train": n_train, "name": name, **r}) + "\n"
-                    )
-
-        if "teacher" in only:
-            emit(
-                "teacher",
-                {
-                    "f1": macro_f1(ty, t_test),
-                    "train_accuracy": round(accuracy(y_human, y_teacher), 3),
-                    "test_accuracy": round(accuracy(ty, t_test), 3),
-                },
+            right = [t == h for t, h in zip(y_teacher, y_human, strict=True)]
+            conf = simulated_confidence(right, a.confidence_auc, seed + 2)
+            print(
+                f"\n== {task}, seed {seed}: train {len(x)}, test {len(tx)}, classes "
+                f"{len(set(ty))}; teacher accuracy {accuracy(y_human, y_teacher):.1%} on the "
+                f"training texts, {accuracy(ty, t_test):.1%} on the test texts; labels "
+                f"{dict(Counter(y_teacher).most_common(5))}…",
+                flush=True,
             )
-        if "baseline_teacher" in only:
+
+            n_train = len(x)
+
+            def emit(name: str, r: dict, task=task, seed=seed, n=n_train) -> None:
+                extra = " ".join(f"{k}={v}" for k, v in r.items() if k != "f1")
+                print(f"  {name:<28} macro-F1 {r['f1']:.3f}  {extra}", flush=True)
+                if a.jsonl:
+                    with open(a.jsonl, "a") as fh:
+                        row = {"task": task, "seed": seed, "n_train": n, "system": name, **r}
+                        fh.write(json.dumps(row) + "\n")
+
+            emit("teacher", {"f1": macro_f1(ty, t_test)})
             t0 = time.perf_counter()
-            b = fit_baseline(x, y_teacher, a.seed)
+            b = fit_baseline(x, y_teacher, seed)
             emit(
-                "baseline_teacher",
+                "tfidf_teacher",
                 {
                     "f1": macro_f1(ty, b.predict(tx)[0]),
                     "seconds": round(time.perf_counter() - t0, 2),
                 },
             )
-        for c in filter(None, a.baseline_c.split(",")):
-            b = fit_baseline(x, y_teacher, a.seed, c=float(c))
-            emit(f"baseline_teacher C={c}", {"f1": macro_f1(ty, b.predict(tx)[0])})
-        with tempfile.TemporaryDirectory() as tmp:
-            work = Path(tmp)
-            base = TrainingArgs(seed=a.seed)
-            if "student_teacher" in only:
-                emit("student_teacher", run_student(x, y_teacher, tx, ty, base, work, "st"))
-            if "student_human" in only:
-                emit("student_human", run_student(x, y_human, tx, ty, base, work, "sh"))
-            if "naive_teacher" in only:
-                naive = TrainingArgs(
-                    seed=a.seed,
-                    epochs=3,
-                    lr=5e-5,
-                    max_length=128,
-                    warmup_ratio=0.0,
-                    val_share=0.0,
-                    early_stopping_patience=0,
-                )
-                emit("naive_teacher", run_student(x, y_teacher, tx, ty, naive, work, "nt"))
-            for i, kv in enumerate(parse_sweep(a.sweep)):
-                args = replace(base, **kv)
-                setting = ",".join(f"{k}={v}" for k, v in kv.items())
-                for source in a.sweep_labels.split(","):
-                    y = y_teacher if source == "teacher" else y_human
-                    tag = f"sw{i}{source[0]}"
-                    emit(f"sweep {source} {setting}", run_student(x, y, tx, ty, args, work, tag))
+            with tempfile.TemporaryDirectory() as tmp:
+                work = Path(tmp)
+                for recipe in a.recipes.split(","):
+                    base = replace(TrainingArgs(seed=seed, recipe=recipe), **overrides)
+                    if "teacher" in a.labels:
+                        for v in a.variants.split(","):
+                            args = replace(base, **VARIANTS[v])
+                            name = f"{recipe}_teacher" + ("" if v == "off" else f"_{v}")
+                            r = run_student(x, y_teacher, tx, ty, args, work, name, conf)
+                            emit(name, r)
+                    if "human" in a.labels:
+                        r = run_student(x, y_human, tx, ty, base, work, f"{recipe}_human")
+                        emit(f"{recipe}_human", r)
+                if a.curve and seed == seeds[0]:
+                    shares = [float(s) for s in a.curve.split(",")]
+                    learning_curve(
+                        x, y_teacher, tx, ty, shares, seed, work, task, emit, a.curve_model
+                    )
+
+
+def parse_overrides(spec: str) -> dict:
+    out = {}
+    for item in filter(None, (p.strip() for p in spec.split(","))):
+        k, v = (s.strip() for s in item.split("="))
+        try:
+            out[k] = int(v)
+        except ValueError:
+            try:
+                out[k] = float(v)
+            except ValueError:
+                out[k] = None if v == "None" else v
+    return out
+
+
+def summarize(path: Path) -> None:
+    """Mean (range) of macro-F1 over seeds and mean wall time per task and system, then the
+    targets: each recipe's student on teacher labels against TF-IDF and against the same
+    recipe on human labels."""
+    rows = [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+    by: dict[tuple[str, str], list[dict]] = defaultdict(list)
+    for r in rows:
+        if not r["system"].startswith("curve"):
+            by[(r["task"], r["system"])].append(r)
+    tasks = list(dict.fromkeys(r["task"] for r in rows))
+    systems = list(dict.fromkeys(s for _, s in by))
+    print("| task | system | macro-F1 mean (range) | seeds | wall time (mean) |")
+    print("|---|---|---|---|---|")
+    mean = {}
+    for task in tasks:
+        for system in systems:
+            got = by.get((task, system))
+            if not got:
+                continue
+            f1 = [r["f1"] for r in got]
+            mean[(task, system)] = statistics.mean(f1)
+            secs = [r["seconds"] for r in got if r.get("seconds") is not None]
+            wall = f"{statistics.mean(secs):.0f} s" if secs else "–"
+            print(
+                f"| {task} | {system} | {statistics.mean(f1):.3f} ({min(f1):.3f}–{max(f1):.3f}) "
+                f"| {len(f1)} | {wall} |"
+            )
+    print()
+    for system in systems:
+        if "_teacher" not in system or system.startswith("tfidf"):
+            continue
+        recipe = system.split("_teacher")[0]
+        gaps, wins = [], []
+        for task in tasks:
+            s = mean.get((task, system))
+            h = mean.get((task, f"{recipe}_human"))
+            t = mean.get((task, "tfidf_teacher"))
+            if s is None:
+                continue
+            if h is not None:
+                gaps.append((task, s - h))
+            if t is not None:
+                wins.append((task, s - t))
+        if gaps:
+            avg = statistics.mean(g for _, g in gaps)
+            each = ", ".join(f"{t} {g:+.3f}" for t, g in gaps)
+            print(f"{system} − {recipe}_human: mean {avg:+.3f} ({each})")
+        if wins:
+            each = ", ".join(f"{t} {g:+.3f}" for t, g in wins)
+            print(f"{system} − tfidf_teacher: {each}")
 
 
 if __name__ == "__main__":

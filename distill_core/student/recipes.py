@@ -9,8 +9,9 @@
 ``auto`` (the default) keeps full fine-tuning on a GPU, and on a CPU when the job's estimated
 time (a few real training steps timed, student/timing.py) fits the time budget; otherwise it
 picks ``head``. Measured on four human-coded tasks with 1,000 teacher labels
-(benchmarks/README.md): the head recipe is within a few hundredths of full fine-tuning's
-macro-F1 on three of them at about a thirtieth of the time on 2 cores.
+(benchmarks/README.md): the head recipe is within 0.01 of full fine-tuning's macro-F1 on
+three of them and 0.09 behind on the fourth (Davidson), at a third to a twenty-fifth of the
+time on 2 busy cores.
 """
 
 from __future__ import annotations
