@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import contextlib
 import json
 import threading
 from collections.abc import Callable, Sequence
@@ -16,7 +15,7 @@ import numpy as np
 from distill_core.student.args import TrainingCancelled
 from distill_core.student.card import METADATA_FILE
 from distill_core.student.head import is_head_model, load_head_model
-from distill_core.student.threads import torch_threads
+from distill_core.student.threads import device_threads
 from distill_core.student.train import pad_batch
 
 #: Longest input used when a model folder has no distill.json to say its training max_length.
@@ -101,8 +100,7 @@ class Predictor:
                 "input_ids"
             ]
             order = np.argsort([len(e) for e in encoded], kind="stable")
-            cpu = torch_threads() if self.device == "cpu" else contextlib.nullcontext()
-            with cpu, torch.inference_mode():
+            with device_threads(self.device), torch.inference_mode():
                 for start in range(0, n, batch_size):
                     if should_stop is not None and should_stop():
                         raise PredictionCancelled("Prediction was cancelled.")

@@ -216,3 +216,13 @@ def torch_threads(choice: ThreadChoice | None = None) -> Iterator[ThreadChoice]:
         yield choice
     finally:
         torch.set_num_threads(previous)
+
+
+@contextmanager
+def device_threads(device: str) -> Iterator[ThreadChoice | None]:
+    """:func:`torch_threads` on the CPU; nothing to set on a GPU (yields None)."""
+    if device == "cuda":
+        yield None
+        return
+    with torch_threads() as choice:
+        yield choice

@@ -27,7 +27,7 @@ from typing import Any, TypeVar
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
 from distill_core.student.recipes import RecipeChoice
-from distill_core.student.threads import CpuProbe, ThreadChoice
+from distill_core.student.threads import CpuProbe, ThreadChoice, device_threads
 
 #: Bounds of the automatic max_length (tokens): see :func:`choose_max_length`.
 AUTO_MAX_LENGTH_MIN = 32
@@ -447,12 +447,7 @@ def train(
         amp, scaler, precision = _amp(on_cuda)
         weight = None
         if args.class_weights:
-            counts = Counter(tr_y)
-            k = len(counts)
-            w = [
-                len(tr_y) / (k * counts[c]) if counts.get(c) else 1.0
-                for c in range(len(prep.label_names))
-            ]
+            w = class_weights(tr_y, len(prep.label_names))
             weight = torch.tensor(w, dtype=torch.float32, device=dev)
         loss_fn = torch.nn.CrossEntropyLoss(weight=weight)
         soft = _teacher_targets(args, prep, train_idx, tr_y, confidences, consistencies)
@@ -727,6 +722,15 @@ def _teacher_targets(args, prep, train_idx, tr_y, confidences, consistencies):
     return torch.from_numpy(q), torch.from_numpy(w)
 
 
+def class_weights(ids: Sequence[int], n_labels: int) -> list[float]:
+    """Inverse-frequency weight of each label id: n / (labels present × its count); 1 for a
+    label absent from ``ids``."""
+    counts = Counter(ids)
+    return [
+        len(ids) / (len(counts) * counts[c]) if counts.get(c) else 1.0 for c in range(n_labels)
+    ]
+
+
 def _choice(args: TrainingArgs, extra: dict | None) -> RecipeChoice | None:
     """Why this training fine-tuned: the job's choice (``extra_metadata["recipe_choice"]``),
     or "auto" given straight to ``train()``, which fine-tunes (the job and the command line
@@ -759,8 +763,6 @@ def train_head(
     it on them, score it on the validation rows beside a TF-IDF baseline, save the encoder
     and the head. Progress counts in the steps ``train()`` would take (epochs × batches), so
     a job's one progress bar needs no second unit (student/head.py has the head's math)."""
-    import contextlib
-
     import numpy as np
     import torch
 
@@ -805,14 +807,8 @@ def train_head(
         embedder = Embedder(
             encoder, tokenizer, resolved, max_length, cache_dir=cache_dir, device=dev
         )
-        threads_rule = None
-        if on_cuda:
-            threads_ctx = contextlib.nullcontext()
-        else:
-            from distill_core.student.threads import torch_threads
-
-            threads_ctx = torch_threads()
-        with threads_ctx as choice:
+        with device_threads(dev) as choice:
+            threads_used = torch.get_num_threads()
             threads_rule = choice.sentence() if choice is not None else None
             x = embedder.encode(
                 prep.texts,
@@ -831,12 +827,7 @@ def train_head(
             tr_y, k, [kept_cert[i] for i in train_idx], args.certainty, args.label_smoothing
         )
         if args.class_weights:
-            counts = Counter(tr_y)
-            cw = np.array(
-                [len(tr_y) / (len(counts) * counts[c]) if counts.get(c) else 1.0 for c in range(k)],
-                dtype=np.float32,
-            )
-            w = w * cw[np.asarray(tr_y)]
+            w = w * np.asarray(class_weights(tr_y, k), dtype=np.float32)[np.asarray(tr_y)]
         x_tr = x[train_idx]
         c, cv = choose_c(x_tr, tr_y, q, w, args.seed)
         weight, bias = fit_linear(x_tr, q, w, c)
@@ -884,7 +875,7 @@ def train_head(
             val_macro_f1=None if val_f1 is None else round(val_f1, 6),
             device=dev,
             precision="fp32",
-            threads=torch.get_num_threads(),
+            threads=threads_used,
             threads_rule=threads_rule,
             train_seconds=round(train_seconds, 3),
             created_at=datetime.now(UTC).isoformat(timespec="seconds"),
