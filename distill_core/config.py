@@ -12,6 +12,31 @@ MAX_UPLOAD_MB = 200
 MAX_UPLOAD_BYTES = MAX_UPLOAD_MB * 1024 * 1024
 
 
+@dataclass(frozen=True)
+class UploadLimits:
+    """What one upload may unpack and hold, beyond its size (``MAX_UPLOAD_MB``); past any of
+    these the reader stops with one sentence. Stated in the README's Configuration section.
+
+    ``max_rows`` and ``max_columns`` count data rows and columns in any format; ``max_cell_chars``
+    is the longest value (it is also the CSV reader's ``csv.field_size_limit``);
+    ``max_xlsx_unpacked_mb`` is what the parts of an ``.xlsx`` (a ZIP of XML) may unpack to,
+    checked before the workbook is read (a million ordinary rows are about 250 MB of XML);
+    ``max_parquet_unpacked_mb`` and ``max_parquet_row_groups`` bound a Parquet file's
+    uncompressed column data and its row groups, read from its footer before its data.
+    """
+
+    max_rows: int = 2_000_000
+    max_columns: int = 1_000
+    max_cell_chars: int = 1_000_000
+    max_xlsx_unpacked_mb: int = 512
+    max_parquet_unpacked_mb: int = 1_024
+    max_parquet_row_groups: int = 10_000
+
+
+#: The limits every reader applies unless it is given others.
+UPLOAD_LIMITS = UploadLimits()
+
+
 #: How people sign in: one local user, OpenID Connect (``st.login``), or built-in accounts.
 AUTH_MODES = ("local", "oidc", "accounts")
 

@@ -11,6 +11,7 @@ from __future__ import annotations
 import csv
 import hashlib
 import io
+import itertools
 import json
 import math
 import os
@@ -27,7 +28,7 @@ import pandas as pd
 import pyarrow as pa
 import pyarrow.compute as pc
 
-from distill_core.config import MAX_UPLOAD_BYTES
+from distill_core.config import MAX_UPLOAD_BYTES, UPLOAD_LIMITS, UploadLimits
 from distill_core.values import cell_to_text, is_missing
 
 __all__ = [
@@ -209,7 +210,12 @@ class PreparedCorpus:
 # Reading
 
 
-def read_path(path: str | os.PathLike, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Table:
+def read_path(
+    path: str | os.PathLike,
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    limits: UploadLimits = UPLOAD_LIMITS,
+) -> Table:
     """Read a corpus file from disk (its size is checked before it is read) into a `Table`."""
     p = Path(path)
     try:
@@ -225,14 +231,23 @@ def read_path(path: str | os.PathLike, *, max_bytes: int = MAX_UPLOAD_BYTES) -> 
         data = p.read_bytes()
     except OSError as exc:
         raise CorpusError(f"The file {p} cannot be read ({exc.strerror or exc}).") from None
-    return read_table(data, p.name, max_bytes=max_bytes)
+    return read_table(data, p.name, max_bytes=max_bytes, limits=limits)
 
 
-def read_table(data: bytes, filename: str, *, max_bytes: int = MAX_UPLOAD_BYTES) -> Table:
+def read_table(
+    data: bytes,
+    filename: str,
+    *,
+    max_bytes: int = MAX_UPLOAD_BYTES,
+    limits: UploadLimits = UPLOAD_LIMITS,
+) -> Table:
     """Read an uploaded file's bytes into a `Table`; raise `CorpusError` for anything unreadable.
 
     The format comes from the name's suffix and is checked against the content. Text files may be
     UTF-8 (with or without BOM), UTF-16 with BOM, or else Windows-1252/Latin-1 (with a warning).
+    What a file unpacks and holds is bounded by ``limits`` (rows, columns, a value's length, an
+    .xlsx's XML, a Parquet file's data and row groups); any error of a reader, expected or not,
+    becomes a `CorpusError` of one sentence.
     """
     name = Path(filename).name or "upload"
     _check_size(len(data), name, max_bytes)
@@ -249,6 +264,24 @@ def read_table(data: bytes, filename: str, *, max_bytes: int = MAX_UPLOAD_BYTES)
     if not data.strip():
         raise CorpusError(f"The file {name} has no rows.")
     file_format = _FORMAT_OF_SUFFIX[suffix]
+    try:
+        return _read_table(data, name, suffix, file_format, limits)
+    except CorpusError:
+        raise
+    except MemoryError:
+        raise CorpusError(
+            f"The file {name} needs more memory to read than this server has; "
+            "split it into smaller files."
+        ) from None
+    except Exception as exc:  # any reader's surprise: one sentence, never a traceback
+        raise CorpusError(
+            f"The file {name} could not be read as {_FORMAT_LABEL[file_format]} ({_short(exc)})."
+        ) from None
+
+
+def _read_table(
+    data: bytes, name: str, suffix: str, file_format: str, limits: UploadLimits
+) -> Table:
     sha256 = hashlib.sha256(data).hexdigest()
     warnings: list[str] = []
     encoding: str | None = None
@@ -262,22 +295,24 @@ def read_table(data: bytes, filename: str, *, max_bytes: int = MAX_UPLOAD_BYTES)
         if file_format == "jsonl":
             frame = _parse_jsonl(text, name)
         else:
-            frame, delimiter, parse_warnings = _parse_delimited(text, name, suffix)
+            frame, delimiter, parse_warnings = _parse_delimited(text, name, suffix, limits)
             warnings.extend(parse_warnings)
             file_format = "tsv" if delimiter == "\t" else "csv"
     elif file_format == "xlsx":
-        frame, xl_warnings = _read_xlsx(data, name)
+        frame, xl_warnings = _read_xlsx(data, name, limits)
         warnings.extend(xl_warnings)
     elif file_format == "parquet":
-        frame = _read_parquet(data, name)
+        frame = _read_parquet(data, name, limits)
     else:
         frame, dta_warnings = _read_stata(data, name)
         warnings.extend(dta_warnings)
 
+    _check_shape(frame.shape[0], frame.shape[1], name, limits)
     frame, norm_warnings = _normalise_frame(frame, name, from_text=file_format in ("csv", "tsv"))
     warnings.extend(norm_warnings)
     if len(frame) == 0 or frame.shape[1] == 0:
         raise CorpusError(f"The file {name} has no rows.")
+    _check_cells(frame, name, limits)
     return Table(
         frame=frame,
         filename=name,
@@ -286,6 +321,40 @@ def read_table(data: bytes, filename: str, *, max_bytes: int = MAX_UPLOAD_BYTES)
         warnings=tuple(warnings),
         sha256=sha256,
     )
+
+
+def _check_shape(rows: int, columns: int, name: str, limits: UploadLimits) -> None:
+    """Refuse more data rows or columns than ``limits`` allow."""
+    if rows > limits.max_rows:
+        raise CorpusError(
+            f"The file {name} has more than {_count(limits.max_rows, 'row')}, the most one "
+            "upload may hold; split it into smaller files."
+        )
+    if columns > limits.max_columns:
+        raise CorpusError(
+            f"The file {name} has {_count(columns, 'column')}; the most one upload may hold is "
+            f"{limits.max_columns:,}, so keep only the columns you need."
+        )
+
+
+def _too_long(name: str, limits: UploadLimits, where: str) -> CorpusError:
+    return CorpusError(
+        f"The file {name} has a value longer than {limits.max_cell_chars:,} characters{where}, "
+        "the most one value may hold; shorten or split that text."
+    )
+
+
+def _check_cells(frame: pd.DataFrame, name: str, limits: UploadLimits) -> None:
+    """Refuse a text value longer than ``limits.max_cell_chars`` (CSV's reader stops at it)."""
+    for column in frame.columns:
+        col = frame[column]
+        if not pd.api.types.is_string_dtype(col.dtype) or pd.api.types.is_object_dtype(col.dtype):
+            continue
+        lengths = col.str.len()
+        longest = lengths.max()
+        if not is_missing(longest) and longest > limits.max_cell_chars:
+            row = int(lengths.to_numpy(dtype=float, na_value=0).argmax()) + 1
+            raise _too_long(name, limits, f" (column '{column}', data row {row:,})")
 
 
 def _check_size(size: int, name: str, max_bytes: int) -> None:
@@ -467,9 +536,12 @@ class _Lines:
         return self.last
 
 
+_SNIFF_CHARS = 262144
+
+
 def _sniff_delimiter(text: str, suffix: str) -> str:
     """Pick the delimiter whose field count is most consistent with the header's."""
-    sample = text[:262144]
+    sample = text[:_SNIFF_CHARS]
     cut = max(sample.rfind("\n"), sample.rfind("\r"))
     if 0 < cut < len(text) - 1:
         sample = sample[: cut + 1]
@@ -512,8 +584,23 @@ def _trim_trailing_empty(record: list[str]) -> list[str]:
     return record[:end]
 
 
-def _parse_delimited(text: str, name: str, suffix: str) -> tuple[pd.DataFrame, str, list[str]]:
-    """Parse CSV/TSV strictly: unmatched quotes and rows wider than the header are errors."""
+def _parse_delimited(
+    text: str, name: str, suffix: str, limits: UploadLimits = UPLOAD_LIMITS
+) -> tuple[pd.DataFrame, str, list[str]]:
+    """Parse CSV/TSV strictly: unmatched quotes and rows wider than the header are errors; a
+    value longer than ``limits.max_cell_chars`` or more rows than ``limits.max_rows`` stop it."""
+    csv.field_size_limit(limits.max_cell_chars)
+    try:
+        return _parse_delimited_text(text, name, suffix, limits)
+    except csv.Error as exc:  # whatever the careful reader did not explain
+        if "field larger than field limit" in str(exc):
+            raise _too_long(name, limits, "") from None
+        raise CorpusError(f"The file {name} could not be read as CSV ({_short(exc)}).") from None
+
+
+def _parse_delimited_text(
+    text: str, name: str, suffix: str, limits: UploadLimits
+) -> tuple[pd.DataFrame, str, list[str]]:
     warnings: list[str] = []
     first_line_end = text.find("\n")
     first_line = text[: first_line_end if first_line_end >= 0 else len(text)].strip()
@@ -523,26 +610,32 @@ def _parse_delimited(text: str, name: str, suffix: str) -> tuple[pd.DataFrame, s
         delimiter = explicit.group(1)
         text = text[first_line_end + 1 :] if first_line_end >= 0 else ""
         line_offset = 1
-    else:
+    else:  # the sample is parsed whole, so a long value in it must not hide its delimiter
+        csv.field_size_limit(max(limits.max_cell_chars, _SNIFF_CHARS))
         delimiter = _sniff_delimiter(text, suffix)
+        csv.field_size_limit(limits.max_cell_chars)
 
+    max_records = 2 * (limits.max_rows + 1)  # blank lines count too, so a file of them is bounded
     try:
-        raw = _read_records_fast(text, delimiter)
+        raw = _read_records_fast(text, delimiter, max_records)
         ends: list[int] | None = None
     except csv.Error:
-        raw, ends = _read_records_careful(text, delimiter, name, line_offset)
+        raw, ends = _read_records_careful(text, delimiter, name, line_offset, limits, max_records)
+    if len(raw) > max_records:
+        _check_shape(max_records, 0, name, limits)
 
     def start_lines() -> list[int]:
         """The line on which each non-blank record starts (computed only for error messages)."""
         nonlocal ends
         if ends is None:
-            ends = _read_records_careful(text, delimiter, name, line_offset)[1]
+            ends = _read_records_careful(text, delimiter, name, line_offset, limits, max_records)[1]
         previous = [0, *ends[:-1]]
         return [p + 1 + line_offset for p, r in zip(previous, raw, strict=True) if r]
 
     records = raw if all(raw) else [r for r in raw if r]  # blank lines give []
     if not records:
         raise CorpusError(f"The file {name} has no rows.")
+    _check_shape(len(records) - 1, len(records[0]), name, limits)
     header = [h.strip() for h in records[0]]
     if len(header) > 1 and header[-1] == "":
         # A trailing delimiter on the header line: drop empty trailing names.
@@ -581,15 +674,22 @@ def _parse_delimited(text: str, name: str, suffix: str) -> tuple[pd.DataFrame, s
     return frame, delimiter, warnings
 
 
-def _read_records_fast(text: str, delimiter: str) -> list[list[str]]:
-    """All records; raises csv.Error at the first quoting problem."""
-    return list(
-        csv.reader(io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True)
+def _read_records_fast(text: str, delimiter: str, max_records: int) -> list[list[str]]:
+    """The records, one more than ``max_records`` at most (so too many shows); raises csv.Error
+    at the first quoting problem or a value past ``csv.field_size_limit``."""
+    reader = csv.reader(
+        io.StringIO(text, newline=""), delimiter=delimiter, quotechar='"', strict=True
     )
+    return list(itertools.islice(reader, max_records + 1))
 
 
 def _read_records_careful(
-    text: str, delimiter: str, name: str, line_offset: int
+    text: str,
+    delimiter: str,
+    name: str,
+    line_offset: int,
+    limits: UploadLimits,
+    max_records: int,
 ) -> tuple[list[list[str]], list[int]]:
     """Like `_read_records_fast`, but explains unmatched quotes and tolerates a stray quote
     that opens and closes within one line (`1,"Hi" she said,x`), reading that line leniently."""
@@ -598,7 +698,7 @@ def _read_records_careful(
     records: list[list[str]] = []
     ends: list[int] = []
     previous_line = 0
-    while True:
+    while len(records) <= max_records:
         try:
             record = next(reader)
         except StopIteration:
@@ -607,6 +707,10 @@ def _read_records_careful(
             start = previous_line + 1 + line_offset
             here = reader.line_num + line_offset
             message = str(exc)
+            if "field larger than field limit" in message:
+                raise _too_long(
+                    name, limits, f" (or a quote never closed) in the row starting on line {start}"
+                ) from None
             if "end of data" in message or "newline inside string" in message:
                 raise CorpusError(
                     f"The file {name} has an unterminated quote: the quoted value that starts on "
@@ -707,22 +811,28 @@ def _parse_jsonl(text: str, name: str) -> pd.DataFrame:
 # ---- binary formats ---------------------------------------------------------------------------
 
 
-def _read_xlsx(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
+def _read_xlsx(
+    data: bytes, name: str, limits: UploadLimits = UPLOAD_LIMITS
+) -> tuple[pd.DataFrame, list[str]]:
+    """The first sheet, read by calamine (pandas' ``calamine`` engine: a million rows in about
+    6 s where openpyxl took 29 s) once the workbook's parts are known to unpack within
+    ``limits.max_xlsx_unpacked_mb``."""
     found = _describe_signature(data)
     if found is None or found[0] != "an Excel workbook":
         if found is None:
             raise CorpusError(f"The file {name} is not an Excel (.xlsx) workbook.")
         raise _not_a(name, "xlsx", *found)
+    _check_unpacked(data, name, limits.max_xlsx_unpacked_mb * 1024 * 1024)
     warnings: list[str] = []
     try:
-        book = pd.ExcelFile(io.BytesIO(data), engine="openpyxl")
+        book = pd.ExcelFile(io.BytesIO(data), engine="calamine")
         sheets = book.sheet_names
         if not sheets:
             raise CorpusError(f"The file {name} has no rows.")
-        frame = book.parse(sheets[0])
+        frame = book.parse(sheets[0], nrows=limits.max_rows + 1)
     except CorpusError:
         raise
-    except Exception as exc:  # openpyxl raises many kinds on broken workbooks
+    except Exception as exc:  # calamine raises many kinds on broken workbooks
         raise CorpusError(
             f"The file {name} could not be read as an Excel workbook ({_short(exc)})."
         ) from None
@@ -733,12 +843,58 @@ def _read_xlsx(data: bytes, name: str) -> tuple[pd.DataFrame, list[str]]:
     return frame, warnings
 
 
-def _read_parquet(data: bytes, name: str) -> pd.DataFrame:
+def _check_unpacked(data: bytes, name: str, max_bytes: int) -> None:
+    """Refuse a ZIP whose parts unpack to more than ``max_bytes`` (a ZIP bomb), before any XML
+    parser sees it. The sizes the archive declares are summed, then every part is inflated in
+    chunks and thrown away: Python's zipfile stops a part at its declared size and fails its
+    CRC when the part is longer, so a lying size cannot slip through to the workbook reader."""
+    with zipfile.ZipFile(io.BytesIO(data)) as zf:
+        infos = zf.infolist()
+        declared = sum(i.file_size for i in infos)
+        if declared > max_bytes:
+            raise CorpusError(
+                f"The file {name} unpacks to {_format_size(declared, exact=False)} of XML; the "
+                f"limit is {_format_size(max_bytes, exact=True)}, so save it as CSV or split it."
+            )
+        for info in infos:
+            with zf.open(info) as part:
+                while part.read(1 << 20):
+                    pass
+
+
+def _read_parquet(data: bytes, name: str, limits: UploadLimits = UPLOAD_LIMITS) -> pd.DataFrame:
+    """A Parquet file whose footer promises no more rows, columns, row groups and uncompressed
+    data than ``limits`` allow (checked before any data is read)."""
     if not (data.startswith(b"PAR1") and data.endswith(b"PAR1")):
         found = _describe_signature(data)
         if found is not None and found[1] != "parquet":
             raise _not_a(name, "parquet", *found)
         raise CorpusError(f"The file {name} is not a Parquet file (or it is incomplete).")
+    import pyarrow.parquet as pq
+
+    try:
+        meta = pq.ParquetFile(io.BytesIO(data)).metadata
+    except Exception as exc:  # pyarrow errors
+        raise CorpusError(
+            f"The file {name} could not be read as Parquet ({_short(exc)})."
+        ) from None
+    _check_shape(meta.num_rows, meta.num_columns, name, limits)
+    if meta.num_row_groups > limits.max_parquet_row_groups:
+        raise CorpusError(
+            f"The file {name} has {_count(meta.num_row_groups, 'row group')}; the most one upload "
+            f"may hold is {limits.max_parquet_row_groups:,}, so write it with larger row groups."
+        )
+    unpacked = sum(
+        meta.row_group(i).column(j).total_uncompressed_size
+        for i in range(meta.num_row_groups)
+        for j in range(meta.num_columns)
+    )
+    if unpacked > limits.max_parquet_unpacked_mb * 1024 * 1024:
+        raise CorpusError(
+            f"The file {name} unpacks to {_format_size(unpacked, exact=False)} of data; the "
+            f"limit is {_format_size(limits.max_parquet_unpacked_mb * 1024 * 1024, exact=True)}, "
+            "so split it into smaller files."
+        )
     try:
         return pd.read_parquet(io.BytesIO(data))
     except Exception as exc:  # pyarrow errors
