@@ -23,6 +23,7 @@ from dataclasses import dataclass
 from typing import Any
 
 __all__ = [
+    "MAX_CODEBOOK_NAME_LENGTH",
     "MAX_LABEL_NAME_LENGTH",
     "PLAIN_ANSWER_INSTRUCTION",
     "STRUCTURED_ANSWER_INSTRUCTION",
@@ -44,6 +45,8 @@ __all__ = [
 
 MAX_LABEL_NAME_LENGTH = 100
 """Longest label name accepted, in characters (an LLM has to repeat the name verbatim)."""
+MAX_CODEBOOK_NAME_LENGTH = 500
+"""Longest codebook name accepted, in characters (the store keeps no more: a test checks)."""
 
 SYSTEM_PREAMBLE = "You label texts for a research project by following the codebook below."
 USER_TEMPLATE = 'Text:\n"""\n{text}\n"""'
@@ -119,6 +122,11 @@ class Codebook:
         problems: list[str] = []
         if not self.name.strip():
             problems.append("The codebook needs a name.")
+        elif len(self.name) > MAX_CODEBOOK_NAME_LENGTH:
+            problems.append(
+                f"The codebook's name ({_quote(_shorten(self.name))}) is {len(self.name):,} "
+                f"characters long, over the limit of {MAX_CODEBOOK_NAME_LENGTH}."
+            )
 
         if not self.labels:
             problems.append("The codebook has no labels: add at least two.")

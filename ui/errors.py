@@ -11,6 +11,7 @@ from contextlib import contextmanager
 import streamlit as st
 from streamlit.errors import FragmentHandledException
 
+from distill_core.store import TooLong
 from distill_core.study.access import ProjectError
 
 log = logging.getLogger("distill")
@@ -40,5 +41,7 @@ def guarded() -> Iterator[None]:
         raise
     except ProjectError as exc:  # refused by a role check, or a project that is gone: say so
         st.error(str(exc), icon=":material/block:")
+    except TooLong as exc:  # a value the store does not keep (too long, a NUL): say which
+        st.error(str(exc), icon=":material/error:")
     except Exception as exc:
         report(exc)

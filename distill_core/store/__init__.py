@@ -4,6 +4,7 @@ SQLite under ``DISTILL_HOME`` by default; PostgreSQL when ``DISTILL_DATABASE_URL
 """
 
 from distill_core.store.db import Store
+from distill_core.store.limits import TooLong
 from distill_core.store.models import (
     Activity,
     Base,
@@ -45,6 +46,7 @@ __all__ = [
     "SampleItem",
     "Store",
     "StudentModel",
+    "TooLong",
     "User",
     "ValidationSample",
 ]

@@ -16,6 +16,7 @@ from distill_core.llm.base import Answer
 from distill_core.llm.cache import FINAL, AnswerCache
 from distill_core.store.bulk import insert_many
 from distill_core.store.db import Store
+from distill_core.store.limits import fit
 from distill_core.store.models import LLMResponse
 
 #: Hashes per ``IN (...)`` query.
@@ -68,8 +69,8 @@ class StoreAnswerCache(AnswerCache):
 
 
 def _masked(row: dict[str, Any]) -> dict[str, Any]:
-    """The row with its raw answer and error masked (a copy only when something changed)."""
-    raw, error = mask(row.get("raw")), mask(row.get("error"))
-    if raw == row.get("raw") and error == row.get("error"):
-        return row
-    return {**row, "raw": raw, "error": error}
+    """The row with its raw answer and error masked, and made storable (``limits.fit``: a paid
+    answer with a NUL or an over-long label is kept, not refused)."""
+    return fit(
+        LLMResponse.__table__, {**row, "raw": mask(row.get("raw")), "error": mask(row.get("error"))}
+    )

@@ -24,6 +24,7 @@ from distill_core.llm.runner import DEFAULT_CONCURRENCY, Progress, run_items_syn
 from distill_core.store import Store
 from distill_core.store.answers import StoreAnswerCache
 from distill_core.store.bulk import insert_many
+from distill_core.store.limits import fit
 from distill_core.store.models import LabelRun, LabelRunItem
 from distill_core.study.runs import STATUSES
 
@@ -213,7 +214,7 @@ def summarise_run(
                 row = _item_from_answers([got[r] for r in sorted(got)])
             counts[row["status"]] += 1
             rows.append({"run_id": run_id, "doc_id": doc_id, "text_hash": h, **row})
-        insert_many(s, LabelRunItem.__table__, rows)
+        insert_many(s, LabelRunItem.__table__, [fit(LabelRunItem.__table__, r) for r in rows])
     return counts
 
 

@@ -16,6 +16,7 @@ from sqlalchemy.orm import Session
 
 from distill_core.codebook import Codebook
 from distill_core.corpus import PreparedCorpus, Table
+from distill_core.store import limits
 from distill_core.store.models import (
     ROLES,
     CodebookVersion,
@@ -247,6 +248,7 @@ def save_corpus(
             zip(prepared.ids, prepared.texts, prepared.extras, strict=True)
         )
     ]
+    limits.check_rows(Document.__table__, rows)  # a long id: its row, before any batch
     for start in range(0, len(rows), _INSERT_BATCH):
         session.execute(insert(Document), rows[start : start + _INSERT_BATCH])
     session.flush()

@@ -68,3 +68,18 @@ def test_what_streamlit_itself_catches_shows_no_details(home) -> None:
     at.run()
     (shown,) = at.exception
     assert SECRET_DETAIL not in shown.message and not shown.stack_trace
+
+
+def test_a_value_the_store_does_not_keep_is_its_own_sentence(home, monkeypatch) -> None:
+    from distill_core.store import TooLong
+
+    said = "A project name has 201 characters ('PPP…'); the most is 200, so shorten it."
+
+    def too_long(*args, **kwargs):
+        raise TooLong(said)
+
+    monkeypatch.setattr(projects, "overview", too_long)
+    at = open_page()
+    assert not at.exception
+    (error,) = at.error
+    assert error.value == said and "reference" not in error.value
