@@ -101,9 +101,9 @@ st.dataframe(
     },
 )
 counts = results[results["status"] == "ok"]["label"].value_counts().to_dict()
-st.plotly_chart(
+ui.chart(
     label_distribution(counts, title=f"LLM labels, run {run.id}", order=codebook.label_names),
-    width="stretch",
+    f"llm-labels-run-{run.id}",
 )
 st.download_button(
     "Download the audit log (JSON Lines: every prompt and answer)",

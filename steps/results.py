@@ -86,6 +86,7 @@ if by_run:
             title="LLM–human macro-F1 per label run, development texts",
             n=n_dev,
             axis="macro-F1",
+            sort=False,
         ),
         "llm-by-version",
     )

@@ -116,10 +116,19 @@ def label_corpus(store: Store, pid: int, teacher) -> int:
     return run_id
 
 
-def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: bool = False):
+def add_ready_model(
+    store: Store,
+    project_id: int,
+    run_id: int,
+    *,
+    corpus_pass: bool = False,
+    predict=None,
+):
     """A ready student record with a comparison in which the LLM is right on every held-out
     text and the student always says "other" (no training: for page tests), and optionally a
-    corpus pass with the same predictions. Returns the held-out doc ids scored."""
+    corpus pass with the same predictions. ``predict`` (the held-out truth → {row key:
+    predictions}) gives the comparison those rows instead, and the corpus pass the
+    student_llm row's way of predicting. Returns the held-out doc ids scored."""
     from distill_core.clock import utcnow
     from distill_core.store import Prediction, PredictionRun, StudentModel
     from distill_core.study import comparison, students
@@ -129,11 +138,10 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
         gold, _ = validation.gold_labels(validation.codes_frame(s, local_user(s), project_id))
         eval_ids = sorted(validation.training_exclusions(s, project_id) & set(gold))
         truth = [gold[d] for d in eval_ids]
-        rows = [
-            comparison._row("llm", truth, truth, ts.label_names, None, "").to_dict(),
-            comparison._row(
-                "student_llm", truth, ["other"] * len(truth), ts.label_names, 250, ""
-            ).to_dict(),
+        predicted = predict(truth) if predict else {"student_llm": ["other"] * len(truth)}
+        rows = [comparison._row("llm", truth, truth, ts.label_names, None, "").to_dict()] + [
+            comparison._row(key, truth, pred, ts.label_names, 250, "").to_dict()
+            for key, pred in predicted.items()
         ]
         corpus = projects.get_corpus(s, local_user(s), project_id)
         model = StudentModel(
@@ -178,12 +186,19 @@ def add_ready_model(store: Store, project_id: int, run_id: int, *, corpus_pass: 
             )
             s.add(run)
             s.flush()
-            other = ts.label_names.index("other")
-            for doc_id in docs["doc_id"]:
-                probs = [0.9 if j == other else 0.1 / (k - 1) for j in range(k)]
+            labels = ["other"] * len(docs)
+            if predict:
+                from distill_core.study import runs
+
+                results = runs.run_results(s, local_user(s), project_id, run_id)
+                truth_of = {r.doc_id: r.label for r in results if r.label} | gold
+                labels = predict([truth_of.get(d, "other") for d in docs["doc_id"]])["student_llm"]
+            for doc_id, label in zip(docs["doc_id"], labels, strict=True):
+                j = ts.label_names.index(label)
+                probs = [0.9 if i == j else 0.1 / (k - 1) for i in range(k)]
                 s.add(
                     Prediction(
-                        run_id=run.id, doc_id=doc_id, label="other", confidence=0.9, probs=probs
+                        run_id=run.id, doc_id=doc_id, label=label, confidence=0.9, probs=probs
                     )
                 )
     return eval_ids

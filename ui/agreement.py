@@ -10,7 +10,7 @@ import streamlit as st
 from distill_core.reports.formatting import fmt, fmt_ci
 from distill_core.study import projects, runs, scoring, validation
 from ui.context import Context
-from ui.views import show_agreement, show_intercoder
+from ui.views import image_format_picker, show_agreement, show_intercoder
 
 MAJORITY = "majority of coders"
 
@@ -21,6 +21,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
         st.info("Agreement needs human codes (Code or Import tab) and an LLM label run.")
         return
     version_of = ctx.act(projects.version_numbers, ctx.project_id)
+    image_format_picker()
     c1, c2, c3 = st.columns(3)
     run = c1.selectbox(
         "LLM label run",

@@ -11,6 +11,7 @@ from distill_core.reports.charts import (
     class_f1_grouped,
     comparison_bars,
     confusion_heatmap,
+    many_categories,
     per_class_bars,
     training_curves,
 )
@@ -34,6 +35,11 @@ def chart(figure, name: str, container=None) -> None:
             "toImageButtonOptions": {"format": fmt, "filename": f"distill-{name}", "scale": 2},
         },
     )
+
+
+def _file_name(title: str) -> str:
+    """A chart title as part of a file name: lower case, words joined by hyphens."""
+    return "-".join("".join(c if c.isalnum() else " " for c in title.lower()).split())
 
 
 def image_format_picker() -> None:
@@ -79,14 +85,17 @@ def show_agreement(result: Agreement, *, title: str, class_ci: dict | None = Non
     f1 = [result.per_class[c].f1 for c in classes]
     lows = [class_ci[c][0] for c in classes] if class_ci else None
     highs = [class_ci[c][1] for c in classes] if class_ci else None
-    left, right = st.columns(2)
-    left.plotly_chart(
+    left, right = (st, st) if many_categories(result.labels) else st.columns(2)
+    name = _file_name(title)
+    chart(
         per_class_bars(classes, f1, lows, highs, title=f"F1 per class, {title}", n=result.n),
-        width="stretch",
+        f"class-f1-{name}",
+        left,
     )
-    right.plotly_chart(
+    chart(
         confusion_heatmap(result.labels, result.confusion, title=f"Confusion, {title}"),
-        width="stretch",
+        f"confusion-{name}",
+        right,
     )
     st.dataframe(
         pd.DataFrame(
@@ -250,8 +259,18 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     chart(comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), "comparison-f1")
     chart(class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), "class-f1")
     scored = [r for r in rows if r.metrics is not None]
+    if scored and many_categories(scored[0].metrics.labels):  # one matrix at a time, full width
+        names = {r.key: r.name for r in scored}
+        key = st.radio(
+            "Confusion matrix of",
+            list(names),
+            format_func=names.get,
+            horizontal=True,
+            key="confusion_model",
+        )
+        scored = [r for r in scored if r.key == key]
     for pair in range(0, len(scored), 2):
-        cols = st.columns(2)
+        cols = st.columns(2) if len(scored) > 1 else [st]
         for col, r in zip(cols, scored[pair : pair + 2], strict=False):
             figure = confusion_heatmap(r.metrics.labels, r.metrics.confusion, title=r.name)
             chart(figure, f"confusion-{r.key}", col)
