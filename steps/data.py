@@ -9,6 +9,7 @@ from distill_core.corpus import (
     CorpusError,
     prepare_corpus,
     read_table,
+    suggest_id_column,
     text_columns,
 )
 from distill_core.study import projects
@@ -79,12 +80,17 @@ text_column = left.selectbox(
     "Text column", candidates, help="Suggested: the column with the longest texts."
 )
 GENERATE = "(generate ids from the texts)"
+id_options = [GENERATE] + [c for c in columns if c != text_column]
+suggested = suggest_id_column(table.frame, text_column)
 id_choice = right.selectbox(
     "Id column",
-    [GENERATE] + [c for c in columns if c != text_column],
+    id_options,
+    index=id_options.index(suggested.column) if suggested.column in id_options else 0,
     help="Unique ids let you match human codes later. Generated ids stay the same when the "
     "same file is uploaded again.",
 )
+if id_choice == (suggested.column or GENERATE):
+    right.caption(suggested.sentence)
 st.dataframe(table.frame.head(20), hide_index=True, width="stretch")
 
 try:

@@ -2,8 +2,10 @@
 (`preparation`). Every problem a user can cause is a `CorpusError` with one sentence."""
 
 from distill_core.corpus.preparation import (
+    IdSuggestion,
     generate_ids,
     prepare_corpus,
+    suggest_id_column,
     suggest_text_column,
     text_columns,
 )
@@ -23,6 +25,7 @@ __all__ = [
     "LONG_TEXT_CHARS",
     "SUPPORTED_SUFFIXES",
     "CorpusError",
+    "IdSuggestion",
     "IngestReport",
     "PreparedCorpus",
     "Table",
@@ -32,6 +35,7 @@ __all__ = [
     "prepare_corpus",
     "read_path",
     "read_table",
+    "suggest_id_column",
     "suggest_text_column",
     "text_columns",
 ]

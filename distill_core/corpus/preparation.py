@@ -4,7 +4,9 @@ empty, repeated and very long texts (kept, never dropped)."""
 from __future__ import annotations
 
 import hashlib
+import re
 from collections import Counter
+from dataclasses import dataclass
 from itertools import repeat
 from typing import Any
 
@@ -64,6 +66,66 @@ def suggest_text_column(frame: pd.DataFrame) -> str | None:
     """The string column with the longest mean length, or None when no column holds text."""
     columns = text_columns(frame)
     return columns[0] if columns else None
+
+
+#: Column names that say "id" (compared lower-case, without spaces, hyphens or underscores),
+#: besides any name ending in a separated or capitalised "id" (doc_id, Tweet ID, docId).
+ID_NAMES = frozenset({"id", "docid", "textid", "rowid", "uid", "uuid", "guid", "identifier", "key"})
+_ID_SUFFIX = re.compile(r"(?:[\s_.\-](?i:id)|[a-z0-9](?:Id|ID))$")
+#: A value of a column "plainly an id" by its values alone: one token, short.
+_ID_VALUE = re.compile(r"\S{1,64}")
+
+
+@dataclass(frozen=True)
+class IdSuggestion:
+    """The id column an upload plainly has (None: generate ids) and the sentence saying why."""
+
+    column: str | None
+    sentence: str
+
+
+def suggest_id_column(frame: pd.DataFrame, text_column: str | None = None) -> IdSuggestion:
+    """The column that is plainly an id: the first named as one (``id``, ``doc_id``, ``Tweet
+    ID``… case-insensitive) whose values can be ids (present and unique), else the first
+    column of whole numbers or single short tokens, present and unique in every row. Never
+    the text column; a column named as an id that cannot be one is said so."""
+    columns = [c for c in frame.columns if c != text_column]
+    rejected = ""
+    for column in [c for c in columns if _named_as_id(str(c))]:
+        values = _id_values(frame[column])
+        problem = "empty" if "" in values else "repeated" if len(set(values)) < len(values) else ""
+        if not problem:
+            return IdSuggestion(
+                str(column), f"Ids from “{column}”: it is named as an id and unique in every row."
+            )
+        rejected = rejected or f"“{column}” has {problem} values"
+    for column in columns:
+        if _plain_ids(frame[column]):
+            because = f" ({rejected})" if rejected else ""
+            return IdSuggestion(str(column), f"Ids from “{column}”: unique in every row{because}.")
+    because = f"{rejected} and no other" if rejected else "no"
+    return IdSuggestion(
+        None,
+        f"Ids are generated from the texts (the same on every upload): {because} column is "
+        "unique in every row.",
+    )
+
+
+def _named_as_id(name: str) -> bool:
+    folded = re.sub(r"[\s_\-.]", "", name.strip().lower())
+    return folded in ID_NAMES or bool(_ID_SUFFIX.search(name.strip()))
+
+
+def _plain_ids(col: pd.Series) -> bool:
+    """Whole numbers, or single short tokens, present and unique in every row."""
+    if len(col) == 0 or col.isna().any():
+        return False
+    if pd.api.types.is_integer_dtype(col.dtype):
+        return bool(col.is_unique)
+    if not _is_text_like(col):
+        return False
+    values = col.astype(str).str.strip()
+    return bool(values.str.fullmatch(_ID_VALUE.pattern).all() and values.is_unique)
 
 
 # --------------------------------------------------------------------------------------------
@@ -206,13 +268,17 @@ def _texts_of(col: pd.Series) -> list[str]:
     return ["" if is_missing(v) else cell_to_text(v) for v in col.tolist()]
 
 
-def _ids_of(col: pd.Series, column: str, name: str) -> list[str]:
+def _id_values(col: pd.Series) -> list[str]:
+    """A column's values as ids: text, stripped; "" where missing."""
     if pd.api.types.is_integer_dtype(col.dtype) and not col.isna().any():
-        ids = [str(v) for v in col.tolist()]
-    elif pd.api.types.is_string_dtype(col.dtype) and not pd.api.types.is_object_dtype(col.dtype):
-        ids = col.str.strip().fillna("").tolist()
-    else:
-        ids = ["" if is_missing(v) else cell_to_text(v).strip() for v in col.tolist()]
+        return [str(v) for v in col.tolist()]
+    if pd.api.types.is_string_dtype(col.dtype) and not pd.api.types.is_object_dtype(col.dtype):
+        return col.str.strip().fillna("").tolist()
+    return ["" if is_missing(v) else cell_to_text(v).strip() for v in col.tolist()]
+
+
+def _ids_of(col: pd.Series, column: str, name: str) -> list[str]:
+    ids = _id_values(col)
     empty = [i for i, v in enumerate(ids) if v == ""]
     if empty:
         raise CorpusError(
