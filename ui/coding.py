@@ -1,11 +1,14 @@
-"""The blind-coding panel: one text at a time with the codebook beside it, a key per label,
-back and skip, a note ("unsure because…"), progress, and the LLM's label shown only once the
-coder has given theirs (never to a coder). A coder with assigned texts codes their own queue,
-in an order of their own; without an assignment, the texts of one part of the sample."""
+"""The blind-coding panel: one text at a time with the codebook beside it, every label within
+reach of the keyboard at any codebook size (keys 1–9 for the first nine, a type-ahead search
+over the names for all), back and skip, a note ("unsure because…"), progress, and the LLM's
+label shown only once the coder has given theirs (never to a coder). A coder with assigned
+texts codes their own queue, in an order of their own; without an assignment, the texts of
+one part of the sample."""
 
 from __future__ import annotations
 
 import html
+import json
 
 import pandas as pd
 import streamlit as st
@@ -28,6 +31,7 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, codebook: Codebo
         coder = st.text_input(
             "Your name as a coder",
             key="coder_name",
+            bind="query-params",  # kept in the address: a reload or a bookmark codes on as them
             help="Each coder's labels are kept apart, so several people can code the same texts.",
         ).strip()
     if not coder:
@@ -127,7 +131,8 @@ def _panel(
 
         if refused := st.session_state.pop("_code_refused", None):
             st.error(refused)
-        _label_buttons(codebook.label_names, item.label, submit)
+        _label_search(codebook, f"code_find_{pos_key}", submit)
+        _label_buttons(codebook, item.label, submit)
         nav = st.columns(3)
         nav[0].button(
             "Back",
@@ -143,10 +148,7 @@ def _panel(
             key="code_skip",
             on_click=lambda: st.session_state.update({pos_key: pos + 1}),
         )
-        st.caption(
-            "Keys: 1–9 choose a label, ← back, → skip (after a note, click a label or press "
-            "Tab first)."
-        )
+        st.caption(_keys_caption(len(codebook.labels)))
         own = item.label
         if own is not None and reveal:
             # Blind until submitted: the LLM's label shows only for texts this coder has coded.
@@ -177,24 +179,134 @@ def _text(item, pos: int, total: int) -> None:
         )
 
 
-def _label_buttons(names: list[str], own: str | None, submit) -> None:
-    cols = st.columns(min(4, len(names)))
-    for i, label in enumerate(names):
-        cols[i % len(cols)].button(
-            f"{label}",
-            key=f"code_{label}",
-            type="primary" if own == label else "secondary",
-            shortcut=str(i + 1) if i < 9 else None,
-            on_click=submit,
-            args=(label,),
-            width="stretch",
-        )
+#: Label names for the type-ahead search, found by the script below by its aria-label.
+SEARCH_LABEL = "Find a label (type its name, Enter)"
+
+#: Type-ahead in the browser: a letter typed while no field has the focus goes to the label
+#: search (Streamlit's button shortcuts take digits and arrows only); Enter or Esc there, or
+#: Esc in any other field, hands the focus back, so that the next digit is a shortcut again;
+#: the definition of the label the search has highlighted is shown above it (the list of
+#: names covers what is below). Installed once per page; the definitions are refreshed
+#: whenever the codebook changes.
+_TYPE_AHEAD_JS = """<script>
+(() => {
+  window.__distillDefinitions = %(definitions)s;
+  if (window.__distillTypeAhead) return;
+  window.__distillTypeAhead = true;
+  const search = () => [...document.querySelectorAll("input[role=combobox]")]
+    .find((input) => input.getAttribute("aria-label") === %(label)s);
+  const editing = (el) => el && (el.isContentEditable
+    || ["INPUT", "TEXTAREA", "SELECT"].includes(el.tagName));
+  const showDefinition = (box) => {
+    const out = document.querySelector(".distill-label-definition");
+    if (!out) return;
+    const id = box.getAttribute("aria-activedescendant");
+    const option = id && document.getElementById(id);
+    const entry = option && window.__distillDefinitions[option.getAttribute("data-key")];
+    out.textContent = entry ? entry[0] + ": " + (entry[1] || "(no definition)") : "";
+  };
+  document.addEventListener("keydown", (e) => {
+    const box = search();
+    if (!box) return;
+    if (e.target === box) {
+      if (e.key === "Enter" || e.key === "Escape") {
+        setTimeout(() => { box.blur(); showDefinition(box); }, 0);
+      } else {
+        setTimeout(() => showDefinition(box), 0);
+      }
+      return;
+    }
+    if (editing(e.target)) {
+      if (e.key === "Escape") e.target.blur();  // out of the note: the keys work again
+      return;
+    }
+    if (e.ctrlKey || e.metaKey || e.altKey) return;
+    if (e.key.length === 1 && /\\p{L}/u.test(e.key)) {
+      box.focus();  // the letter itself lands in the search box
+      e.stopPropagation();  // not Streamlit's own keys (R reruns, C clears the cache)
+    }
+  }, true);
+})();
+</script>"""
+
+
+def _label_search(codebook: Codebook, key: str, submit) -> None:
+    """A type-ahead search over every label's name: type, Enter submits the highlighted one."""
+
+    def chosen() -> None:
+        label = st.session_state.get(key)
+        st.session_state[key] = None  # empty again for the next text
+        if label is not None:
+            submit(label)
+
+    definitions = {
+        str(i): [label.name, label.definition] for i, label in enumerate(codebook.labels)
+    }
+    st.html(
+        "<div class='distill-label-definition' style='min-height:1.2em;font-size:0.85rem;"
+        "opacity:0.75'></div>"
+        + _TYPE_AHEAD_JS
+        % {
+            "definitions": json.dumps(definitions).replace("</", "<\\/"),
+            "label": json.dumps(SEARCH_LABEL),
+        },
+        unsafe_allow_javascript=True,
+    )
+    st.selectbox(
+        SEARCH_LABEL,
+        codebook.label_names,
+        index=None,
+        key=key,
+        on_change=chosen,
+        placeholder="Start typing a label's name anywhere on the page",
+        filter_mode="fuzzy",
+    )
+
+
+#: Up to this many labels the buttons sit four to a row; beyond, three (names wrap in full).
+_FOUR_A_ROW = 8
+
+
+def _label_buttons(codebook: Codebook, own: str | None, submit) -> None:
+    """One button per label in reading order (the Tab order too), the full name wrapping, its
+    definition as the tooltip (on hover and on keyboard focus); keys 1–9 for the first nine."""
+    labels = list(codebook.labels)
+    per_row = 4 if len(labels) <= _FOUR_A_ROW else 3
+    for start in range(0, len(labels), per_row):
+        row = labels[start : start + per_row]
+        cols = st.columns(per_row)
+        for offset, label in enumerate(row):
+            i = start + offset
+            cols[offset].button(
+                label.name,
+                key=f"code_{label.name}",
+                help=label.definition or None,
+                type="primary" if own == label.name else "secondary",
+                shortcut=str(i + 1) if i < 9 else None,
+                on_click=submit,
+                args=(label.name,),
+                width="stretch",
+                wrap=True,
+            )
+
+
+def _keys_caption(n_labels: int) -> str:
+    keys = "1–9 choose the first nine labels" if n_labels > 9 else f"1–{n_labels} choose a label"
+    return (
+        f"Keys: {keys}; type a label's name and press Enter for any label; ← back, → skip. "
+        "After typing a note, press Esc to use the keys again."
+    )
 
 
 def codebook_panel(codebook: Codebook) -> None:
-    """The codebook as a coder reads it beside the text."""
+    """The codebook as a coder reads it beside the text: each label's key only where it has
+    one (the first nine), every definition in full; scrolls beside the text when long."""
     st.markdown(f"**{codebook.name}**")
     if codebook.instructions:
         st.caption(codebook.instructions)
-    for i, label in enumerate(codebook.labels):
-        st.markdown(f"**{i + 1} · {label.name}** — {label.definition}")
+    lines = [
+        (f"`{i + 1}` " if i < 9 else "") + f"**{label.name}** — {label.definition}"
+        for i, label in enumerate(codebook.labels)
+    ]
+    box = st.container(height=560) if len(lines) > 12 else st.container()
+    box.markdown("\n\n".join(lines))

@@ -8,6 +8,7 @@ from __future__ import annotations
 
 import contextlib
 import os
+import re
 import socket
 import subprocess
 import sys
@@ -238,6 +239,67 @@ def fresh_app(home: Path):
         yield server
     finally:
         server.stop()
+
+
+@contextlib.contextmanager
+def coding_app(home: Path, name: str, texts: list[str], labels: dict[str, str], *, seed: int):
+    """The app on a fresh DISTILL_HOME whose local user owns one project (the demo deleted):
+    ``texts`` (ids t0, t1, …), a codebook of ``labels`` (name: definition) and a sample of
+    every text, half of it held out; ``server.project_id`` is the project."""
+    from distill_core.codebook import Codebook, Label
+    from distill_core.corpus import prepare_corpus, read_table
+    from distill_core.store import Store
+    from distill_core.study import projects, validation
+    from tests.fakes import local_user
+
+    with fresh_app(home) as server:
+        store = Store(server.database_url)
+        store.migrate()
+        csv = "id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(texts))
+        table = read_table(csv.encode(), "texts.csv")
+        with store.session() as s:
+            user = local_user(s)
+            for p in projects.list_projects(s, user):
+                projects.delete_project(s, user, p.id)
+            pid = projects.create_project(s, user, name).id
+            projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
+            codebook = Codebook(
+                name=name,
+                instructions="Pick the topic.",
+                labels=[Label(n, d) for n, d in labels.items()],
+            )
+            projects.save_codebook(s, user, pid, codebook.validate())
+            validation.draw_sample(s, user, pid, n=len(texts), seed=seed, test_share=0.5)
+            user.last_project_id = pid
+        store.dispose()
+        server.project_id = pid
+        yield server
+
+
+@contextlib.contextmanager
+def app_page(browser, server: App, name: str):
+    """A fresh browser page for ``server`` (1400×1000, the run counter installed); a failure
+    inside leaves ``name``.png and the server log in test-artifacts/."""
+    context = browser.new_context(viewport={"width": 1400, "height": 1000})
+    context.add_init_script(RUN_COUNTER_JS)
+    page = context.new_page()
+    page.set_default_timeout(30_000)
+    try:
+        yield page
+    except BaseException:
+        ARTIFACTS.mkdir(exist_ok=True)
+        with contextlib.suppress(Exception):  # a crashed page cannot be photographed
+            page.screenshot(path=str(ARTIFACTS / f"{name}.png"), full_page=True)
+        (ARTIFACTS / f"{name}.server.log").write_bytes(server.log.read_bytes())
+        raise
+    finally:
+        context.close()
+
+
+def shown_doc_id(page: Page, total: int) -> str:
+    """The id of the text the coding panel shows ("Text 3 of 25 · id h07")."""
+    caption = page.get_by_text(re.compile(rf"Text \d+ of {total} · id ")).inner_text()
+    return caption.rsplit("id ", 1)[1].strip()
 
 
 @pytest.fixture(scope="session")

@@ -10,11 +10,9 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from distill_core.codebook import Codebook
-from distill_core.corpus import prepare_corpus, read_table
 from distill_core.store import Store
-from distill_core.study import adjudication, assignments, projects, validation
-from tests.e2e.conftest import ARTIFACTS, RUN_COUNTER_JS, fresh_app, idle
+from distill_core.study import adjudication, assignments, validation
+from tests.e2e.conftest import app_page, coding_app, idle, shown_doc_id
 from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
@@ -33,34 +31,10 @@ TEXTS = [
 @pytest.fixture(scope="module")
 def team_app(tmp_path_factory):
     """An app whose local user owns a small project: six texts, a codebook, a sample of all."""
+    labels = {n: f"Texts about {n}." for n in LABELS}
     home = tmp_path_factory.mktemp("team") / "home"
-    with fresh_app(home) as server:
-        store = Store(server.database_url)
-        store.migrate()
-        csv = "id,text\n" + "".join(f"t{i},{t}\n" for i, t in enumerate(TEXTS))
-        table = read_table(csv.encode(), "team.csv")
-        with store.session() as s:
-            user = local_user(s)
-            for p in projects.list_projects(s, user):  # the demo goes: one project only
-                projects.delete_project(s, user, p.id)
-            pid = projects.create_project(s, user, "Team study").id
-            projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
-            codebook = {
-                "name": "Topics",
-                "instructions": "Pick the topic.",
-                "labels": [{"name": n, "definition": f"Texts about {n}."} for n in LABELS],
-            }
-            projects.save_codebook(s, user, pid, Codebook.from_dict(codebook))
-            validation.draw_sample(s, user, pid, n=6, seed=11, test_share=0.5)
-            user.last_project_id = pid
-        store.dispose()
-        server.project_id = pid
+    with coding_app(home, "Team study", TEXTS, labels, seed=11) as server:
         yield server
-
-
-def _caption_id(page: Page) -> str:
-    caption = page.get_by_text(re.compile(r"Text \d+ of 6 · id ")).inner_text()
-    return caption.rsplit("id ", 1)[1].strip()
 
 
 def _code_as(page: Page, name: str) -> None:
@@ -74,107 +48,102 @@ def _code_as(page: Page, name: str) -> None:
 
 
 def test_a_coder_goes_through_a_queue_and_an_expert_adjudicates(browser, team_app) -> None:
-    context = browser.new_context(viewport={"width": 1400, "height": 1000})
-    context.add_init_script(RUN_COUNTER_JS)
-    page = context.new_page()
-    page.set_default_timeout(30_000)
     pid = team_app.project_id
     store = Store(team_app.database_url)
-    try:
-        page.goto(f"{team_app.url}/validate")
-        idle(page)
-        expect(page.get_by_role("heading", name="Validate")).to_be_visible()
-
-        # The expert's plan: every text to both coders, shown before it is stored.
-        page.get_by_role("tab", name="Assign").click()
-        page.get_by_role("textbox", name="Coders (names, separated by commas)").fill("ann, ben")
-        page.keyboard.press("Enter")
-        idle(page)
-        page.get_by_text("Every text to k coders").click()
-        idle(page)
-        expect(
-            page.get_by_text(re.compile(r"6 texts coded by 2 coders for agreement"))
-        ).to_be_visible()
-        page.get_by_role("button", name="Assign 6 texts").click()
-        idle(page)
-
-        # ann's queue: keys, a note, back and skip.
-        page.get_by_role("tab", name="Code", exact=True).click()
-        _code_as(page, "ann")
-        with store.session() as s:
-            sample = validation.current_sample(s, local_user(s), pid)
-            order = [
-                i.doc_id
-                for i in assignments.coding_queue(s, local_user(s), pid, sample, "ann").items
-            ]
-        assert _caption_id(page) == order[0]  # ann's own order
-        page.keyboard.press("1")
-        expect(page.get_by_text("1 of 6 coded")).to_be_visible()
-        idle(page)
-        assert _caption_id(page) == order[1]
-        page.get_by_role("textbox", name="Unsure because… (optional)").fill("two topics at once")
-        page.get_by_role("button", name="health").click()  # the note goes with it
-        expect(page.get_by_text("2 of 6 coded")).to_be_visible()
-        idle(page)
-        page.keyboard.press("ArrowLeft")  # back to the text just coded
-        idle(page)
-        assert _caption_id(page) == order[1]
-        expect(page.get_by_text(re.compile(r"Your code: health"))).to_be_visible()
-        page.keyboard.press("ArrowRight")  # skip on
-        idle(page)
-        assert _caption_id(page) == order[2]
-        for i in range(2, 6):
-            page.keyboard.press("1")
-            expect(page.get_by_text(f"{i + 1} of 6 coded")).to_be_visible()
+    with app_page(browser, team_app, "team-coding") as page:
+        try:
+            page.goto(f"{team_app.url}/validate")
             idle(page)
-        expect(page.get_by_text("All 6 texts are coded")).to_be_visible()
+            expect(page.get_by_role("heading", name="Validate")).to_be_visible()
 
-        # ben codes all six "economy": the two disagree on ann's second text only.
-        _code_as(page, "ben")
-        for i in range(6):
-            page.keyboard.press("1")
-            expect(page.get_by_text(f"{i + 1} of 6 coded")).to_be_visible()
+            # The expert's plan: every text to both coders, shown before it is stored.
+            page.get_by_role("tab", name="Assign").click()
+            page.get_by_role("textbox", name="Coders (names, separated by commas)").fill("ann, ben")
+            page.keyboard.press("Enter")
+            idle(page)
+            page.get_by_text("Every text to k coders").click()
+            idle(page)
+            expect(
+                page.get_by_text(re.compile(r"6 texts coded by 2 coders for agreement"))
+            ).to_be_visible()
+            page.get_by_role("button", name="Assign 6 texts").click()
             idle(page)
 
-        # The team's progress: every text has both its codes.
-        page.get_by_role("tab", name="Assign").click()
-        complete = page.locator('[data-testid="stMetric"]').filter(
-            has_text="Texts with all their codes"
-        )
-        expect(complete).to_contain_text("6 of 6")
+            # ann's queue: keys, a note, back and skip.
+            page.get_by_role("tab", name="Code", exact=True).click()
+            _code_as(page, "ann")
+            with store.session() as s:
+                sample = validation.current_sample(s, local_user(s), pid)
+                order = [
+                    i.doc_id
+                    for i in assignments.coding_queue(s, local_user(s), pid, sample, "ann").items
+                ]
+            assert shown_doc_id(page, 6) == order[0]  # ann's own order
+            page.keyboard.press("1")
+            expect(page.get_by_text("1 of 6 coded")).to_be_visible()
+            idle(page)
+            assert shown_doc_id(page, 6) == order[1]
+            page.get_by_role("textbox", name="Unsure because… (optional)").fill(
+                "two topics at once"
+            )
+            page.get_by_role("button", name="health").click()  # the note goes with it
+            expect(page.get_by_text("2 of 6 coded")).to_be_visible()
+            idle(page)
+            page.keyboard.press("ArrowLeft")  # back to the text just coded
+            idle(page)
+            assert shown_doc_id(page, 6) == order[1]
+            expect(page.get_by_text(re.compile(r"Your code: health"))).to_be_visible()
+            page.keyboard.press("ArrowRight")  # skip on
+            idle(page)
+            assert shown_doc_id(page, 6) == order[2]
+            for i in range(2, 6):
+                page.keyboard.press("1")
+                expect(page.get_by_text(f"{i + 1} of 6 coded")).to_be_visible()
+                idle(page)
+            expect(page.get_by_text("All 6 texts are coded")).to_be_visible()
 
-        # The expert settles the disagreement, with a reason.
-        page.get_by_role("tab", name="Adjudicate").click()
-        disputes = page.get_by_text(re.compile(r"1 text on which coders disagree \(1 tie, 0 adj"))
-        expect(disputes).to_be_visible()
-        expect(page.get_by_text("two topics at once").first).to_be_visible()  # ann's note
-        expect(page.get_by_text("Humans vs humans")).to_be_visible()
-        form = page.locator('[data-testid="stForm"]')
-        form.get_by_text("health", exact=True).click()
-        form.get_by_role("textbox", name="Reason (optional)").fill("a hospital is the subject")
-        form.get_by_role("button", name="Save the gold code").click()
-        idle(page)
-        expect(page.get_by_text(re.compile(r"\(1 tie, 1 adjudicated\)"))).to_be_visible()
-        assert page.locator('[data-testid="stException"]').count() == 0
+            # ben codes all six "economy": the two disagree on ann's second text only.
+            _code_as(page, "ben")
+            for i in range(6):
+                page.keyboard.press("1")
+                expect(page.get_by_text(f"{i + 1} of 6 coded")).to_be_visible()
+                idle(page)
 
-        with store.session() as s:
-            user = local_user(s)
-            codes = validation.codes_frame(s, user, pid)
-            settled = adjudication.disputes(s, user, pid, sample)
-            gold = validation.gold_rule(codes)
-        ann = codes[codes["coder"] == "ann"].set_index("doc_id")
-        assert len(ann) == 6 and ann.loc[order[1], "note"] == "two topics at once"
-        assert len(codes[codes["coder"] == "ben"]) == 6
-        assert [d.doc_id for d in settled] == [order[1]]
-        assert settled[0].adjudicated == "health"
-        assert settled[0].reason == "a hospital is the subject"
-        assert gold.labels[order[1]] == "health" and gold.source[order[1]] == "adjudicated"
-        assert gold.ties == []
-    except Exception:
-        ARTIFACTS.mkdir(exist_ok=True)
-        page.screenshot(path=str(ARTIFACTS / "team-coding.png"), full_page=True)
-        (ARTIFACTS / "team-coding.server.log").write_bytes(team_app.log.read_bytes())
-        raise
-    finally:
-        store.dispose()
-        context.close()
+            # The team's progress: every text has both its codes.
+            page.get_by_role("tab", name="Assign").click()
+            complete = page.locator('[data-testid="stMetric"]').filter(
+                has_text="Texts with all their codes"
+            )
+            expect(complete).to_contain_text("6 of 6")
+
+            # The expert settles the disagreement, with a reason.
+            page.get_by_role("tab", name="Adjudicate").click()
+            disputes = page.get_by_text(
+                re.compile(r"1 text on which coders disagree \(1 tie, 0 adj")
+            )
+            expect(disputes).to_be_visible()
+            expect(page.get_by_text("two topics at once").first).to_be_visible()  # ann's note
+            expect(page.get_by_text("Humans vs humans")).to_be_visible()
+            form = page.locator('[data-testid="stForm"]')
+            form.get_by_text("health", exact=True).click()
+            form.get_by_role("textbox", name="Reason (optional)").fill("a hospital is the subject")
+            form.get_by_role("button", name="Save the gold code").click()
+            idle(page)
+            expect(page.get_by_text(re.compile(r"\(1 tie, 1 adjudicated\)"))).to_be_visible()
+            assert page.locator('[data-testid="stException"]').count() == 0
+
+            with store.session() as s:
+                user = local_user(s)
+                codes = validation.codes_frame(s, user, pid)
+                settled = adjudication.disputes(s, user, pid, sample)
+                gold = validation.gold_rule(codes)
+            ann = codes[codes["coder"] == "ann"].set_index("doc_id")
+            assert len(ann) == 6 and ann.loc[order[1], "note"] == "two topics at once"
+            assert len(codes[codes["coder"] == "ben"]) == 6
+            assert [d.doc_id for d in settled] == [order[1]]
+            assert settled[0].adjudicated == "health"
+            assert settled[0].reason == "a hospital is the subject"
+            assert gold.labels[order[1]] == "health" and gold.source[order[1]] == "adjudicated"
+            assert gold.ties == []
+        finally:
+            store.dispose()
