@@ -221,8 +221,9 @@ def _parser() -> argparse.ArgumentParser:
         help="write a project's labelled corpus, codes, audit log, appendix or model to a file",
         description="Export from the app's store (DISTILL_HOME or DISTILL_DATABASE_URL): the "
         "labelled corpus (csv, xlsx, parquet, dta), the human codes (codes: CSV), the LLM audit "
-        "log (audit: JSON Lines), the methods appendix (appendix-md, appendix-html) or the newest "
-        "student model (model: zip).",
+        "log (audit: JSON Lines), the methods appendix (appendix-md, appendix-html), the newest "
+        "student model (model: zip), or the validation sample for outside coders (sample-xlsx: "
+        "the texts with an empty code column and the codebook; sample-csv, codebook-csv).",
     )
     export.add_argument("--project", required=True, help="project name or id")
     export.add_argument(
@@ -238,6 +239,9 @@ def _parser() -> argparse.ArgumentParser:
             "appendix-md",
             "appendix-html",
             "model",
+            "sample-xlsx",
+            "sample-csv",
+            "codebook-csv",
         ),
     )
     export.add_argument("--output", required=True, help="file to write")

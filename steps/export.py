@@ -14,7 +14,7 @@ st.caption(
     "leading apostrophe in CSV and Excel files; no file ever holds an API key."
 )
 ui.require_step(ctx, "Data", "a corpus")
-slug = "".join(c if c.isalnum() else "-" for c in (ctx.project_name or "project").lower())
+slug = ui.project_slug(ctx)
 
 st.subheader("The labelled corpus")
 TABLES = {

@@ -37,6 +37,7 @@ code_tab, agree_tab, assign_tab, adjudicate_tab, sample_tab, import_tab = st.tab
 with sample_tab:
     if sample is not None:
         ui.show_sample(sample, ctx.act(validation.part_counts, ctx.project_id, sample))
+        ui.sample_downloads(ctx)
     st.markdown(
         "**Draw a new sample.** The papers suggest 250–1,250 texts; rare categories need more (or "
         "a sample stratified by the LLM's labels, so that they appear). Codes already made are kept."
@@ -72,7 +73,10 @@ with adjudicate_tab:
         ui.adjudication.show(ctx, sample, codebook, label_runs)
 
 with import_tab:
-    st.markdown("Import codes made elsewhere (CSV, TSV, Excel), matched to the corpus by id.")
+    st.markdown(
+        "Import codes made elsewhere (CSV, TSV, Excel), matched to the corpus by id: a sample "
+        "file from the Sample tab, filled in, or any table of ids and labels."
+    )
     upload = st.file_uploader("Codes file", type=["csv", "tsv", "txt", "xlsx"], key="codes_upload")
     if upload is None:
         st.stop()

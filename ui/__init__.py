@@ -23,7 +23,7 @@ from ui.context import (
     secret,
     sidebar,
 )
-from ui.downloads import export_file
+from ui.downloads import export_file, project_slug, sample_downloads
 from ui.jobs import job_panel, start_job, submit_job
 from ui.pickers import label_run_picker, model_picker
 from ui.views import (
@@ -66,9 +66,11 @@ __all__ = [
     "model_summary",
     "model_zip_label",
     "navigation",
+    "project_slug",
     "project_corpus",
     "require_project",
     "require_step",
+    "sample_downloads",
     "secret",
     "show_agreement",
     "show_comparison",

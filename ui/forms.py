@@ -16,7 +16,7 @@ from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
 from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
 from distill_core.student.args import MAX_SEEDS, TrainingArgs
 from distill_core.student.recipes import RECIPE_NAMES
-from distill_core.study import endpoints, labelling, runs
+from distill_core.study import endpoints, labelling, runs, validation
 from ui.context import Context
 
 LOCAL = "Local zero-shot baseline (offline; weak, not an LLM)"
@@ -516,9 +516,11 @@ class CodesColumns:
 def codes_columns_form(frame: pd.DataFrame) -> CodesColumns:
     """The columns of an uploaded codes file."""
     cols = list(frame.columns)
+    id_guess, label_guess = (str(c) for c in validation.guess_code_columns(cols))
+    names = [str(c) for c in cols]
     c1, c2, c3 = st.columns(3)
-    id_col = c1.selectbox("Id column", cols, key="imp_id")
-    label_col = c2.selectbox("Label column", cols, index=min(1, len(cols) - 1), key="imp_label")
+    id_col = c1.selectbox("Id column", cols, index=names.index(id_guess), key="imp_id")
+    label_col = c2.selectbox("Label column", cols, index=names.index(label_guess), key="imp_label")
     coder_col = c3.selectbox("Coder column", ["(one coder)"] + cols, key="imp_coder_col")
     coder = ""
     if coder_col == "(one coder)":

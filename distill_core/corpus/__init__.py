@@ -4,6 +4,7 @@
 from distill_core.corpus.preparation import (
     IdSuggestion,
     generate_ids,
+    named_as_id,
     prepare_corpus,
     suggest_id_column,
     suggest_text_column,
@@ -32,6 +33,7 @@ __all__ = [
     "generate_ids",
     "id_text",
     "is_blank",
+    "named_as_id",
     "prepare_corpus",
     "read_path",
     "read_table",

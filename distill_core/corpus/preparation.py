@@ -91,7 +91,7 @@ def suggest_id_column(frame: pd.DataFrame, text_column: str | None = None) -> Id
     the text column; a column named as an id that cannot be one is said so."""
     columns = [c for c in frame.columns if c != text_column]
     rejected = ""
-    for column in [c for c in columns if _named_as_id(str(c))]:
+    for column in [c for c in columns if named_as_id(str(c))]:
         values = _id_values(frame[column])
         problem = "empty" if "" in values else "repeated" if len(set(values)) < len(values) else ""
         if not problem:
@@ -111,7 +111,8 @@ def suggest_id_column(frame: pd.DataFrame, text_column: str | None = None) -> Id
     )
 
 
-def _named_as_id(name: str) -> bool:
+def named_as_id(name: str) -> bool:
+    """Whether a column's name says it holds ids (``id``, ``doc_id``, ``Tweet ID``, ``docId``…)."""
     folded = re.sub(r"[\s_\-.]", "", name.strip().lower())
     return folded in ID_NAMES or bool(_ID_SUFFIX.search(name.strip()))
 

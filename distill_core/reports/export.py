@@ -8,7 +8,8 @@ Choices a user of the files should know:
   with the mark, and pandas, R's readr and Stata's ``import delimited`` skip it. It is written
   in chunks of :data:`CHUNK_ROWS` rows (:func:`iter_csv`), so a large corpus never exists as
   one big string besides the frame and the finished bytes.
-* Excel files have one sheet, ``data``. Their XML keeps line ends as ``\\n`` (a carriage
+* Excel files of a table have one sheet, ``data`` (the sample for outside coders has three:
+  ``sample``, ``codebook`` and ``instructions``). Their XML keeps line ends as ``\\n`` (a carriage
   return reads back as a line feed) and drops control characters Excel forbids.
 * CSV and Excel cells are protected against formula injection (:func:`escape_formulas`): a
   text cell starting with ``=``, ``+``, ``-``, ``@``, a tab or a carriage return gets a leading
@@ -29,6 +30,7 @@ import unicodedata
 import zipfile
 from collections import Counter
 from collections.abc import Callable, Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import IO, TYPE_CHECKING, Any
 
@@ -68,6 +70,9 @@ FORMATS = TABLE_FORMATS | {
     "appendix-md": ("text/markdown", ".md"),
     "appendix-html": ("text/html", ".html"),
     "model": ("application/zip", ".zip"),
+    "sample-xlsx": (TABLE_FORMATS["xlsx"][0], ".xlsx"),
+    "sample-csv": ("text/csv", ".csv"),
+    "codebook-csv": ("text/csv", ".csv"),
 }
 
 #: What each provenance column of :func:`labelled_corpus` holds (Stata variable labels too).
@@ -350,7 +355,19 @@ def to_bytes(frame: pd.DataFrame, fmt: str) -> bytes:
 
 
 def _write_xlsx(frame: pd.DataFrame, fh: IO[bytes]) -> None:
-    """One sheet "data", written row by row (openpyxl's write-only mode keeps memory flat).
+    """One sheet "data" (see :func:`_write_workbook`)."""
+    _write_workbook({"data": frame}, fh)
+
+
+def _write_workbook(
+    sheets: dict[str, pd.DataFrame],
+    fh: IO[bytes],
+    *,
+    choices: dict[str, tuple[str, str]] | None = None,
+) -> None:
+    """A workbook of one sheet per frame, each written row by row (openpyxl's write-only
+    mode keeps memory flat). ``choices`` maps a sheet to ``(column, other sheet)``: that
+    column's cells offer the other sheet's first column as a drop-down list.
 
     Characters Excel forbids (control characters other than tab and line ends) are dropped;
     a text longer than an Excel cell holds is an error, not silently cut. (A carriage return
@@ -358,13 +375,19 @@ def _write_xlsx(frame: pd.DataFrame, fh: IO[bytes]) -> None:
     """
     from openpyxl import Workbook
     from openpyxl.cell.cell import ILLEGAL_CHARACTERS_RE
+    from openpyxl.utils import get_column_letter
+    from openpyxl.worksheet.datavalidation import DataValidation
 
-    if len(frame) >= EXCEL_MAX_ROWS:
-        raise ExportError(
-            f"{len(frame):,} rows are more than an Excel sheet holds; export CSV or Parquet."
-        )
-    frame = escape_formulas(frame)
-    longest = max((_longest_text(frame.iloc[:, i]) for i in range(frame.shape[1])), default=0)
+    for frame in sheets.values():
+        if len(frame) >= EXCEL_MAX_ROWS:
+            raise ExportError(
+                f"{len(frame):,} rows are more than an Excel sheet holds; export CSV or Parquet."
+            )
+    sheets = {name: escape_formulas(frame) for name, frame in sheets.items()}
+    longest = max(
+        (_longest_text(f.iloc[:, i]) for f in sheets.values() for i in range(f.shape[1])),
+        default=0,
+    )
     if longest > EXCEL_MAX_CELL:
         raise ExportError(
             f"A cell has {longest:,} characters, more than the {EXCEL_MAX_CELL:,} an Excel cell "
@@ -387,10 +410,21 @@ def _write_xlsx(frame: pd.DataFrame, fh: IO[bytes]) -> None:
         return value
 
     book = Workbook(write_only=True)
-    sheet = book.create_sheet("data")
-    sheet.append([cell(str(c)) for c in frame.columns])
-    for row in frame.itertuples(index=False, name=None):
-        sheet.append([cell(v) for v in row])
+    for name, frame in sheets.items():
+        sheet = book.create_sheet(name)
+        if name in (choices or {}):
+            column, source = choices[name]
+            letter = get_column_letter(list(frame.columns).index(column) + 1)
+            listed = DataValidation(
+                type="list",
+                formula1=f"={source}!$A$2:$A${len(sheets[source]) + 1}",
+                allow_blank=True,
+            )
+            listed.add(f"{letter}2:{letter}{len(frame) + 1}")
+            sheet.data_validations.append(listed)
+        sheet.append([cell(str(c)) for c in frame.columns])
+        for row in frame.itertuples(index=False, name=None):
+            sheet.append([cell(v) for v in row])
     book.save(fh)
 
 
@@ -602,6 +636,87 @@ def student_zip(
     return model_zip(folder, fh, root=f"distill-model-{model.id}")
 
 
+# ---------------------------------------------------------------- the sample for outside coders
+
+#: The columns of the validation sample handed to coders who work outside Distill (in Excel):
+#: they write a codebook label in ``code``. The file imports back on the Import codes tab.
+SAMPLE_COLUMNS = ("id", "text", "code")
+
+
+@dataclass(frozen=True)
+class CodingSample:
+    """The current validation sample as outside coders get it: the texts with an empty code
+    column, the codebook's labels and definitions, and how to fill it in."""
+
+    texts: pd.DataFrame
+    codebook: pd.DataFrame
+    instructions: pd.DataFrame
+
+
+@entry(Capability.READ)
+def coding_sample(session: Session, user: User, project_id: int) -> CodingSample:
+    """The current validation sample's texts in coding order (both parts: coders code blind,
+    and no LLM label is in it), with the newest codebook."""
+    sample = validation.current_sample(session, user, project_id)
+    if sample is None:
+        raise ExportError("Draw a validation sample first (Validate page, Sample tab).")
+    docs = validation.sample_docs(session, user, project_id, sample)
+    version = projects.latest_codebook(session, user, project_id)
+    if version is None:
+        raise ExportError("Save a codebook first (Codebook page).")
+    codebook = projects.as_codebook(version)
+    id_, text, code = SAMPLE_COLUMNS
+    texts = pd.DataFrame(
+        {id_: [d.doc_id for d in docs], text: [d.text for d in docs], code: [""] * len(docs)}
+    )
+    labels = pd.DataFrame(
+        {
+            "label": [label.name for label in codebook.labels],
+            "definition": [label.definition for label in codebook.labels],
+        }
+    )
+    instructions = pd.DataFrame(
+        [
+            ("codebook", f"{codebook.name} (version {version.version})"),
+            ("instructions", codebook.instructions),
+            (
+                "how to code",
+                f"Write one label of the codebook sheet in the '{code}' column of each text "
+                "(Excel offers them in a list); leave it empty for a text you cannot code. Keep "
+                f"the '{id_}' column as it is: it matches your codes to the texts.",
+            ),
+            (
+                "sending it back",
+                "The filled file imports on Distill's Validate page, Import codes tab (your "
+                "name as the coder).",
+            ),
+            ("texts", f"{len(docs):,}"),
+        ],
+        columns=["item", "value"],
+    )
+    return CodingSample(texts, labels, instructions)
+
+
+def _write_coding_sample(
+    session: Session, user: User, project_id: int, fh: IO[bytes], fmt: str
+) -> None:
+    sample = coding_sample(session, user, project_id)
+    if fmt == "sample-csv":
+        write(sample.texts, "csv", fh)
+    elif fmt == "codebook-csv":
+        write(sample.codebook, "csv", fh)
+    else:
+        _write_workbook(
+            {
+                "sample": sample.texts,
+                "codebook": sample.codebook,
+                "instructions": sample.instructions,
+            },
+            fh,
+            choices={"sample": (SAMPLE_COLUMNS[2], "codebook")},
+        )
+
+
 # ---------------------------------------------------------------- one entry point
 
 
@@ -630,6 +745,10 @@ def export_project(
         "model": lambda: student_zip(
             session, user, project_id, fh, settings=settings, model_id=model_id
         ),
+        **{
+            kind: (lambda kind=kind: _write_coding_sample(session, user, project_id, fh, kind))
+            for kind in ("sample-xlsx", "sample-csv", "codebook-csv")
+        },
     }
     if fmt in FORMATS:
         activity.record(session, user, project_id, "exported", format=fmt)

@@ -23,7 +23,7 @@ from sqlalchemy.orm import Session
 from distill_core import agreement, sampling
 from distill_core.clock import utcnow
 from distill_core.codebook import match_label
-from distill_core.corpus import id_text, is_blank
+from distill_core.corpus import id_text, is_blank, named_as_id
 from distill_core.store.models import (
     Adjudication,
     CodebookVersion,
@@ -581,6 +581,24 @@ class ImportReport:
         return out
 
 
+#: Column names (lower case) that hold the label in a file of codes, best first.
+LABEL_COLUMN_NAMES = ("code", "label", "category", "gold", "human", "topic", "class")
+
+
+def guess_code_columns(columns: Sequence) -> tuple[str, str]:
+    """The likely id and label columns of a file of codes: the first column named as an id
+    (else the first), and the first named like a label (:data:`LABEL_COLUMN_NAMES`; else the
+    next one). A filled sample file (``id``, ``text``, ``code``) gives ``("id", "code")``."""
+    names = [str(c) for c in columns]
+    if not names:
+        return "", ""
+    id_column = next((c for c in names if named_as_id(c)), names[0])
+    rest = [c for c in names if c != id_column] or names
+    by_name = {c.strip().lower(): c for c in reversed(rest)}
+    label = next((by_name[n] for n in LABEL_COLUMN_NAMES if n in by_name), rest[0])
+    return id_column, label
+
+
 @entry(Capability.EDIT)
 def plan_import(
     session: Session,
@@ -610,6 +628,8 @@ def plan_import(
     unknown: Counter = Counter()
     for _, row in frame.iterrows():
         doc_id = id_text(row[id_column])
+        if doc_id not in known and doc_id.startswith("'") and doc_id[1:] in known:
+            doc_id = doc_id[1:]  # an id our CSV and Excel files protected from formulas
         raw = row[label_column]
         if is_blank(raw):
             report.empty += 1
