@@ -119,18 +119,7 @@ c4.metric(
     "Student training + corpus labelling", f"{cost.train_seconds + cost.predict_seconds:,.0f} s"
 )
 if cost.whole_corpus_cost_usd is not None:
-    st.markdown(
-        f"Labelling all **{cost.corpus_n:,}** texts with the LLM ({cost.llm_model}) would have "
-        f"used about {cost.whole_corpus_prompt_tokens + cost.whole_corpus_completion_tokens:,} "
-        f"tokens and cost about **${cost.whole_corpus_cost_usd:,.2f}** at the same price"
-        + (
-            f", taking about {cost.whole_corpus_seconds / 60:,.0f} minutes at the observed rate"
-            if cost.whole_corpus_seconds
-            else ""
-        )
-        + f". The student labelled {cost.predicted_texts:,} texts in "
-        f"{cost.predict_seconds:,.0f} s on this machine, at no per-text cost."
-    )
+    st.markdown(cost.whole_corpus_sentence())
 elif cost.answers:
     st.caption(
         f"The LLM's price is unknown ({cost.llm_model or 'local teacher'}): enter it on the LLM "

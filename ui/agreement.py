@@ -7,7 +7,7 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from distill_core.reports.formatting import fmt, fmt_ci
+from distill_core.reports.formatting import fmt, fmt_ci, fmt_date
 from distill_core.study import projects, runs, scoring, validation
 from ui.context import Context
 from ui.views import image_format_picker, show_agreement, show_intercoder
@@ -64,19 +64,21 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
     if len(label_runs) > 1:
         _versions(ctx, docs, gold, label_runs, version_of)
     st.subheader("Held-out test part")
-    seen = sample.test_seen_at is not None
-    if not seen:
+    if sample.test_seen_at is None:
         st.warning(
             "Look at the test score once, when the codebook is final: re-scoring revised "
             "codebooks on the same texts overfits. Distill records when you first looked."
         )
-    if seen or st.button("Show the held-out test score"):
-        ctx.act(
-            validation.mark_test_seen,
-            ctx.project_id,
-            sample.id,
-            version_of.get(run.codebook_version_id),  # the scored run's codebook
-        )
+        if st.button("Show the held-out test score"):
+            ctx.act(
+                validation.mark_test_seen,
+                ctx.project_id,
+                sample.id,
+                version_of.get(run.codebook_version_id),  # the scored run's codebook
+            )
+            st.rerun()  # shown as seen: the score, without the warning and its button
+    else:
+        st.caption(seen_sentence(sample))
         test = score("test")
         if test is None:
             st.info("Fewer than 2 test texts have both a human code and an LLM label.")
@@ -87,6 +89,16 @@ def show(ctx: Context, sample, docs: list, codes: pd.DataFrame, label_runs: list
     if inter is not None:
         st.subheader("Agreement among human coders")
         show_intercoder(inter)
+
+
+def seen_sentence(sample) -> str:
+    """When the held-out score was first looked at, and with which codebook version."""
+    version = sample.test_seen_codebook_version
+    return (
+        f"The held-out score was first looked at on {fmt_date(sample.test_seen_at)}"
+        + (f", scoring codebook v{version}" if version else "")
+        + "; figures from a codebook saved after that are marked as such."
+    )
 
 
 def _figures(score: scoring.PartScore, title: str) -> None:

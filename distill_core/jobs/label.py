@@ -180,9 +180,19 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         f"{failed:,} failed"
         + (f", {empty:,} empty {'text' if empty == 1 else 'texts'} not sent." if empty else ".")
     )
+    if outcome.n_distinct < len(items) - empty:
+        summary += f" {outcome.n_distinct:,} distinct texts were asked; identical texts share their answer."
     result = outcome.to_dict()
     if outcome.stopped == "cancelled":
         raise records.JobCancelled
+    # The bar ends in texts, as the summary counts them (while running it counts answers, as
+    # the running message does): its done is the texts labelled, invalid or empty.
+    records.update_job(
+        store,
+        job_id,
+        done=counts.get("ok", 0) + counts.get("invalid", 0) + empty,
+        total=len(items),
+    )
     if outcome.stopped == "failing":
         return JobOutcome(
             result, status="failed", message=f"Stopped: every request failed. {outcome.first_error}"

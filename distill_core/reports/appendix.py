@@ -25,6 +25,7 @@ from sqlalchemy import func, select
 from distill_core.agreement import Agreement
 from distill_core.codebook import Codebook
 from distill_core.reports.formatting import (
+    first_upper,
     fmt,
     fmt_bounded_share,
     fmt_ci,
@@ -156,15 +157,15 @@ def _data(b: _Builder, corpus) -> None:
         else f", identified by the column '{corpus.id_column}'."
     )
     extra = []
-    if report.get("empty_texts"):
-        extra.append(f"{fmt_count(report['empty_texts'])} texts are empty")
-    if report.get("duplicate_texts"):
+    if n_empty := report.get("empty_texts"):
+        extra.append(f"{fmt_count(n_empty)} {plural(n_empty, 'text is', 'texts are')} empty")
+    if n_repeated := report.get("duplicate_texts"):
         extra.append(
-            f"{fmt_count(report['duplicate_texts'])} texts repeat another text (identical texts are "
-            "labelled once and share the LLM's answer)"
+            f"{fmt_count(n_repeated)} {plural(n_repeated, 'text repeats', 'texts repeat')} another "
+            "text (identical texts are labelled once and share the LLM's answer)"
         )
     if extra:
-        text += " " + "; ".join(extra).capitalize() + "."
+        text += " " + first_upper("; ".join(extra)) + "."
     blocks.append(("p", text))
 
 

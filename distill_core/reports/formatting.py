@@ -47,3 +47,9 @@ def plural(n: int, word: str, plural: str | None = None) -> str:
 
 def fmt_date(value: datetime | None) -> str:
     return value.strftime("%Y-%m-%d") if value else "an unrecorded date"
+
+
+def first_upper(text: str) -> str:
+    """``text`` with its first letter in upper case and the rest as it is (``str.capitalize``
+    would write "the LLM's" as "the llm's")."""
+    return text[:1].upper() + text[1:]

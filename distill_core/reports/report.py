@@ -13,7 +13,9 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
+from distill_core.clock import fmt_duration
 from distill_core.llm.cost import Price, price_for
+from distill_core.reports.formatting import fmt_count
 from distill_core.store import (
     Job,
     LabelRun,
@@ -55,6 +57,26 @@ class CostSummary:
 
     def to_dict(self) -> dict[str, Any]:
         return asdict(self)
+
+    def whole_corpus_sentence(self) -> str | None:
+        """What labelling the whole corpus with the LLM would have taken, beside what the
+        student did ("taking about 40 s at the observed rate", never "about 0 minutes");
+        None without a price for the LLM."""
+        if self.whole_corpus_cost_usd is None:
+            return None
+        tokens = self.whole_corpus_prompt_tokens + self.whole_corpus_completion_tokens
+        taking = (
+            f", taking about {fmt_duration(self.whole_corpus_seconds)} at the observed rate"
+            if self.whole_corpus_seconds
+            else ""
+        )
+        return (
+            f"Labelling all **{fmt_count(self.corpus_n)}** texts with the LLM ({self.llm_model}) "
+            f"would have used about {fmt_count(tokens)} tokens and cost about "
+            f"**${self.whole_corpus_cost_usd:,.2f}** at the same price{taking}. The student "
+            f"labelled {fmt_count(self.predicted_texts)} texts in "
+            f"{fmt_duration(self.predict_seconds)} on this machine, at no per-text cost."
+        )
 
 
 @entry(Capability.READ)

@@ -19,6 +19,7 @@ from distill_core.corpus import PreparedCorpus, Table
 from distill_core.store import limits
 from distill_core.store.models import (
     ROLES,
+    Activity,
     CodebookVersion,
     Corpus,
     Document,
@@ -481,6 +482,9 @@ def as_codebook(version: CodebookVersion) -> Codebook:
 
 #: The workflow steps in order, as the sidebar and the pages name them.
 STEPS = ("Projects", "Data", "Codebook", "LLM labels", "Validate", "Fine-tune", "Results", "Export")
+#: The exports that complete the Export step: the labelled corpus (any format) or the methods
+#: appendix (not the codes, the audit log, the model or a sample for outside coders alone).
+EXPORT_STEP_FORMATS = frozenset({"csv", "xlsx", "parquet", "dta", "appendix-md", "appendix-html"})
 
 
 @entry(Capability.MEMBER)
@@ -533,4 +537,10 @@ def steps_done(session: Session, user: User, project_id: int) -> dict[str, bool]
         )
         > 0
     )
+    exports = session.scalars(
+        select(Activity.details).where(
+            Activity.project_id == project_id, Activity.action == "exported"
+        )
+    )
+    done["Export"] = any((d or {}).get("format") in EXPORT_STEP_FORMATS for d in exports)
     return done
