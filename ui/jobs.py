@@ -10,13 +10,22 @@ import streamlit as st
 
 from distill_core.config import Settings
 from distill_core.jobs import kinds, queue, records
-from ui.context import Context
+from distill_core.keys import SECRET_ENV
+from ui.context import Context, secret
 
 
 @st.cache_resource
 def _job_queue(url: str, home: str, redis_url: str | None):
     settings = Settings.from_env()
-    return kinds.make_huey(settings), queue.Supervisor(settings)
+    supervisor = queue.Supervisor(settings, secrets=_worker_secrets)
+    supervisor.watch()  # a local worker that dies is started again, and its job resumes
+    return kinds.make_huey(settings), supervisor
+
+
+def _worker_secrets() -> dict[str, str]:
+    """The secrets the app sees (environment or secrets.toml) that the local worker needs: a
+    server key kept only in secrets.toml reaches the worker as it reaches Test connection."""
+    return {name: value for name in SECRET_ENV if (value := secret(name))}
 
 
 def job_queue():
@@ -26,11 +35,18 @@ def job_queue():
 
 
 def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
-    """Make sure a worker runs, then queue the job (the key goes to the worker in memory)."""
+    """Make sure a worker runs, then queue the job (the key goes to the worker in memory, and
+    encrypted with the server secret for a restarted worker); if that fails the job is marked
+    failed and ``queue.SubmitFailed`` says why in one sentence."""
     huey, supervisor = job_queue()
-    if not supervisor.ensure():
-        raise RuntimeError(f"The background worker did not start; see {supervisor.logfile}.")
-    queue.submit(ctx.store, job_id, settings=supervisor.settings, api_key=api_key, huey=huey)
+    queue.submit(
+        ctx.store,
+        job_id,
+        settings=supervisor.settings,
+        api_key=api_key,
+        huey=huey,
+        supervisor=supervisor,
+    )
 
 
 def job_panel(ctx: Context, kind: str, details=None) -> None:
@@ -39,6 +55,8 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
     ``details(container, job)`` shows what is particular to the kind (the default: the LLM
     labelling's errors, tokens and cost).
     """
+
+    job_queue()  # the supervisor's watch runs: a worker that died is started again
 
     def latest():
         found = ctx.act(records.latest_jobs, ctx.project_id, kind, limit=1)
@@ -96,7 +114,7 @@ def start_job(
         return
     try:
         submit_job(ctx, job_id, api_key=api_key)
-    except Exception as exc:
-        st.error(f"The job could not be queued: {exc}")
+    except queue.SubmitFailed as exc:  # the job is marked failed with the same sentence
+        st.error(str(exc))
         return
     st.rerun()

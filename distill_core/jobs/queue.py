@@ -21,6 +21,7 @@ import datetime as dt
 import hashlib
 import hmac
 import json
+import logging
 import os
 import socket
 import subprocess
@@ -38,9 +39,20 @@ from huey.utils import Error
 
 from distill_core.clock import utcnow
 from distill_core.config import Settings
-from distill_core.jobs.records import ACTIVE, JobCancelled, JobOutcome
+from distill_core.jobs.records import (
+    ACTIVE,
+    HEARTBEAT_S,
+    KEY_LOST,
+    KEY_TYPED,
+    JobCancelled,
+    JobOutcome,
+    beat,
+    fail_job,
+)
 from distill_core.keys import mask, mask_all, register
 from distill_core.store import Job, Store
+
+log = logging.getLogger("distill.jobs")
 
 #: A job kind's runner: ``fn(store, job_id, secret) -> JobOutcome``; the table is ``jobs.kinds``.
 Runner = Callable[[Store, int, str | None], JobOutcome]
@@ -52,27 +64,68 @@ Runners = Mapping[str, Runner]
 
 def execute(store: Store, job_id: int, secret: str | None, runners: Runners) -> None:
     """Run one job in this process with the runner of its kind (from ``runners``): status,
-    timing, result and a one-sentence error."""
+    timing, result and a one-sentence error. While it runs, a timer thread beats for it
+    (:class:`Heartbeat`), whatever the runner is waiting for. A job whose key was typed for it
+    but is gone (held only by a worker that died, with no server secret to keep it) fails with
+    :data:`KEY_LOST` instead of running without its key."""
     with store.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.status not in ACTIVE or job.cancel_requested:
             if job is not None and job.status == "queued":
                 job.status, job.finished_at = "cancelled", utcnow()
             return
+        if (job.params or {}).get(KEY_TYPED) and not secret:
+            job.status, job.message, job.finished_at = "failed", KEY_LOST, utcnow()
+            return
         job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
         job.message = "Running…"
         kind = job.kind
     fn = runners.get(kind)
     try:
-        if fn is None:
-            raise RuntimeError(f"No worker knows jobs of kind '{kind}'.")
-        outcome = fn(store, job_id, secret) or JobOutcome()
+        with Heartbeat(store, job_id):
+            if fn is None:
+                raise RuntimeError(f"No worker knows jobs of kind '{kind}'.")
+            outcome = fn(store, job_id, secret) or JobOutcome()
     except JobCancelled:
         _finish(store, job_id, "cancelled", "Cancelled; what was done before is kept.", {})
     except Exception as exc:  # the job ends; the worker lives on
         _finish(store, job_id, "failed", _sentence(exc), {})
     else:
         _finish(store, job_id, outcome.status, outcome.message, outcome.result)
+
+
+class Heartbeat:
+    """The worker's heartbeat for one running job: a daemon thread that stamps the job's
+    ``heartbeat_at`` every ``every_s`` seconds until the block ends, independent of the job's
+    progress (an endpoint that takes minutes per answer is not a dead worker). A failed stamp
+    (a dropped database connection) is logged and tried again at the next beat."""
+
+    def __init__(self, store: Store, job_id: int, every_s: float | None = None) -> None:
+        self.store, self.job_id = store, job_id
+        self.every_s = HEARTBEAT_S if every_s is None else every_s
+        self._stop = threading.Event()
+        self._thread = threading.Thread(
+            target=self._run, name=f"distill-heartbeat-{job_id}", daemon=True
+        )
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.every_s):
+            try:
+                beat(self.store, self.job_id)
+            except Exception as exc:  # the next beat tries again
+                log.warning("Heartbeat of job %s failed: %s", self.job_id, _short(exc))
+
+    def __enter__(self) -> Heartbeat:
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self._stop.set()
+        self._thread.join(timeout=5)
+
+
+def _short(exc: BaseException) -> str:
+    return mask(" ".join(str(exc).split())[:200]) or type(exc).__name__
 
 
 def _finish(store: Store, job_id: int, status: str, message: str, result: dict) -> None:
@@ -132,7 +185,9 @@ def make_huey(
     @huey.task(name=TASK_NAME)
     def run_job(job_id: int) -> None:
         store = _store_for(url)
-        execute(store, job_id, Keyring.take(job_id), runners)
+        key = Keyring.take(job_id) or kept_key(settings, job_id)
+        execute(store, job_id, key, runners)
+        forget_key(settings, job_id)  # the job ended (a killed worker never gets here)
 
     huey.distill_run_job = run_job
     return huey
@@ -355,7 +410,13 @@ class Supervisor:
     """Starts the local worker process when none is alive (SQLite queue only)."""
 
     settings: Settings
+    #: Secrets the worker needs in its environment beyond ours (the app's secrets.toml values,
+    #: read when the worker starts: ``OPENAI_API_KEY``, ``DISTILL_SECRET_KEY``).
+    secrets: Callable[[], Mapping[str, str]] | None = None
     _proc: subprocess.Popen | None = field(default=None, init=False, repr=False)
+    _watching: threading.Thread | None = field(default=None, init=False, repr=False)
+    _lock: threading.Lock = field(default_factory=threading.Lock, init=False, repr=False)
+    _stopped: threading.Event = field(default_factory=threading.Event, init=False, repr=False)
 
     @property
     def pidfile(self) -> Path:
@@ -380,34 +441,80 @@ class Supervisor:
         return _pid_running(pid) and socket_path(self.settings).exists()
 
     def ensure(self, wait_s: float = 20.0) -> bool:
-        """Start the worker if it is not running; True once it is ready."""
+        """Start the worker if it is not running; True once it is ready. One caller at a time
+        (a page's submit and the watch): a worker of ours still starting is waited for, not
+        started twice."""
         if not self.local:
             return True
-        if self.alive():
-            return True
+        with self._lock:
+            self._stopped.clear()
+            deadline = time.monotonic() + wait_s
+            spawned = None
+            while True:
+                if self.alive():
+                    return True
+                if self._proc is None or self._proc.poll() is not None:
+                    if spawned is not None and self._proc is spawned:
+                        return False  # it died while starting: worker.out says why
+                    self._spawn()
+                    spawned = self._proc
+                if time.monotonic() > deadline:
+                    return False
+                time.sleep(0.1)
+
+    def _spawn(self) -> None:
         self.settings.home.mkdir(parents=True, exist_ok=True)
         env = dict(os.environ)
+        for name, value in (self.secrets() if self.secrets else {}).items():
+            if value and not env.get(name):
+                env[name] = value
         env["DISTILL_HOME"] = str(self.settings.home)
         env["DISTILL_DATABASE_URL"] = self.settings.database_url
-        log = open(self.logfile, "ab")  # noqa: SIM115 - handed to the child process
+        out = open(self.settings.home / "worker.out", "wb")  # noqa: SIM115 - the child's, anew
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "distill_core.jobs.worker"],
             env=env,
-            stdout=log,
+            stdout=out,  # what the worker prints before its rotating worker.log is set up
             stderr=subprocess.STDOUT,
             stdin=subprocess.DEVNULL,
             start_new_session=True,
             cwd=str(Path(__file__).resolve().parents[2]),
         )
-        deadline = time.monotonic() + wait_s
-        while time.monotonic() < deadline:
-            if self.alive():
-                return True
-            time.sleep(0.1)
-        return False
+        out.close()  # the child has its own copy
+
+    def started_before(self) -> bool:
+        """A worker ran here (its pid file is left): one that died should be brought back."""
+        return self._proc is not None or self.pidfile.exists()
+
+    def watch(self, every_s: float = 5.0) -> None:
+        """Bring the local worker back whenever it has died (a daemon thread in the app, one
+        per supervisor): queued jobs then run, and the job it was running resumes
+        (``records.resume_interrupted``). Only a worker that ran before is restarted."""
+        if not self.local or (self._watching is not None and self._watching.is_alive()):
+            return
+
+        def loop() -> None:
+            pause = every_s
+            while not self._stopped.is_set():
+                try:
+                    if self.started_before() and not self.alive():
+                        log.warning("The job worker is not running; starting it again.")
+                        pause = every_s if self.ensure() else min(pause * 2, 300.0)
+                except Exception as exc:  # keep watching
+                    log.warning("Restarting the job worker failed: %s", _short(exc))
+                    pause = min(pause * 2, 300.0)
+                self._stopped.wait(pause)
+
+        self._watching = threading.Thread(target=loop, name="distill-supervisor", daemon=True)
+        self._watching.start()
 
     def stop(self) -> None:
+        """Stop the worker (SIGTERM) and the watch, so that it is not started again."""
         import signal
+
+        self._stopped.set()
+        if self._watching is not None:
+            self._watching.join(timeout=10)
 
         try:
             pid = int(self.pidfile.read_text().strip())
@@ -429,6 +536,10 @@ def _pid_running(pid: int) -> bool:
         return True  # no /proc: trust kill(0)
 
 
+class SubmitFailed(ValueError):
+    """A job could not be queued; the job is marked failed with the same sentence."""
+
+
 def submit(
     store: Store,
     job_id: int,
@@ -436,15 +547,96 @@ def submit(
     settings: Settings | None = None,
     api_key: str | None = None,
     huey,
+    supervisor: Supervisor | None = None,
 ) -> None:
-    """Queue a job; its key (if any) goes to the worker in memory before the job is queued."""
+    """Queue a job: start the local worker if ``supervisor`` is given and none runs, hand it
+    the job's key (if any) in memory, keep the key encrypted with the server secret so that a
+    restarted worker still has it (:func:`keep_key`), then queue the job.
+
+    If any of it fails, the job is marked failed with the reason (it would otherwise wait for a
+    worker that never comes) and :class:`SubmitFailed` says the same sentence."""
     settings = settings or Settings.from_env()
-    if api_key:
-        register(api_key)
-        if settings.redis_url:
-            raise ValueError(
-                "With a shared job queue a typed key cannot reach the workers: save the "
-                "endpoint with its key in the project (it is stored encrypted) and choose it."
+    try:
+        if supervisor is not None and not supervisor.ensure():
+            raise SubmitFailed(
+                f"The background worker did not start; see {supervisor.logfile} for why."
             )
-        send_key(settings, job_id, api_key)
-    enqueue(huey, job_id)
+        if api_key:
+            register(api_key)
+            kept = keep_key(settings, job_id, api_key)
+            if settings.redis_url and not kept:
+                raise SubmitFailed(
+                    "With a shared job queue a typed key reaches the workers only encrypted with "
+                    "the server secret DISTILL_SECRET_KEY, which is not set: save the endpoint "
+                    "with its key in the project instead, or ask the administrator to set it."
+                )
+            _mark_key_typed(store, job_id)
+            if not settings.redis_url:
+                send_key(settings, job_id, api_key)
+        enqueue(huey, job_id)
+    except Exception as exc:
+        forget_key(settings, job_id)
+        sentence = str(exc) if isinstance(exc, SubmitFailed) else _submit_sentence(exc)
+        fail_job(store, job_id, sentence)
+        raise SubmitFailed(sentence) from None
+
+
+def _submit_sentence(exc: BaseException) -> str:
+    return (
+        f"The job could not be queued ({_short(exc).rstrip('.')}); check that the job queue is "
+        "reachable and start it again."
+    )
+
+
+def _mark_key_typed(store: Store, job_id: int) -> None:
+    """Note on the job (never the key) that it runs with a key typed for it."""
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        job.params = {**(job.params or {}), KEY_TYPED: True}
+
+
+# ---------------------------------------------------------------- keys kept for a restart
+
+
+def _key_path(settings: Settings, job_id: int) -> Path:
+    return settings.home / "job_keys" / f"{int(job_id)}.key"
+
+
+def keep_key(settings: Settings, job_id: int, key: str) -> bool:
+    """Keep a job's key for a restarted worker, encrypted with the server secret
+    (``keys.encrypt``: Fernet under ``DISTILL_SECRET_KEY``) in a file only this user can read
+    (``DISTILL_HOME/job_keys``, shared with a lab's workers); never in clear. False, and
+    nothing written, without a server secret: the key then lives only in the worker's memory.
+    Removed when the job ends."""
+    from distill_core.keys import encrypt, server_secret
+
+    if not server_secret():
+        return False
+    path = _key_path(settings, job_id)
+    path.parent.mkdir(mode=0o700, parents=True, exist_ok=True)
+    token = encrypt(key)
+    fd = os.open(path.with_suffix(".tmp"), os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "w") as fh:
+        fh.write(token)
+    os.replace(path.with_suffix(".tmp"), path)
+    return True
+
+
+def kept_key(settings: Settings, job_id: int) -> str | None:
+    """The key :func:`keep_key` kept for a job, decrypted; None when there is none (or it
+    cannot be decrypted here: the job then says so, :data:`records.KEY_LOST`)."""
+    from distill_core.keys import SecretError, decrypt
+
+    try:
+        token = _key_path(settings, job_id).read_text().strip()
+    except OSError:
+        return None
+    try:
+        return decrypt(token)
+    except SecretError as exc:
+        log.warning("The kept key of job %s cannot be read: %s", job_id, exc)
+        return None
+
+
+def forget_key(settings: Settings, job_id: int) -> None:
+    _key_path(settings, job_id).unlink(missing_ok=True)

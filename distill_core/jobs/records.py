@@ -20,9 +20,23 @@ from distill_core.store import Job, Store
 from distill_core.store.models import ACTIVE_JOB_STATUSES, User
 from distill_core.study.access import Capability, belongs, entry
 
-#: Seconds without a heartbeat after which a running job counts as stopped.
-STALE_AFTER_S = 120
+#: Seconds between a running job's heartbeats: the worker's timer thread stamps them
+#: (``jobs.queue.Heartbeat``), whatever the job is waiting for.
+HEARTBEAT_S = 10.0
+#: Seconds without a heartbeat after which a running job counts as stopped: nine beats missed
+#: (a busy SQLite file can hold a write back for up to 30 s).
+STALE_AFTER_S = 90
 ACTIVE = ACTIVE_JOB_STATUSES
+#: The flag in a job's params that says a key was typed for it (the key itself never is).
+KEY_TYPED = "key_typed"
+#: What a job says when the key typed for it is gone.
+KEY_LOST = (
+    "The API key typed for this job was held only in the worker's memory and the worker "
+    "restarted; type the key again and start the job again (it continues where it stopped), "
+    "or set DISTILL_SECRET_KEY so that keys survive a restart."
+)
+#: How often a job may be resumed after its worker died before it is given up.
+MAX_RESUMES = 2
 
 
 class JobCancelled(Exception):
@@ -152,6 +166,52 @@ def create_job(
     session.add(job)
     session.flush()
     return job
+
+
+def beat(store: Store, job_id: int) -> None:
+    """Stamp a running job's heartbeat (the worker is alive)."""
+    with store.session() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "running")
+            .values(heartbeat_at=utcnow())
+        )
+
+
+def fail_job(store: Store, job_id: int, message: str) -> None:
+    """Mark a queued or running job failed with ``message`` (masked); an ended job is left."""
+    with store.session() as s:
+        s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status.in_(ACTIVE))
+            .values(status="failed", message=mask(message), finished_at=utcnow())
+        )
+
+
+def resume_interrupted(session) -> list[int]:
+    """After the only local worker (re)starts, nothing can be running: each job left
+    "running" by a worker that died goes back to the queue to continue where it stopped (a
+    label run asks only what is not stored; at most the requests in flight at the kill are
+    asked again). A job interrupted more than ``MAX_RESUMES`` times is failed with a sentence.
+    Returns the ids to queue again."""
+    again = []
+    for job in session.scalars(select(Job).where(Job.status == "running")).all():
+        resumes = int((job.params or {}).get("resumes", 0))
+        if resumes >= MAX_RESUMES:
+            job.status, job.finished_at = "failed", utcnow()
+            job.message = (
+                f"The worker stopped {resumes + 1} times while running this job (it may run out "
+                "of memory); what it had finished is kept. Start it again to continue."
+            )
+            continue
+        job.params = {**(job.params or {}), "resumes": resumes + 1}
+        job.status, job.heartbeat_at = "queued", None
+        job.message = (
+            "The worker stopped and was started again; the job continues where it stopped."
+        )
+        again.append(job.id)
+    session.flush()
+    return again
 
 
 def update_job(store: Store, job_id: int, **fields: Any) -> bool:
