@@ -1,14 +1,19 @@
 """Background jobs: a huey queue, job records in the store, and a worker the app supervises.
 
 * ``SqliteHuey`` in ``DISTILL_HOME`` by default, with one worker process that the app starts
-  (``python -m distill_core.jobs.worker``) and restarts when it is gone;
+  (``python -m distill_core.jobs.worker``), watches, and starts again when it dies; the new
+  worker queues the job it was running again (``records.resume_interrupted``);
 * ``RedisHuey`` when ``DISTILL_REDIS_URL`` is set: a lab runs ``huey_consumer
   distill_core.jobs.worker.huey`` on its GPU machines and the app starts none.
 
-Progress, counts, cost, messages and the cancel flag live in the ``jobs`` table, so a page
-reload or an app restart loses nothing. API keys never enter the queue or the store: the app
-hands a typed key to the local worker in memory over a Unix socket in ``DISTILL_HOME`` (mode
-0600); remote workers decrypt a project's saved endpoint key when the job runs.
+Progress, counts, cost, messages, the cancel flag and the worker's heartbeat (a timer thread
+while a job runs, :class:`Heartbeat`) live in the ``jobs`` table, so a page reload or an app
+restart loses nothing; a submit that fails marks its job failed (:func:`submit`). API keys
+never enter the queue or the store in clear: the app hands a typed key to the local worker in
+memory over a Unix socket in ``DISTILL_HOME`` (mode 0600) and, with the server secret set,
+keeps it for the job encrypted under that secret (:func:`keep_key`) so that a restarted or a
+remote worker has it too; remote workers decrypt a project's saved endpoint key when the job
+runs.
 
 Queue messages are JSON, never pickles (:class:`JsonSerializer`): a message pushed into Redis or
 the SQLite queue file by someone else is refused unless it is exactly "run job <int>", and, with
@@ -559,7 +564,8 @@ def submit(
     try:
         if supervisor is not None and not supervisor.ensure():
             raise SubmitFailed(
-                f"The background worker did not start; see {supervisor.logfile} for why."
+                f"The background worker did not start; see {supervisor.logfile} and worker.out "
+                "beside it for why."
             )
         if api_key:
             register(api_key)

@@ -74,7 +74,7 @@ def test_a_worker_that_does_not_start_fails_the_job_and_keeps_no_key(local, monk
     settings, store = local
     monkeypatch.setenv("DISTILL_SECRET_KEY", f"s-{uuid.uuid4().hex}")
     job_id, _ = demo_job(store, None, provider="local", n=3)
-    with pytest.raises(queue.SubmitFailed, match="did not start; see .*worker.log"):
+    with pytest.raises(queue.SubmitFailed, match="did not start; see .*worker.log and worker.out"):
         queue.submit(
             store,
             job_id,
@@ -121,6 +121,24 @@ def test_a_typed_key_reaches_a_redis_worker_encrypted(local, server, monkeypatch
     assert job.status == "done", job.message  # the server refuses any other key: 401
     assert job.params[records.KEY_TYPED] is True and KEY not in str(job.params)
     assert not kept.exists()  # forgotten when the job ended
+
+
+@pytest.mark.slow
+def test_a_server_key_from_secrets_toml_reaches_the_worker(local, monkeypatch):
+    """The app reads secrets.toml (``ui.context.secret``); the supervisor hands what it finds to
+    the worker's environment, where the URL policy decides where the server key may go."""
+    settings, store = local
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    server_key = f"sk-from-secrets-toml-{uuid.uuid4().hex}"
+    supervisor = queue.Supervisor(settings, secrets=lambda: {"OPENAI_API_KEY": server_key})
+    try:
+        assert supervisor.ensure(wait_s=60)
+        pid = int(supervisor.pidfile.read_text())
+        environ = Path(f"/proc/{pid}/environ").read_bytes().split(b"\0")
+    finally:
+        supervisor.stop()
+    assert f"OPENAI_API_KEY={server_key}".encode() in environ
+    assert_no_clear_key(settings.home, server_key)
 
 
 # ---------------------------------------------------------------- the heartbeat
