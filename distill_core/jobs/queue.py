@@ -56,6 +56,7 @@ from distill_core.jobs.records import (
 )
 from distill_core.keys import mask, mask_all, register
 from distill_core.store import Job, Store
+from distill_core.store.db import connection_lost, retry_lost
 
 log = logging.getLogger("distill.jobs")
 
@@ -134,12 +135,17 @@ def _short(exc: BaseException) -> str:
 
 
 def _finish(store: Store, job_id: int, status: str, message: str, result: dict) -> None:
-    """Store a job's end; its message and the strings of its result masked (``keys.mask``)."""
-    with store.session() as s:
-        job = s.get(Job, job_id)
-        job.status, job.message, job.finished_at = status, mask(message), utcnow()
-        if result:
-            job.result = mask_all(result)
+    """Store a job's end; its message and the strings of its result masked (``keys.mask``);
+    tried again on a fresh connection if the database connection was lost."""
+
+    def write() -> None:
+        with store.session() as s:
+            job = s.get(Job, job_id)
+            job.status, job.message, job.finished_at = status, mask(message), utcnow()
+            if result:
+                job.result = mask_all(result)
+
+    retry_lost(write)
 
 
 def _sentence(exc: BaseException) -> str:
@@ -148,6 +154,11 @@ def _sentence(exc: BaseException) -> str:
     client's rules."""
     from distill_core.llm.errors import describe_error
 
+    if connection_lost(exc):  # never the SQL: it may quote texts
+        return (
+            "The database connection was lost while the job was writing, and again when it "
+            "tried once more; what it had stored is kept. Start it again to continue."
+        )
     if isinstance(exc, ValueError) and str(exc):
         return " ".join(str(exc).split())
     try:

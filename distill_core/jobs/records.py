@@ -17,6 +17,7 @@ from sqlalchemy import select, update
 from distill_core.clock import fmt_duration, utcnow
 from distill_core.keys import mask
 from distill_core.store import Job, Store
+from distill_core.store.db import retry_lost
 from distill_core.store.models import ACTIVE_JOB_STATUSES, User
 from distill_core.study.access import Capability, belongs, entry
 
@@ -219,9 +220,13 @@ def update_job(store: Store, job_id: int, **fields: Any) -> bool:
     message, if any, is masked."""
     if "message" in fields:
         fields["message"] = mask(fields["message"])
-    with store.session() as s:
-        s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow(), **fields))
-        return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    def write() -> bool:
+        with store.session() as s:
+            s.execute(update(Job).where(Job.id == job_id).values(heartbeat_at=utcnow(), **fields))
+            return bool(s.scalar(select(Job.cancel_requested).where(Job.id == job_id)))
+
+    return retry_lost(write)  # a dropped connection does not end the job
 
 
 @entry(Capability.EDIT)

@@ -15,7 +15,7 @@ from distill_core.keys import mask
 from distill_core.llm.base import Answer
 from distill_core.llm.cache import FINAL, AnswerCache
 from distill_core.store.bulk import insert_many
-from distill_core.store.db import Store
+from distill_core.store.db import Store, retry_lost
 from distill_core.store.limits import fit
 from distill_core.store.models import LLMResponse
 
@@ -64,8 +64,12 @@ class StoreAnswerCache(AnswerCache):
 
     def update(self, rows: list[dict[str, Any]]) -> None:
         rows = [_masked(row) for row in rows]
-        with self.store.session() as s:
-            insert_many(s, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)
+
+        def write() -> None:
+            with self.store.session() as s:
+                insert_many(s, LLMResponse.__table__, rows, conflict=_KEY_COLUMNS)
+
+        retry_lost(write)  # an upsert: a dropped connection mid-commit loses no paid answer
 
 
 def _masked(row: dict[str, Any]) -> dict[str, Any]:

@@ -2,9 +2,11 @@
 
 from __future__ import annotations
 
-from collections.abc import Iterator
+import time
+from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from pathlib import Path
+from typing import TypeVar
 
 from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
@@ -13,6 +15,7 @@ from distill_core.config import Settings
 from distill_core.store import limits
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
+T = TypeVar("T")
 
 
 class Store:
@@ -77,6 +80,30 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+def connection_lost(exc: BaseException) -> bool:
+    """Whether ``exc`` says the database connection broke (dropped, restarted, timed out, or
+    a locked SQLite file): the same write on a fresh connection may well succeed."""
+    from sqlalchemy.exc import DBAPIError, OperationalError
+
+    return isinstance(exc, OperationalError) or (
+        isinstance(exc, DBAPIError) and bool(exc.connection_invalidated)
+    )
+
+
+def retry_lost(fn: Callable[[], T], *, attempts: int = 3, pause_s: float = 0.5) -> T:
+    """``fn()``, called again (on a fresh connection from the pool) when the connection was
+    lost, up to ``attempts`` times with a growing pause; for idempotent writes only (an upsert,
+    a progress update), so that a dropped connection mid-write loses nothing."""
+    for attempt in range(1, attempts + 1):
+        try:
+            return fn()
+        except Exception as exc:
+            if attempt == attempts or not connection_lost(exc):
+                raise
+            time.sleep(pause_s * attempt)
+    raise AssertionError("unreachable")  # pragma: no cover
 
 
 def alembic_config():

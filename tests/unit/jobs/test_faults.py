@@ -8,11 +8,13 @@ from __future__ import annotations
 import logging
 import os
 import signal
+import threading
 import time
 import uuid
 from pathlib import Path
 
 import pytest
+import sqlalchemy
 from sqlalchemy import text
 
 from distill_core.config import Settings
@@ -235,6 +237,84 @@ def test_a_queued_job_whose_typed_key_is_gone_says_so(local):
     kinds.execute(store, job_id, None)  # the worker that held the key died before it ran
     job = job_of(store, job_id)
     assert job.status == "failed" and job.message == records.KEY_LOST
+
+
+@pytest.mark.postgres
+def test_postgres_connections_dropped_mid_run_lose_nothing_and_pay_nothing_twice(server):
+    """Every connection of the job's store is terminated again and again (pg_terminate_backend,
+    as a database restart or a network cut does) while it labels: the writes are tried again
+    on fresh connections; the job finishes, every answer stored once and asked once."""
+    from tests.conftest import POSTGRES_URL, make_postgres_store, postgres_unavailable
+
+    if reason := postgres_unavailable():
+        pytest.skip(reason)
+    base, drop = make_postgres_store()
+    app = f"distill_fault_{uuid.uuid4().hex[:8]}"  # only this test's connections are cut
+    store = Store(f"{POSTGRES_URL}?application_name={app}", schema=base.schema)
+    admin = sqlalchemy.create_engine(POSTGRES_URL)
+    server.config.latency = 0.05
+    try:
+        job_id, _ = demo_job(
+            store, Endpoint(base_url=server.base_url, model="m"), n=100, concurrency=2
+        )
+        thread = threading.Thread(target=kinds.execute, args=(store, job_id, KEY), daemon=True)
+        thread.start()
+        wait_for(lambda: job_of(store, job_id).done >= 20)
+        cut = 0
+        for _ in range(40):
+            with admin.begin() as conn:
+                cut += conn.execute(
+                    text(
+                        "select count(pg_terminate_backend(pid)) from pg_stat_activity "
+                        "where application_name = :app"
+                    ),
+                    {"app": app},
+                ).scalar()
+            time.sleep(0.02)
+        thread.join(120)
+        job = job_of(store, job_id)
+        with store.session() as s:
+            stored = s.scalar(text("select count(*) from llm_responses"))
+    finally:
+        admin.dispose()
+        store.dispose()
+        drop()
+    assert cut >= 3
+    assert job.status == "done", job.message
+    assert stored == 100 and server.stats()["requests"] == 100
+
+
+def test_a_database_error_never_shows_its_sql(local):
+    settings, store = local
+    with store.session() as s:
+        job_id = records.create_job(s, "boom").id
+
+    def boom(store_, job_id_, secret):
+        raise sqlalchemy.exc.OperationalError(
+            "INSERT INTO llm_responses (raw) VALUES ('a private text')", {}, Exception("gone")
+        )
+
+    queue.execute(store, job_id, None, {"boom": boom})
+    job = job_of(store, job_id)
+    assert job.status == "failed" and job.message.startswith("The database connection was lost")
+    assert "INSERT" not in job.message and "private" not in job.message
+
+
+def test_retry_lost_tries_a_lost_connection_again_and_nothing_else():
+    from distill_core.store.db import retry_lost
+
+    calls = []
+
+    def flaky():
+        calls.append(1)
+        if len(calls) < 3:
+            raise sqlalchemy.exc.OperationalError("select 1", {}, Exception("closed"))
+        return "ok"
+
+    assert retry_lost(flaky, pause_s=0.01) == "ok" and len(calls) == 3
+    with pytest.raises(ValueError):
+        retry_lost(lambda: (calls.append(1), int("x")), pause_s=0.01)
+    assert len(calls) == 4  # a ValueError is not tried again
 
 
 # ---------------------------------------------------------------- the worker's log
