@@ -117,8 +117,13 @@ class Codebook:
         """The label names in codebook order."""
         return [label.name for label in self.labels]
 
-    def problems(self) -> list[str]:
-        """Every validation problem as a sentence a user can act on; ``[]`` when the codebook is valid."""
+    def problems(self, *, definitions: bool = False) -> list[str]:
+        """Every validation problem as a sentence a user can act on; ``[]`` when the codebook is valid.
+
+        With ``definitions``, a named label without a definition is a problem too: the editor
+        asks for one before saving (coders and the LLM decide by it), while a file may still
+        hold bare names.
+        """
         problems: list[str] = []
         if not self.name.strip():
             problems.append("The codebook needs a name.")
@@ -151,6 +156,8 @@ class Codebook:
                 problems.append(
                     f"The name of label {i} ({_quote(_shorten(name))}) has a line break."
                 )
+            if definitions and not label.definition.strip():
+                problems.append(f"Label {i} ({_quote(_shorten(name))}) has no definition.")
             groups.setdefault(_label_key(name), []).append(label.name)
         for names in groups.values():
             if len(names) > 1:
@@ -174,6 +181,16 @@ class Codebook:
                     f"codebook{suggestion}."
                 )
         return problems
+
+    def with_labels(self, labels: Sequence[Label]) -> tuple[Codebook, int]:
+        """This codebook with ``labels`` instead of its own (a label list imported in bulk),
+        and how many of its examples were left out because their label is not among them."""
+        names = {label.name for label in labels}
+        kept = tuple(ex for ex in self.examples if ex.label in names)
+        return (
+            Codebook(self.name, self.instructions, tuple(labels), kept),
+            len(self.examples) - len(kept),
+        )
 
     def validate(self) -> Codebook:
         """Return ``self`` if valid; otherwise raise ``CodebookError`` naming every problem."""

@@ -3,7 +3,6 @@
 import streamlit as st
 
 import ui
-from distill_core.codebook import Codebook, CodebookError
 from distill_core.study import projects, validation
 
 ctx = ui.context()
@@ -30,12 +29,14 @@ with edit_tab:
             f"Editing from version {latest.version} (saved {latest.created_at:%Y-%m-%d %H:%M} UTC)."
         )
     current = ui.codebook.editor(draft)
-    problems = current.problems()
+    problems = current.problems(definitions=True)
     if latest is None and not current.labels:
         st.info("Add at least two labels, each with a definition, then save the first version.")
     else:
         for problem in problems:
             st.error(problem)
+        if problems:
+            st.caption("Saving is off until the problems above are fixed.")
     confirmed = False
     if overfit_warning:
         st.warning(overfit_warning)
@@ -81,18 +82,7 @@ with file_tab:
         mime="application/json",
         disabled=bool(problems),
     )
-    imported = st.file_uploader(
-        "Import a codebook (JSON)", type=["json"], key=f"cb_import_{draft.rev}"
-    )
-    if imported is not None:
-        try:
-            loaded = Codebook.from_json(imported.getvalue())
-        except CodebookError as exc:
-            st.error(str(exc))
-        else:
-            st.success(
-                f"“{loaded.name}”: {len(loaded.labels)} labels, {len(loaded.examples)} examples."
-            )
-            if st.button("Put it into the editor (save there to keep it)"):
-                draft.load(loaded.to_dict())
-                st.rerun()
+    loaded = ui.codebook.import_panel(draft, current)
+    if loaded is not None:
+        draft.load(loaded)
+        st.rerun()

@@ -6,24 +6,31 @@ from __future__ import annotations
 import pandas as pd
 import streamlit as st
 
-from distill_core.codebook import Codebook, diff, diff_text, render_messages
+from distill_core.codebook import Codebook, CodebookError, diff, diff_text, render_messages
+from distill_core.corpus.label_list import LABEL_LIST_SUFFIXES, labels_from_file, labels_from_text
 from distill_core.study import projects
 
 
 class Draft:
     """The codebook being edited, kept in the session per project; it starts from the latest
     saved version, and ``load`` replaces it (an import, an older version) and resets the
-    editors."""
+    editors.
+
+    Each label is a row with an id of its own (never its position): its name and definition
+    are plain text fields keyed by that id, so that removing or adding a row never moves
+    another's text, and typing at any speed lands where it was typed (the canvas grid of
+    ``st.data_editor`` dropped and reordered keys typed before its cell editor had opened,
+    seen in Chromium, whatever the data it was given)."""
 
     def __init__(self, project_id: int, latest, name: str | None) -> None:
         self.key = f"codebook_draft_{project_id}"
         if self.key not in st.session_state:
-            st.session_state[self.key] = (
+            self._set(
                 latest.content
                 if latest
-                else {"name": name, "instructions": "", "labels": [], "examples": []}
+                else {"name": name, "instructions": "", "labels": [], "examples": []},
+                rev=0,
             )
-            st.session_state[f"{self.key}_rev"] = 0
 
     @property
     def content(self) -> dict:
@@ -33,13 +40,48 @@ class Draft:
     def rev(self) -> int:
         return st.session_state[f"{self.key}_rev"]
 
+    @property
+    def rows(self) -> list[int]:
+        """The label rows' ids, in codebook order."""
+        return st.session_state[f"{self.key}_rows"]
+
     def load(self, content: dict) -> None:
+        self._set(content, rev=self.rev + 1)
+
+    def _set(self, content: dict, rev: int) -> None:
         st.session_state[self.key] = content
-        st.session_state[f"{self.key}_rev"] = self.rev + 1
+        st.session_state[f"{self.key}_rev"] = rev
+        st.session_state[f"{self.key}_rows"] = []
+        st.session_state[f"{self.key}_next"] = 0
+        for label in content.get("labels") or []:
+            self.add_row(label.get("name", ""), label.get("definition", ""))
+
+    def field(self, row: int, part: str) -> str:
+        """The widget key of a row's "name" or "definition"."""
+        return f"cb_label_{self.rev}_{row}_{part}"
+
+    def add_row(self, name: str = "", definition: str = "") -> None:
+        row = st.session_state[f"{self.key}_next"]
+        st.session_state[f"{self.key}_next"] = row + 1
+        st.session_state[self.field(row, "name")] = name
+        st.session_state[self.field(row, "definition")] = definition
+        self.rows.append(row)
+
+    def remove_row(self, row: int) -> None:
+        self.rows.remove(row)
+
+    def labels(self) -> list[dict]:
+        return [
+            {
+                "name": st.session_state.get(self.field(row, "name"), ""),
+                "definition": st.session_state.get(self.field(row, "definition"), ""),
+            }
+            for row in self.rows
+        ]
 
 
 def editor(draft: Draft) -> Codebook:
-    """Name, instructions, the label grid and the few-shot examples of a draft codebook
+    """Name, instructions, the labels and the few-shot examples of a draft codebook
     (unchecked: the caller shows its problems)."""
     name = st.text_input("Name", value=draft.content.get("name", ""), key=f"cb_name_{draft.rev}")
     instructions = st.text_area(
@@ -49,18 +91,13 @@ def editor(draft: Draft) -> Codebook:
         key=f"cb_instructions_{draft.rev}",
         help="What to code and how to decide hard cases. The LLM receives this text verbatim.",
     )
-    st.markdown("**Labels** — one row each: a short name and a definition with what is in and out.")
-    labels = st.data_editor(
-        pd.DataFrame(draft.content.get("labels") or [], columns=["name", "definition"]),
-        num_rows="dynamic",
-        width="stretch",
-        key=f"cb_labels_{draft.rev}",
-        column_config={
-            "name": st.column_config.TextColumn("Label", required=True, width="small"),
-            "definition": st.column_config.TextColumn("Definition", width="large"),
-        },
+    st.markdown(
+        "**Labels** — one row each: a short name and a definition with what is in and out. "
+        "Many labels at once: *Import / export* tab."
     )
-    label_names = [str(n).strip() for n in labels["name"].dropna() if str(n).strip()]
+    _label_rows(draft)
+    labels = draft.labels()
+    label_names = [str(lab["name"]).strip() for lab in labels if str(lab["name"]).strip()]
     st.markdown("**Examples** (optional) — few-shot examples shown to the LLM before each text.")
     examples = st.data_editor(
         pd.DataFrame(draft.content.get("examples") or [], columns=["text", "label"]),
@@ -76,10 +113,47 @@ def editor(draft: Draft) -> Codebook:
         {
             "name": name,
             "instructions": instructions,
-            "labels": labels.fillna("").to_dict("records"),
+            "labels": labels,
             "examples": examples.fillna("").to_dict("records"),
         },
         check=False,
+    )
+
+
+def _label_rows(draft: Draft) -> None:
+    """One row per label: its number, name, definition and a remove button; then Add."""
+    for i, row in enumerate(draft.rows, start=1):
+        number, name, definition, remove = st.columns([0.4, 3, 8, 0.6], vertical_alignment="center")
+        number.markdown(f"**{i}**")
+        name.text_input(
+            f"Name of label {i}",
+            key=draft.field(row, "name"),
+            label_visibility="collapsed",
+            placeholder="Name",
+            persist_state="session",
+        )
+        definition.text_area(
+            f"Definition of label {i}",
+            key=draft.field(row, "definition"),
+            label_visibility="collapsed",
+            placeholder="Definition: what is in, what is out",
+            height=68,
+            persist_state="session",
+        )
+        remove.button(
+            "",
+            icon=":material/delete:",
+            key=f"cb_label_{draft.rev}_{row}_remove",
+            help=f"Remove label {i}",
+            type="tertiary",
+            on_click=draft.remove_row,
+            args=(row,),
+        )
+    st.button(
+        "Add a label",
+        icon=":material/add:",
+        key=f"cb_label_add_{draft.rev}",
+        on_click=draft.add_row,
     )
 
 
@@ -143,3 +217,59 @@ def prompt_preview(codebook: Codebook, documents: pd.DataFrame) -> None:
     for message in messages:
         st.markdown(f"**{message['role']}**")
         st.code(message["content"], language=None, wrap_lines=True)
+
+
+def import_panel(draft: Draft, current: Codebook) -> dict | None:
+    """A JSON codebook, or a list of labels with definitions (a CSV, TSV or Excel file of two
+    columns, or pasted), shown first; returns the content to load into the editor once asked
+    (a label list keeps the editor's name, instructions and examples)."""
+    upload = st.file_uploader(
+        "Import a codebook (JSON) or a list of labels (CSV, TSV or Excel: name, definition)",
+        type=["json", *(s.lstrip(".") for s in LABEL_LIST_SUFFIXES)],
+        key=f"cb_import_{draft.rev}",
+    )
+    pasted = st.text_area(
+        "…or paste a list of labels",
+        key=f"cb_paste_{draft.rev}",
+        height=150,
+        placeholder="From a spreadsheet (name and definition in two columns), or one label a "
+        "line as “name: definition”.",
+    )
+    if upload is None and not pasted.strip():
+        return None
+    try:
+        if upload is not None and upload.name.lower().endswith(".json"):
+            loaded = Codebook.from_json(upload.getvalue())
+            st.success(
+                f"“{loaded.name}”: {len(loaded.labels)} labels, {len(loaded.examples)} examples."
+            )
+            content = loaded.to_dict()
+        else:
+            if upload is not None:
+                labels = labels_from_file(upload.getvalue(), upload.name)
+            else:
+                labels = labels_from_text(pasted)
+            replaced, dropped = current.with_labels(labels)
+            content = replaced.to_dict()
+            undefined = sum(not x.definition for x in labels)
+            st.success(
+                f"{len(labels)} labels"
+                + (f", {undefined} of them without a definition yet" if undefined else "")
+                + f" (the editor's {len(current.labels)} labels are replaced"
+                + (
+                    f"; {dropped} examples whose label is not in the list are left out)."
+                    if dropped
+                    else ")."
+                )
+            )
+            st.dataframe(
+                pd.DataFrame(content["labels"]).rename(
+                    columns={"name": "Label", "definition": "Definition"}
+                ),
+                hide_index=True,
+                width="stretch",
+            )
+    except CodebookError as exc:
+        st.error(str(exc))
+        return None
+    return content if st.button("Put it into the editor (save there to keep it)") else None

@@ -522,3 +522,25 @@ def test_render_text_keeps_multiline_entries_under_their_bullet() -> None:
     assert "1. **a**: p\n   q" in text
     assert "## Examples" in text
     assert "## Examples" not in render_text(Codebook("x", labels=(Label("a"), Label("b"))))
+
+
+def test_the_editor_asks_for_a_definition_of_every_named_label() -> None:
+    cb = Codebook("T", labels=(Label("health", "Hospitals."), Label("economy"), Label("")))
+    assert "Label 2 ('economy') has no definition." not in cb.problems()
+    strict = cb.problems(definitions=True)
+    assert "Label 2 ('economy') has no definition." in strict
+    assert "Label 3 has no name." in strict
+    assert not any("Label 1" in p for p in strict)
+
+
+def test_with_labels_keeps_the_examples_whose_label_stays() -> None:
+    cb = Codebook(
+        "T",
+        "Pick one.",
+        labels=(Label("a", "A."), Label("b", "B.")),
+        examples=(Example("x", "a"), Example("y", "b")),
+    )
+    new, dropped = cb.with_labels([Label("a", "Still A."), Label("c", "C.")])
+    assert new.labels == (Label("a", "Still A."), Label("c", "C."))
+    assert new.examples == (Example("x", "a"),) and dropped == 1
+    assert (new.name, new.instructions) == ("T", "Pick one.")
