@@ -205,15 +205,18 @@ _TYPE_AHEAD_JS = """<script>
     const entry = option && window.__distillDefinitions[option.getAttribute("data-key")];
     out.textContent = entry ? entry[0] + ": " + (entry[1] || "(no definition)") : "";
   };
+  // The highlighted option changes after the list is filtered (a render later than the key).
+  new MutationObserver((changes) => {
+    const box = search();
+    if (box && changes.some((c) => c.target === box)) showDefinition(box);
+  }).observe(document.body, {
+    subtree: true, attributes: true, attributeFilter: ["aria-activedescendant", "aria-expanded"],
+  });
   document.addEventListener("keydown", (e) => {
     const box = search();
     if (!box) return;
     if (e.target === box) {
-      if (e.key === "Enter" || e.key === "Escape") {
-        setTimeout(() => { box.blur(); showDefinition(box); }, 0);
-      } else {
-        setTimeout(() => showDefinition(box), 0);
-      }
+      if (e.key === "Enter" || e.key === "Escape") setTimeout(() => box.blur(), 0);
       return;
     }
     if (editing(e.target)) {

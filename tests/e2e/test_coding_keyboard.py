@@ -106,10 +106,30 @@ def test_a_coder_codes_25_texts_of_a_27_label_codebook_with_the_keyboard(browser
             expect(page.get_by_text(f"All {N_TEXTS} texts are coded")).to_be_visible()
             assert page.locator('[data-testid="stException"]').count() == 0
 
+            # A note, then Esc hands the keys back: the last text recoded with its note.
+            last = shown_doc_id(page, N_TEXTS)
+            page.get_by_role("textbox", name="Unsure because… (optional)").click()
+            page.keyboard.type("two topics at once")
+            page.keyboard.press("Escape")
+            idle(page)
+            page.keyboard.press("1")
+            expect(page.get_by_text(f"Your code: {LABELS[0]}")).to_be_visible()
+            idle(page)
+            expected[last] = LABELS[0]
+
+            # Another page and back: still the same coder.
+            page.get_by_role("link", name="Codebook").click()
+            idle(page)
+            page.get_by_role("link", name="Validate").click()
+            idle(page)
+            expect(page.get_by_role("textbox", name="Your name as a coder")).to_have_value(CODER)
+            expect(page.get_by_text(f"All {N_TEXTS} texts are coded")).to_be_visible()
+
             with store.session() as s:
                 codes = validation.codes_frame(s, local_user(s), big_app.project_id)
             mine = codes[codes["coder"] == CODER]
             assert dict(zip(mine["doc_id"], mine["label"], strict=True)) == expected
+            assert mine.set_index("doc_id").loc[last, "note"] == "two topics at once"
             assert len(set(expected.values())) > 9  # labels past the ninth were reached
         finally:
             store.dispose()
