@@ -97,3 +97,16 @@ def test_a_bad_label_file_ends_in_one_sentence(home) -> None:
         "The file l.csv has 3 columns, but a label list has two (name and definition), or a "
         "first row naming them."
     ]
+
+
+def test_unsaved_label_edits_survive_a_visit_to_another_page(home) -> None:
+    at = open_page("steps/codebook.py")
+    at.text_input(key="cb_label_0_2_name").input("schooling")
+    at.run()
+    at.switch_page("steps/data.py")
+    at.run()
+    at.switch_page("steps/codebook.py")
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    assert at.text_input(key="cb_label_0_2_name").value == "schooling"
+    assert at.text_input(key="cb_label_0_3_name").value == "environment"
