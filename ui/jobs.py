@@ -60,6 +60,8 @@ def job_panel(ctx: Context, kind: str, details=None) -> None:
 
     def latest():
         found = ctx.act(records.latest_jobs, ctx.project_id, kind, limit=1)
+        if found and found[0].status == "queued":  # its queue message may be lost (a restart)
+            queue.requeue_lost(ctx.store, job_queue()[0])
         return found[0] if found else None
 
     first = latest()

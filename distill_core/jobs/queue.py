@@ -41,11 +41,11 @@ from typing import Any
 from huey.registry import Message
 from huey.serializer import Serializer
 from huey.utils import Error
+from sqlalchemy import select, update
 
 from distill_core.clock import utcnow
 from distill_core.config import Settings
 from distill_core.jobs.records import (
-    ACTIVE,
     HEARTBEAT_S,
     KEY_LOST,
     KEY_TYPED,
@@ -76,16 +76,24 @@ def execute(store: Store, job_id: int, secret: str | None, runners: Runners) -> 
     :data:`KEY_LOST` instead of running without its key."""
     with store.session() as s:
         job = s.get(Job, job_id)
-        if job is None or job.status not in ACTIVE or job.cancel_requested:
+        if job is None or job.status != "queued" or job.cancel_requested:
+            # ended, cancelled, or running already (a message queued twice runs it once)
             if job is not None and job.status == "queued":
                 job.status, job.finished_at = "cancelled", utcnow()
             return
         if (job.params or {}).get(KEY_TYPED) and not secret:
             job.status, job.message, job.finished_at = "failed", KEY_LOST, utcnow()
             return
-        job.status, job.started_at, job.heartbeat_at = "running", utcnow(), utcnow()
-        job.message = "Running…"
         kind = job.kind
+    with store.session() as s:  # claim it: of two messages for one job, one runs it
+        now = utcnow()
+        claimed = s.execute(
+            update(Job)
+            .where(Job.id == job_id, Job.status == "queued")
+            .values(status="running", started_at=now, heartbeat_at=now, message="Running…")
+        ).rowcount
+    if not claimed:
+        return
     fn = runners.get(kind)
     try:
         with Heartbeat(store, job_id):
@@ -220,6 +228,33 @@ def _store_for(url: str) -> Store:
 
 def enqueue(huey, job_id: int) -> None:
     huey.distill_run_job(job_id)
+
+
+#: Seconds a job may wait "queued" before its queue message is looked for (requeue_lost).
+LOST_AFTER_S = 30.0
+
+
+def requeue_lost(store: Store, huey, *, after_s: float = LOST_AFTER_S) -> list[int]:
+    """Queue again the jobs that wait "queued" for more than ``after_s`` seconds with no
+    message in the queue: a Redis restarted without persistence, or a queue file deleted, lost
+    it, and they would wait for ever. A job that is picked up meanwhile runs once (``execute``
+    starts only a queued job). Returns the ids queued again."""
+    limit = utcnow() - dt.timedelta(seconds=after_s)
+    with store.session() as s:
+        waiting = [
+            (job.id, job.created_at) for job in s.scalars(select(Job).where(Job.status == "queued"))
+        ]
+    waiting = [
+        i for i, at in waiting if (at if at.tzinfo else at.replace(tzinfo=limit.tzinfo)) < limit
+    ]
+    if not waiting:
+        return []
+    pending = {t.args[0] for t in huey.pending() if t.args}
+    lost = [i for i in waiting if i not in pending]
+    for job_id in lost:
+        log.warning("Job %s was queued but its queue message is gone; queued again.", job_id)
+        enqueue(huey, job_id)
+    return lost
 
 
 # ---------------------------------------------------------------- queue messages

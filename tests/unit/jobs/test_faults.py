@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import logging
 import os
+import shutil
 import signal
+import subprocess
 import threading
 import time
 import uuid
@@ -315,6 +317,105 @@ def test_retry_lost_tries_a_lost_connection_again_and_nothing_else():
     with pytest.raises(ValueError):
         retry_lost(lambda: (calls.append(1), int("x")), pause_s=0.01)
     assert len(calls) == 4  # a ValueError is not tried again
+
+
+def _free_port() -> int:
+    import socket
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        return sock.getsockname()[1]
+
+
+def _redis_server(port: int) -> subprocess.Popen:
+    """A Redis of this test's own (no persistence, like a default container) on ``port``."""
+    proc = subprocess.Popen(
+        [
+            "redis-server",
+            "--port",
+            str(port),
+            "--bind",
+            "127.0.0.1",
+            "--save",
+            "",
+            "--appendonly",
+            "no",
+        ],
+        stdout=subprocess.DEVNULL,
+    )
+    import redis
+
+    wait_for(lambda: _pings(redis, port), timeout=10)
+    return proc
+
+
+def _pings(redis, port: int) -> bool:
+    try:
+        return redis.Redis(port=port, socket_connect_timeout=0.2).ping()
+    except Exception:
+        return False
+
+
+def test_a_redis_restart_mid_job_loses_no_job(local, server):
+    """Redis restarted (without persistence) while one job runs and another waits: the running
+    job finishes; the waiting one, whose message Redis forgot, is found and queued again."""
+    if not shutil.which("redis-server"):
+        pytest.skip("redis-server is not installed")
+    settings, store = local
+    port = _free_port()
+    redis_proc = _redis_server(port)
+    shared = Settings(
+        home=settings.home,
+        database_url=settings.database_url,
+        redis_url=f"redis://127.0.0.1:{port}/0",
+    )
+    huey = kinds.make_huey(shared)
+    server.config.latency = 0.05
+    endpoint = Endpoint(base_url=server.base_url, model="m")
+    running, _ = demo_job(store, endpoint, n=60, concurrency=2)
+    waiting, _ = demo_job(store, endpoint, n=10, concurrency=2)
+    for job_id in (running, waiting):
+        queue.Keyring.put(job_id, KEY)
+    consumer = huey.create_consumer(
+        workers=1, worker_type="thread", periodic=False, check_worker_health=False
+    )
+    consumer.start()
+    try:
+        queue.enqueue(huey, running)
+        queue.enqueue(huey, waiting)
+        wait_for(lambda: job_of(store, running).done >= 10)
+        redis_proc.kill()
+        redis_proc.wait()
+        redis_proc = _redis_server(port)
+        assert queue.requeue_lost(store, huey, after_s=3600) == []  # not waiting long enough
+        assert queue.requeue_lost(store, huey, after_s=0) == [waiting]
+        jobs = wait_for(
+            lambda: (
+                all(
+                    (js := [job_of(store, i) for i in (running, waiting)])[k].status
+                    not in records.ACTIVE
+                    for k in (0, 1)
+                )
+                and js
+            ),
+            timeout=120,
+        )
+    finally:
+        consumer.stop(graceful=False)
+        redis_proc.kill()
+        redis_proc.wait()
+    assert [j.status for j in jobs] == ["done", "done"], [j.message for j in jobs]
+    assert jobs[1].done == 10
+    assert server.stats()["requests"] == 60  # each text asked once (the 10 are among the 60)
+
+
+def test_a_job_queued_twice_runs_once(local):
+    settings, store = local
+    job_id, _ = demo_job(store, None, provider="local", n=3)
+    with store.session() as s:
+        s.get(Job, job_id).status = "running"  # another worker has claimed it
+    kinds.execute(store, job_id, None)
+    assert job_of(store, job_id).status == "running" and job_of(store, job_id).done == 0
 
 
 # ---------------------------------------------------------------- the worker's log
