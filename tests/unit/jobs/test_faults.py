@@ -376,10 +376,7 @@ def test_a_redis_restart_mid_job_loses_no_job(local, server):
     waiting, _ = demo_job(store, endpoint, n=10, concurrency=2)
     for job_id in (running, waiting):
         queue.Keyring.put(job_id, KEY)
-    consumer = huey.create_consumer(
-        workers=1, worker_type="thread", periodic=False, check_worker_health=False
-    )
-    consumer.start()
+    consumer = run_consumer(huey, workers=1)  # one at a time: the second job waits
     try:
         queue.enqueue(huey, running)
         queue.enqueue(huey, waiting)

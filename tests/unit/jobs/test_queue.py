@@ -71,9 +71,9 @@ def server():
         yield srv
 
 
-def run_consumer(huey):
+def run_consumer(huey, workers: int = 2):
     consumer = huey.create_consumer(
-        workers=2, worker_type="thread", periodic=False, check_worker_health=False
+        workers=workers, worker_type="thread", periodic=False, check_worker_health=False
     )
     consumer.start()
     return consumer
