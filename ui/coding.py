@@ -214,7 +214,7 @@ _TYPE_AHEAD_JS = """<script>
   });
   document.addEventListener("keydown", (e) => {
     const box = search();
-    if (!box) return;
+    if (!box || box.offsetParent === null) return;  // not on this page, or in a hidden tab
     if (e.target === box) {
       if (e.key === "Enter" || e.key === "Escape") setTimeout(() => box.blur(), 0);
       return;
