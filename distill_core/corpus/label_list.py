@@ -53,7 +53,7 @@ def _read(data: bytes, filename: str, source: str) -> list[Label]:
         table = read_table(data, filename)
     except CorpusError as exc:
         raise CodebookError(str(exc).replace(f"The file {filename}", _what(source))) from None
-    return _labels(table.frame, source)
+    return _frame_labels(table.frame, source)
 
 
 def labels_from_text(text: str) -> list[Label]:
@@ -63,15 +63,15 @@ def labels_from_text(text: str) -> list[Label]:
     if not lines:
         raise CodebookError("Nothing was pasted: paste one label a line.")
     if any("\t" in line for line in lines):  # cells copied from a spreadsheet
-        rows = [_trimmed(r) for r in csv.reader(io.StringIO("\n".join(lines)), delimiter="\t")]
+        try:
+            rows = [_trimmed(r) for r in csv.reader(io.StringIO("\n".join(lines)), delimiter="\t")]
+        except csv.Error as exc:  # a cell over the csv module's limit, for one
+            raise CodebookError(f"The pasted text cannot be read as rows ({exc}).") from None
     elif all(_LINE.match(line) for line in lines):
         rows = [[m["name"], m["definition"]] for m in map(_LINE.match, lines)]
     else:
         return _read("\n".join(lines).encode("utf-8"), "pasted.csv", _PASTED)
-    width = max(len(r) for r in rows)
-    rows = [r + [""] * (width - len(r)) for r in rows]
-    header = [c or f"column_{i + 1}" for i, c in enumerate(rows[0])]
-    return _labels(pd.DataFrame(rows[1:], columns=header), _PASTED)
+    return _labels(rows[0], rows[1:], _PASTED)
 
 
 def _trimmed(row: list[str]) -> list[str]:
@@ -81,25 +81,32 @@ def _trimmed(row: list[str]) -> list[str]:
     return row
 
 
-def _labels(frame: pd.DataFrame, source: str) -> list[Label]:
-    """Labels from a frame whose column names are the file's first row."""
-    columns = [str(c) for c in frame.columns]
-    name_col, def_col = _header(columns)
-    if name_col is None:  # no header: the first row is a label
-        if len(columns) > 2:
+def _frame_labels(frame: pd.DataFrame, source: str) -> list[Label]:
+    """Labels from a file read by `read_table`, whose column names are its first row."""
+    first = ["" if _GENERATED.match(str(c)) else str(c) for c in frame.columns]
+    return _labels(first, list(frame.itertuples(index=False, name=None)), source)
+
+
+def _labels(first: list, body: list, source: str) -> list[Label]:
+    """Labels from a list's first row (a header, or a label) and the rows after it."""
+    columns = _header([str(c) for c in first])
+    if columns is None:  # no header: the first row is a label
+        width = max(len([c for c in first if not is_blank(c)]), 1)
+        if len(first) > 2 and width > 2:
             raise CodebookError(
-                f"{_what(source)} has {len(columns)} columns, but a label list has two (name "
+                f"{_what(source)} has {len(first)} columns, but a label list has two (name "
                 "and definition), or a first row naming them."
             )
-        first = [("" if _GENERATED.match(c) else c) for c in columns]
-        rows = [first, *frame.itertuples(index=False, name=None)]
-        pairs = [(r[0], r[1] if len(r) > 1 else None) for r in rows]
+        columns, body, start = (0, 1), [first, *body], 1
     else:
-        names = frame[name_col].tolist()
-        definitions = frame[def_col].tolist() if def_col is not None else [None] * len(names)
-        pairs = list(zip(names, definitions, strict=True))
+        start = 2
+    name_at, definition_at = columns
     labels: list[Label] = []
-    for i, (name, definition) in enumerate(pairs, start=1 if name_col is None else 2):
+    for i, row in enumerate(body, start=start):
+        name = row[name_at] if name_at < len(row) else None
+        definition = (
+            row[definition_at] if definition_at is not None and definition_at < len(row) else None
+        )
         if is_blank(name):
             if is_blank(definition):
                 continue
@@ -115,17 +122,20 @@ def _labels(frame: pd.DataFrame, source: str) -> list[Label]:
     return labels
 
 
-def _header(columns: list[str]) -> tuple[str | None, str | None]:
-    """The name and definition columns where the first row names them, else (None, None)."""
+def _header(columns: list[str]) -> tuple[int, int | None] | None:
+    """Where the name and definition columns are when the first row names them, else None."""
     lowered = [c.strip().lower() for c in columns]
-    name = next((c for c, low in zip(columns, lowered, strict=True) if low in _NAME_HEADERS), None)
-    definition = next(
-        (c for c, low in zip(columns, lowered, strict=True) if low in _DEFINITION_HEADERS), None
-    )
-    if name is None and definition is not None:
-        name = next((c for c in columns if c != definition), None)
-    if name is not None and definition is None and len(columns) > 1:
-        definition = next(c for c in columns if c != name)
+    name = next((i for i, low in enumerate(lowered) if low in _NAME_HEADERS), None)
+    definition = next((i for i, low in enumerate(lowered) if low in _DEFINITION_HEADERS), None)
+    if name is None and definition is None:
+        return None
+    others = [i for i in range(len(columns)) if i not in (name, definition)]
+    if name is None:
+        name = others.pop(0) if others else None
+        if name is None:
+            return None
+    if definition is None and others:
+        definition = others[0]
     return name, definition
 
 

@@ -89,3 +89,10 @@ def test_nothing_pasted_says_so() -> None:
         labels_from_text("  \n \n")
     with pytest.raises(CodebookError, match="The pasted text has 3 columns"):
         labels_from_text("a\tb\tc\n")
+
+
+def test_a_pasted_line_whose_name_and_definition_are_the_same_text() -> None:
+    assert labels_from_text("other: other\nhealth: Hospitals.\n") == [
+        Label("other", "other"),
+        Label("health", "Hospitals."),
+    ]
