@@ -62,6 +62,17 @@ def open_page(script: str | None = None, *, timeout: float = 60) -> AppTest:
     return at
 
 
+def new_project_page(name: str, script: str) -> AppTest:
+    """Create the project ``name`` on the Projects page, then switch to ``script``."""
+    at = open_page()
+    next(t for t in at.text_input if t.label == "Name").input(name)
+    next(b for b in at.button if b.label == "Create project").click()
+    at.run()
+    at.switch_page(script)
+    at.run()
+    return at
+
+
 def texts(at: AppTest) -> str:
     """Every piece of text the page shows, for assertions about what a user reads."""
     parts = []

@@ -7,20 +7,14 @@ import pytest
 
 from distill_core.config import UploadLimits
 from distill_core.corpus import read_table
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import new_project_page, open_page, texts
 from tests.unit.corpus.test_limits import _bomb
 
 pytestmark = pytest.mark.faults
 
 
 def _data_page(name: str):
-    at = open_page()
-    next(t for t in at.text_input if t.label == "Name").input(name)
-    next(b for b in at.button if b.label == "Create project").click()
-    at.run()
-    at.switch_page("steps/data.py")
-    at.run()
-    return at
+    return new_project_page(name, "steps/data.py")
 
 
 def test_a_value_longer_than_pythons_csv_limit_reads_on_the_data_page(home) -> None:
