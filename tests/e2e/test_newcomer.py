@@ -181,31 +181,8 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     shot(page, "05-agreement", top=heading(page, "Development part"))
 
     # 6. Fine-tune with tiny settings; the comparison on the held-out test codes.
-    open_page(page, app, "finetune")
-    used = page.locator('[data-testid="stMetric"]').filter(has_text="Used for training")
-    n_used = int(used.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
+    n_used = start_tiny_fine_tune(page, app)
     assert 280 <= n_used <= 300  # 359 labelled less the 60 held-out test texts (and duplicates)
-    page.get_by_text("Settings", exact=True).click()
-    # Tiny: one epoch of short inputs, with a learning rate and batch size that make the most
-    # of it, and students on the human codes in 2 folds.
-    for name, value in [
-        ("Epochs (at most)", "1"),
-        ("Batch size", "8"),
-        ("Max length in tokens (0: automatic)", "32"),
-        ("Students on human codes for the comparison (folds; 0: skip)", "2"),
-    ]:
-        page.get_by_role("spinbutton", name=name).fill(value)
-        page.keyboard.press("Enter")
-        idle(page)
-    lr = page.locator('[data-testid="stSlider"]').filter(has_text="Learning rate")
-    lr.get_by_role("slider").focus()
-    page.keyboard.press("ArrowRight")  # 1e-4 → 2e-4
-    idle(page)
-    lr.get_by_role("slider").focus()
-    page.keyboard.press("ArrowRight")  # → 3e-4
-    idle(page)
-    expect(lr.get_by_role("slider")).to_have_attribute("aria-valuetext", "0.0003")
-    page.get_by_role("button", name="Start fine-tuning").click()
     expect(page.get_by_text(re.compile(r"Job 2 \("))).to_be_visible()
     expect(heading(page, "Models")).to_be_visible(timeout=300_000)
     expect(
@@ -274,3 +251,34 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     assert (table.loc[table["human_expert_a"] != "", "sample_part"] != "").sum() == 120
     assert table["sample_part"].value_counts().to_dict() == {"": 240, "dev": 60, "test": 60}
     assert table["human_gold"].isin(names + [""]).all() and (table["human_gold"] != "").sum() > 100
+
+
+def start_tiny_fine_tune(page: Page, app) -> int:
+    """On the Fine-tune page: one epoch of short inputs, a learning rate and batch size that
+    make the most of it, students on the human codes in 2 folds; start it. Returns the texts
+    the page says it uses for training."""
+    open_page(page, app, "finetune")
+    used = page.locator('[data-testid="stMetric"]').filter(has_text="Used for training")
+    n_used = int(used.locator('[data-testid="stMetricValue"]').inner_text().replace(",", ""))
+    page.get_by_text("Settings", exact=True).click()
+    # Tiny: one epoch of short inputs, with a learning rate and batch size that make the most
+    # of it, and students on the human codes in 2 folds.
+    for name, value in [
+        ("Epochs (at most)", "1"),
+        ("Batch size", "8"),
+        ("Max length in tokens (0: automatic)", "32"),
+        ("Students on human codes for the comparison (folds; 0: skip)", "2"),
+    ]:
+        page.get_by_role("spinbutton", name=name).fill(value)
+        page.keyboard.press("Enter")
+        idle(page)
+    lr = page.locator('[data-testid="stSlider"]').filter(has_text="Learning rate")
+    lr.get_by_role("slider").focus()
+    page.keyboard.press("ArrowRight")  # 1e-4 → 2e-4
+    idle(page)
+    lr.get_by_role("slider").focus()
+    page.keyboard.press("ArrowRight")  # → 3e-4
+    idle(page)
+    expect(lr.get_by_role("slider")).to_have_attribute("aria-valuetext", "0.0003")
+    page.get_by_role("button", name="Start fine-tuning").click()
+    return n_used

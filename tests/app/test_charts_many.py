@@ -1,0 +1,60 @@
+"""A 27-category study on the Validate and Results pages: no error, the agreement charts and
+the format picker, one confusion matrix at a time with a choice of model, each chart
+saveable with every label on its axis."""
+
+from __future__ import annotations
+
+import json
+
+from distill_core.config import Settings
+from distill_core.store import Store
+from tests.app.conftest import open_page
+from tests.many_labels import LABELS_27, build_project
+
+
+def _charts(at) -> list[dict]:
+    return [json.loads(c.proto.spec) for c in at.get("plotly_chart")]
+
+
+def _titles(at) -> list[str]:
+    return [c["layout"]["title"]["text"] for c in _charts(at)]
+
+
+def _open_27(script: str):
+    """``script`` on a 27-category project with a coded sample, an LLM run and a student."""
+    open_page()
+    store = Store(Settings.from_env().database_url)
+    build_project(store, LABELS_27, name="Twenty-seven topics")
+    store.dispose()
+    at = open_page(script)
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
+def test_results_at_27_categories_show_one_confusion_matrix_at_a_time(home) -> None:
+    at = _open_27("steps/results.py")
+    choice = at.radio(key="confusion_model")
+    assert choice.options == [
+        "LLM labels",
+        "Student on LLM labels",
+        "Student on human codes",
+        "TF-IDF + logistic regression on LLM labels",
+    ]
+    matrices = [t for t in _titles(at) if "notable confusions" in t]
+    assert len(matrices) == 1 and matrices[0].startswith("LLM labels (n = ")
+    choice.set_value("tfidf_llm").run()
+    matrices = [t for t in _titles(at) if "notable confusions" in t]
+    assert len(matrices) == 1 and matrices[0].startswith("TF-IDF + logistic regression")
+    for chart in at.get("plotly_chart"):
+        options = json.loads(chart.proto.config)["toImageButtonOptions"]
+        assert options["format"] == "png" and options["filename"].startswith("distill-")
+    heat = next(c for c in _charts(at) if c["data"][0]["type"] == "heatmap")
+    assert heat["layout"]["yaxis"]["tickvals"] == LABELS_27  # every label on the axis
+
+
+def test_validate_at_27_categories_shows_the_agreement_charts(home) -> None:
+    at = _open_27("steps/validate.py")
+    titles = _titles(at)
+    assert any(t.startswith("F1 per class, LLM run") for t in titles), titles
+    assert any(t.startswith("Confusion, LLM run") for t in titles), titles
+    assert at.radio(key="chart_format").options == ["PNG", "SVG"]
