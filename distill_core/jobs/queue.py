@@ -46,6 +46,7 @@ from sqlalchemy import select, update
 from distill_core.clock import utcnow
 from distill_core.config import Settings
 from distill_core.jobs.records import (
+    ACTIVE,
     HEARTBEAT_S,
     KEY_LOST,
     KEY_TYPED,
@@ -692,3 +693,21 @@ def kept_key(settings: Settings, job_id: int) -> str | None:
 
 def forget_key(settings: Settings, job_id: int) -> None:
     _key_path(settings, job_id).unlink(missing_ok=True)
+
+
+def forget_ended_keys(settings: Settings, store: Store) -> int:
+    """Remove the kept keys of jobs that ended without a worker seeing them end (cancelled while
+    queued, failed by the stale sweep, deleted); returns how many."""
+    folder = settings.home / "job_keys"
+    if not folder.is_dir():
+        return 0
+    kept = {int(p.stem): p for p in folder.glob("*.key") if p.stem.isdigit()}
+    if not kept:
+        return 0
+    with store.session() as s:
+        active = set(
+            s.scalars(select(Job.id).where(Job.id.in_(list(kept)), Job.status.in_(ACTIVE)))
+        )
+    for job_id in set(kept) - active:
+        kept[job_id].unlink(missing_ok=True)
+    return len(set(kept) - active)

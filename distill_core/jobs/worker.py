@@ -14,7 +14,7 @@ from pathlib import Path
 
 from distill_core.config import Settings
 from distill_core.jobs.kinds import make_huey
-from distill_core.jobs.queue import enqueue, serve_keys, socket_path
+from distill_core.jobs.queue import enqueue, forget_ended_keys, serve_keys, socket_path
 from distill_core.jobs.records import resume_interrupted
 from distill_core.keys import mask
 from distill_core.store import Store
@@ -72,6 +72,7 @@ def main(workers: int = 2) -> int:
     store.migrate()
     with store.session() as s:  # nothing can be running: this is the only local worker
         again = resume_interrupted(s)
+    forget_ended_keys(settings, store)
     for job_id in again:
         enqueue(huey, job_id)
     if again:

@@ -145,6 +145,22 @@ def test_a_server_key_from_secrets_toml_reaches_the_worker(local, monkeypatch):
     assert_no_clear_key(settings.home, server_key)
 
 
+def test_kept_keys_of_ended_jobs_are_removed(local, monkeypatch):
+    settings, store = local
+    monkeypatch.setenv("DISTILL_SECRET_KEY", f"s-{uuid.uuid4().hex}")
+    with store.session() as s:
+        ended = records.create_job(s, "label")
+        ended.status = "cancelled"
+        waiting = records.create_job(s, "label")
+        ids = ended.id, waiting.id
+    for job_id in ids:
+        assert queue.keep_key(settings, job_id, KEY)
+    assert queue.kept_key(settings, ids[1]) == KEY
+    assert queue.forget_ended_keys(settings, store) == 1
+    assert queue.kept_key(settings, ids[0]) is None and queue.kept_key(settings, ids[1]) == KEY
+    assert_no_clear_key(settings.home)
+
+
 # ---------------------------------------------------------------- the heartbeat
 
 
