@@ -10,14 +10,17 @@ from distill_core.codebook import Codebook, CodebookError, diff, diff_text, rend
 from distill_core.corpus.label_list import LABEL_LIST_SUFFIXES, labels_from_file, labels_from_text
 from distill_core.study import projects
 
+#: The draft's row groups: the content key and the fields of one row.
+_GROUPS = {"label": ("labels", ("name", "definition")), "example": ("examples", ("text", "label"))}
+
 
 class Draft:
     """The codebook being edited, kept in the session per project; it starts from the latest
     saved version, and ``load`` replaces it (an import, an older version) and resets the
     editors.
 
-    Each label is a row with an id of its own (never its position): its name and definition
-    are plain text fields keyed by that id, so that removing or adding a row never moves
+    Each label and each example is a row with an id of its own (never its position): its
+    fields are plain widgets keyed by that id, so that removing or adding a row never moves
     another's text, and typing at any speed lands where it was typed (the canvas grid of
     ``st.data_editor`` dropped and reordered keys typed before its cell editor had opened,
     seen in Chromium, whatever the data it was given)."""
@@ -40,10 +43,9 @@ class Draft:
     def rev(self) -> int:
         return st.session_state[f"{self.key}_rev"]
 
-    @property
-    def rows(self) -> list[int]:
-        """The label rows' ids, in codebook order."""
-        return st.session_state[f"{self.key}_rows"]
+    def rows(self, group: str = "label") -> list[int]:
+        """The ids of a group's rows ("label" or "example"), in codebook order."""
+        return st.session_state[f"{self.key}_{group}_rows"]
 
     def load(self, content: dict) -> None:
         self._set(content, rev=self.rev + 1)
@@ -51,32 +53,32 @@ class Draft:
     def _set(self, content: dict, rev: int) -> None:
         st.session_state[self.key] = content
         st.session_state[f"{self.key}_rev"] = rev
-        st.session_state[f"{self.key}_rows"] = []
-        st.session_state[f"{self.key}_next"] = 0
-        for label in content.get("labels") or []:
-            self.add_row(label.get("name", ""), label.get("definition", ""))
+        for group, (content_key, parts) in _GROUPS.items():
+            st.session_state[f"{self.key}_{group}_rows"] = []
+            st.session_state[f"{self.key}_{group}_next"] = 0
+            for item in content.get(content_key) or []:
+                self.add_row(group, **{part: item.get(part, "") for part in parts})
 
-    def field(self, row: int, part: str) -> str:
-        """The widget key of a row's "name" or "definition"."""
-        return f"cb_label_{self.rev}_{row}_{part}"
+    def field(self, row: int, part: str, group: str = "label") -> str:
+        """The widget key of one field of a row (a label's "name", an example's "text"…)."""
+        return f"cb_{group}_{self.rev}_{row}_{part}"
 
-    def add_row(self, name: str = "", definition: str = "") -> None:
-        row = st.session_state[f"{self.key}_next"]
-        st.session_state[f"{self.key}_next"] = row + 1
-        st.session_state[self.field(row, "name")] = name
-        st.session_state[self.field(row, "definition")] = definition
-        self.rows.append(row)
+    def add_row(self, group: str = "label", **values: str) -> None:
+        row = st.session_state[f"{self.key}_{group}_next"]
+        st.session_state[f"{self.key}_{group}_next"] = row + 1
+        for part in _GROUPS[group][1]:
+            st.session_state[self.field(row, part, group)] = values.get(part, "")
+        self.rows(group).append(row)
 
-    def remove_row(self, row: int) -> None:
-        self.rows.remove(row)
+    def remove_row(self, row: int, group: str = "label") -> None:
+        self.rows(group).remove(row)
 
-    def labels(self) -> list[dict]:
+    def values(self, group: str = "label") -> list[dict]:
+        """A group's rows as the file format has them (``{"name", "definition"}`` …)."""
+        parts = _GROUPS[group][1]
         return [
-            {
-                "name": st.session_state.get(self.field(row, "name"), ""),
-                "definition": st.session_state.get(self.field(row, "definition"), ""),
-            }
-            for row in self.rows
+            {part: st.session_state.get(self.field(row, part, group)) or "" for part in parts}
+            for row in self.rows(group)
         ]
 
 
@@ -96,33 +98,46 @@ def editor(draft: Draft) -> Codebook:
         "Many labels at once: *Import / export* tab."
     )
     _label_rows(draft)
-    labels = draft.labels()
+    labels = draft.values("label")
     label_names = [str(lab["name"]).strip() for lab in labels if str(lab["name"]).strip()]
     st.markdown("**Examples** (optional) — few-shot examples shown to the LLM before each text.")
-    examples = st.data_editor(
-        pd.DataFrame(draft.content.get("examples") or [], columns=["text", "label"]),
-        num_rows="dynamic",
-        width="stretch",
-        key=f"cb_examples_{draft.rev}",
-        column_config={
-            "text": st.column_config.TextColumn("Text", width="large"),
-            "label": st.column_config.SelectboxColumn("Label", options=label_names),
-        },
-    )
+    _example_rows(draft, label_names)
     return Codebook.from_dict(
         {
             "name": name,
             "instructions": instructions,
             "labels": labels,
-            "examples": examples.fillna("").to_dict("records"),
+            "examples": draft.values("example"),
         },
         check=False,
     )
 
 
+def _remove_button(draft: Draft, row: int, group: str, what: str, column) -> None:
+    column.button(
+        "",
+        icon=":material/delete:",
+        key=f"cb_{group}_{draft.rev}_{row}_remove",
+        help=f"Remove {what}",
+        type="tertiary",
+        on_click=draft.remove_row,
+        args=(row, group),
+    )
+
+
+def _add_button(draft: Draft, group: str, label: str) -> None:
+    st.button(
+        label,
+        icon=":material/add:",
+        key=f"cb_{group}_add_{draft.rev}",
+        on_click=draft.add_row,
+        args=(group,),
+    )
+
+
 def _label_rows(draft: Draft) -> None:
     """One row per label: its number, name, definition and a remove button; then Add."""
-    for i, row in enumerate(draft.rows, start=1):
+    for i, row in enumerate(draft.rows("label"), start=1):
         number, name, definition, remove = st.columns([0.4, 3, 8, 0.6], vertical_alignment="center")
         number.markdown(f"**{i}**")
         name.text_input(
@@ -140,21 +155,36 @@ def _label_rows(draft: Draft) -> None:
             height=68,
             persist_state="session",
         )
-        remove.button(
-            "",
-            icon=":material/delete:",
-            key=f"cb_label_{draft.rev}_{row}_remove",
-            help=f"Remove label {i}",
-            type="tertiary",
-            on_click=draft.remove_row,
-            args=(row,),
+        _remove_button(draft, row, "label", f"label {i}", remove)
+    _add_button(draft, "label", "Add a label")
+
+
+def _example_rows(draft: Draft, label_names: list[str]) -> None:
+    """One row per example: its text, its label (one of the codebook's, or the one it had,
+    which the page's problems then name) and a remove button; then Add."""
+    for i, row in enumerate(draft.rows("example"), start=1):
+        number, text, label, remove = st.columns([0.4, 8, 3, 0.6], vertical_alignment="center")
+        number.markdown(f"**{i}**")
+        text.text_area(
+            f"Text of example {i}",
+            key=draft.field(row, "text", "example"),
+            label_visibility="collapsed",
+            placeholder="An example text",
+            height=68,
+            persist_state="session",
         )
-    st.button(
-        "Add a label",
-        icon=":material/add:",
-        key=f"cb_label_add_{draft.rev}",
-        on_click=draft.add_row,
-    )
+        key = draft.field(row, "label", "example")
+        had = st.session_state[key] = st.session_state.get(key) or None  # "" is no choice
+        label.selectbox(
+            f"Label of example {i}",
+            [*label_names, *([had] if had and had not in label_names else [])],
+            key=key,
+            label_visibility="collapsed",
+            placeholder="Its label",
+            persist_state="session",
+        )
+        _remove_button(draft, row, "example", f"example {i}", remove)
+    _add_button(draft, "example", "Add an example")
 
 
 def history(versions: list) -> object | None:

@@ -110,3 +110,34 @@ def test_unsaved_label_edits_survive_a_visit_to_another_page(home) -> None:
     assert not at.exception, [e.value for e in at.exception]
     assert at.text_input(key="cb_label_0_2_name").value == "schooling"
     assert at.text_input(key="cb_label_0_3_name").value == "environment"
+
+
+def test_examples_are_rows_too_whose_label_follows_the_codebook(home) -> None:
+    at = open_page("steps/codebook.py")
+    assert at.selectbox(key="cb_example_0_0_label").value == "health"
+    assert at.selectbox(key="cb_example_0_0_label").options[:2] == ["economy", "health"]
+    # Renaming a label leaves its example's label as it was, named among the problems.
+    at.text_input(key="cb_label_0_1_name").input("health care")
+    at.run()
+    errors = [e.value for e in at.error]
+    assert any("Example 1 uses the label 'health'" in e for e in errors), errors
+    assert _save(at).disabled
+    at.selectbox(key="cb_example_0_0_label").select("health care")
+    at.run()
+    assert not at.error
+    # A new example, and one removed: the others keep their text.
+    next(b for b in at.button if b.label == "Add an example").click()
+    at.run()
+    at.text_area(key="cb_example_0_4_text").input("Interest rates rise again.")
+    at.selectbox(key="cb_example_0_4_label").select("economy")
+    at.button(key="cb_example_0_1_remove").click()
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    _save(at).click()
+    at.run()
+    with store_of_home().session() as s:
+        user = local_user(s)
+        pid = projects.list_projects(s, user)[0].id
+        saved = projects.latest_codebook(s, user, pid).content["examples"]
+    assert [x["label"] for x in saved] == ["health care", "immigration", "other", "economy"]
+    assert saved[-1]["text"] == "Interest rates rise again."

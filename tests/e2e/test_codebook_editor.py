@@ -114,8 +114,22 @@ def test_fast_typing_into_label_rows_never_loses_or_shifts_a_row(browser, editor
             expect(_name(page, i)).to_have_value(name)
             expect(_definition(page, i)).to_have_value(definition)
 
+        # An example, typed as fast, its label picked by typing in its list.
+        page.get_by_role("button", name="Add an example").click()
+        idle(page)
+        _type_into(
+            page,
+            page.get_by_role("textbox", name="Text of example 1"),
+            "Parliament passes the budget.",
+        )
+        page.keyboard.press("Tab")  # into the example's label
+        page.keyboard.type("macro", delay=0)
+        page.keyboard.press("Enter")
+        idle(page)
+        expect(save).to_be_enabled()
+
         save.click()
-        expect(page.get_by_text("Saved as version 2.")).to_be_visible()
+        expect(page.get_by_text("Editing from version 2")).to_be_visible()
         idle(page)
         store = Store(editor_app.database_url)
         with store.session() as s:
@@ -124,4 +138,7 @@ def test_fast_typing_into_label_rows_never_loses_or_shifts_a_row(browser, editor
         assert latest.version == 2
         assert latest.content["name"] == "Editor study 2"
         assert [(x["name"], x["definition"]) for x in latest.content["labels"]] == want
+        assert latest.content["examples"] == [
+            {"text": "Parliament passes the budget.", "label": "macroeconomics"}
+        ]
         assert page.locator('[data-testid="stException"]').count() == 0
