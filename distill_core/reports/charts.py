@@ -27,6 +27,8 @@ ROW_PX = 24
 #: humans gave that label) went there, and at least :data:`NOTABLE_MIN` texts did.
 NOTABLE_SHARE = 0.10
 NOTABLE_MIN = 2
+#: The line under a confusion matrix's title (short: the chart may have half a page's width).
+CONFUSION_SUBTITLE = "each row: shares of one human label; counts on hover"
 #: Above this many categories a page shows a chart across its whole width.
 MANY_CATEGORIES = 12
 #: Colour of one-series bars.
@@ -278,8 +280,7 @@ def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], *,
     fig.update_layout(
         template=TEMPLATE,
         title=_title(
-            f"{title} (n = {n:,})<br><span style='font-size:12px'>each row: shares of the "
-            f"texts humans gave that label; {len(notable)} notable confusions written in</span>"
+            f"{title} (n = {n:,})<br><span style='font-size:12px'>{CONFUSION_SUBTITLE}</span>"
         ),
         xaxis=dict(
             _category_axis(labels),

@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 
 from distill_core.config import Settings
+from distill_core.reports.charts import CONFUSION_SUBTITLE
 from distill_core.store import Store
 from tests.app.conftest import open_page
 from tests.many_labels import LABELS_27, build_project
@@ -40,10 +41,10 @@ def test_results_at_27_categories_show_one_confusion_matrix_at_a_time(home) -> N
         "Student on human codes",
         "TF-IDF + logistic regression on LLM labels",
     ]
-    matrices = [t for t in _titles(at) if "notable confusions" in t]
+    matrices = [t for t in _titles(at) if CONFUSION_SUBTITLE in t]
     assert len(matrices) == 1 and matrices[0].startswith("LLM labels (n = ")
     choice.set_value("tfidf_llm").run()
-    matrices = [t for t in _titles(at) if "notable confusions" in t]
+    matrices = [t for t in _titles(at) if CONFUSION_SUBTITLE in t]
     assert len(matrices) == 1 and matrices[0].startswith("TF-IDF + logistic regression")
     for chart in at.get("plotly_chart"):
         options = json.loads(chart.proto.config)["toImageButtonOptions"]

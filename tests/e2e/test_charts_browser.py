@@ -1,8 +1,8 @@
 """The charts at 8 and at 27 categories in a real browser: the Validate page's agreement
 figures and the Results page's, on projects with a coded sample, an LLM run and a student.
-In every chart each category's name is on the axis and no two names overlap; no legend
-covers a plot area or a tick label; no written value overlaps a bar or an error bar; the
-camera button saves the chosen format. Each chart is saved in test-artifacts/charts/."""
+In every chart the title fits, each category's name is on the axis and no two names
+overlap; no legend covers a plot area or a tick label; no written value overlaps a bar or
+an error bar; the camera button saves the chosen format. Each chart is saved in test-artifacts/charts/."""
 
 from __future__ import annotations
 
@@ -60,6 +60,8 @@ _GEOMETRY_JS = """charts => charts.filter(c => c.offsetParent !== null).map(c =>
   const ticks = sel => all(sel).map(e => ({text: e.textContent, box: box(e)}));
   return {
     title: (c.querySelector('.gtitle') || {textContent: ''}).textContent,
+    titleBox: c.querySelector('.gtitle') ? box(c.querySelector('.gtitle')) : null,
+    svgBox: box(c.querySelector('.main-svg')),
     yticks: ticks('.ytick text'),
     xticks: ticks('.xtick text'),
     legend: all('.legend').map(box),
@@ -91,6 +93,8 @@ def _charts(page: Page) -> list[dict]:
 
 def _check(chart: dict, labels: list[str]) -> None:
     title = chart["title"]
+    if chart["titleBox"]:  # the title (and the line under it) fits in the chart
+        assert chart["titleBox"][2] <= chart["svgBox"][2] + 1, f"{title}: the title is cut"
     if title.startswith(PER_CATEGORY):  # every category's name on an axis
         names = {t["text"] for t in chart["yticks"] + chart["xticks"]}
         missing = [c for c in labels if c not in names]
