@@ -29,6 +29,14 @@ SMALL = UploadLimits(
 )
 
 
+@pytest.fixture(autouse=True)
+def _restore_csv_limit():
+    """The small limits here set csv's process-wide field limit; later tests get it back."""
+    before = csv.field_size_limit()
+    yield
+    csv.field_size_limit(before)
+
+
 def test_the_limits_are_generous_for_real_corpora():
     assert UPLOAD_LIMITS.max_rows >= 1_048_576  # a full Excel sheet
     assert UPLOAD_LIMITS.max_cell_chars > 131_072  # csv's own default limit, which used to crash
