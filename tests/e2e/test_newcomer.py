@@ -68,6 +68,10 @@ def shot(page: Page, name: str, top=None) -> None:
         return
     from PIL import Image
 
+    page.wait_for_function(  # the whole page delivered: nothing below ``top`` still to come
+        """() => document.querySelector('[data-testid="stApp"]')
+                 .getAttribute('data-test-script-state') === 'notRunning'"""
+    )
     if top is not None:  # at the top, less a margin: scroll the nearest scrolling ancestor back
         top.evaluate(
             """e => { e.scrollIntoView({block: 'start'});
