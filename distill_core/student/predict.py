@@ -15,7 +15,7 @@ import numpy as np
 from distill_core.student.args import TrainingCancelled
 from distill_core.student.card import METADATA_FILE
 from distill_core.student.head import is_head_model, load_head_model
-from distill_core.student.threads import device_threads
+from distill_core.student.threads import cuda_half, device_threads
 from distill_core.student.train import pad_batch
 
 #: Longest input used when a model folder has no distill.json to say its training max_length.
@@ -40,7 +40,6 @@ class Predictor:
     """A loaded model and tokenizer in eval mode on the best device; use :func:`load`."""
 
     def __init__(self, model_dir: str | Path) -> None:
-        import torch
         from transformers import AutoModelForSequenceClassification, AutoTokenizer
 
         from distill_core.student.train import device
@@ -70,11 +69,7 @@ class Predictor:
         )
         self.pad_id: int = self.tokenizer.pad_token_id or 0
         self.padding_side: str = getattr(self.tokenizer, "padding_side", "right")
-        self._half = (
-            torch.bfloat16
-            if self.device == "cuda" and torch.cuda.is_bf16_supported()
-            else (torch.float16 if self.device == "cuda" else None)
-        )
+        self._half = cuda_half()[0] if self.device == "cuda" else None
 
     def predict(
         self,

@@ -24,6 +24,7 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 #: The setting that fixes the thread count (empty or "auto": measured).
 ENV = "DISTILL_TORCH_THREADS"
@@ -226,3 +227,24 @@ def device_threads(device: str) -> Iterator[ThreadChoice | None]:
         return
     with torch_threads() as choice:
         yield choice
+
+
+#: The setting that makes CUDA training and prediction run in fp32 ("fp32"); unset or "auto":
+#: bf16 where the GPU supports it, else fp16 (with a gradient scaler when training).
+PRECISION_ENV = "DISTILL_CUDA_PRECISION"
+
+
+def cuda_half(env: dict[str, str] | None = None) -> tuple[Any, str]:
+    """(torch dtype to autocast to or None, precision name) on a CUDA device, by
+    :data:`PRECISION_ENV`: bf16 where supported, else fp16; (None, "fp32") when set to fp32.
+    One policy for training and prediction (``benchmarks/gpu_train.py`` compares both)."""
+    import torch
+
+    value = ((os.environ if env is None else env).get(PRECISION_ENV) or "auto").strip().lower()
+    if value == "fp32":
+        return None, "fp32"
+    if value not in ("auto", ""):
+        raise ValueError(f"{PRECISION_ENV} is '{value}'; use auto or fp32.")
+    if torch.cuda.is_bf16_supported():
+        return torch.bfloat16, "bf16"
+    return torch.float16, "fp16"
