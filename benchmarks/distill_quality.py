@@ -214,6 +214,61 @@ def learning_curve(x, y_teacher, tx, ty, shares, seed, work: Path, task, emit, m
         )
 
 
+def selection_spread(x_texts, y_teacher, tx, ty, seed: int, splits: int, task: str, emit) -> None:
+    """How much the choice of the head's L2 strength C depends on luck: on one draw of
+    teacher-labelled texts, ``splits`` repetitions with other split seeds of (a) C chosen on a
+    10% validation split (100 texts of 1,000, as early stopping uses), fitted on the other 90%,
+    and (b) C chosen by 5-fold cross-validation on the same 90% (the recipe's rule, folds
+    seeded by the split seed), each then scored on the human test split. Prints mean, SD and
+    range of test macro-F1 and the Cs chosen."""
+    import numpy as np
+
+    from distill_core.student.embed import Embedder
+    from distill_core.student.head import C_GRID, choose_c, fit_linear
+    from distill_core.student.train import load_base, stratified_split
+
+    names = sorted(set(y_teacher) | set(ty))
+    index = {n: i for i, n in enumerate(names)}
+    model, tok, resolved = load_base(None, names)
+    emb = Embedder(model.base_model, tok, resolved, 128)
+    x = emb.encode(x_texts).astype(np.float64)
+    xt = emb.encode(tx).astype(np.float64)
+    y = np.array([index[v] for v in y_teacher])
+    onehot = np.eye(len(names))
+    got: dict[str, list[float]] = {"validation split": [], "5-fold CV": []}
+    chosen: dict[str, list[float]] = {"validation split": [], "5-fold CV": []}
+    for split_seed in range(splits):
+        tr, va = stratified_split(y.tolist(), 0.1, split_seed)
+        tr, va = np.asarray(tr), np.asarray(va)
+        w = np.ones(len(tr))
+        best = None
+        for c in C_GRID:
+            W, b = fit_linear(x[tr], onehot[y[tr]], w, c)
+            score = macro_f1(
+                [names[i] for i in y[va]], [names[i] for i in (x[va] @ W.T + b).argmax(1)]
+            )
+            if best is None or score > best[0]:
+                best = (score, c, W, b)
+        _, c_val, W, b = best
+        got["validation split"].append(macro_f1(ty, [names[i] for i in (xt @ W.T + b).argmax(1)]))
+        chosen["validation split"].append(c_val)
+        c_cv, _, _ = choose_c(x[tr], y[tr].tolist(), onehot[y[tr]], w, split_seed)
+        W, b = fit_linear(x[tr], onehot[y[tr]], w, c_cv)
+        got["5-fold CV"].append(macro_f1(ty, [names[i] for i in (xt @ W.T + b).argmax(1)]))
+        chosen["5-fold CV"].append(c_cv)
+    print(f"  choosing C, {splits} split seeds, one draw of {len(y)} teacher labels ({task}):")
+    for rule, f1s in got.items():
+        sd = statistics.stdev(f1s) if len(f1s) > 1 else 0.0
+        print(
+            f"    {rule:<17} test macro-F1 mean {statistics.mean(f1s):.3f}, SD {sd:.3f}, range "
+            f"{min(f1s):.3f}–{max(f1s):.3f}; C chosen {dict(Counter(chosen[rule]))}"
+        )
+        emit(
+            f"selection {rule}",
+            {"f1": statistics.mean(f1s), "sd": round(sd, 4), "min": min(f1s), "max": max(f1s)},
+        )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--tasks", default=",".join(TASKS))
@@ -229,6 +284,13 @@ def main() -> None:
     ap.add_argument("--confidence-auc", type=float, default=0.75)
     ap.add_argument("--curve", default="", help="shares for the learning curve, e.g. 0.25,0.5,1")
     ap.add_argument("--curve-model", default="gpt-4o-mini")
+    ap.add_argument(
+        "--selection-spread",
+        type=int,
+        default=0,
+        help="N: on the first seed, how test macro-F1 varies over N split seeds when the "
+        "head's C is chosen on a 10%% validation split vs by 5-fold cross-validation",
+    )
     ap.add_argument("--set", default="", help="TrainingArgs overrides for every student: k=v,…")
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
     ap.add_argument("--summarize", default="", help="print the tables of a --jsonl file")
@@ -309,6 +371,8 @@ def main() -> None:
                     if "human" in a.labels:
                         r = run_student(x, y_human, tx, ty, base, work, f"{recipe}_human")
                         emit(f"{recipe}_human", r)
+                if a.selection_spread and seed == seeds[0]:
+                    selection_spread(x, y_teacher, tx, ty, seed, a.selection_spread, task, emit)
                 if a.curve and seed == seeds[0]:
                     shares = [float(s) for s in a.curve.split(",")]
                     learning_curve(

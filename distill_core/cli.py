@@ -166,6 +166,13 @@ def _parser() -> argparse.ArgumentParser:
         "or soft targets (default off)",
     )
     train.add_argument(
+        "--mistake-filter",
+        type=float,
+        help="head recipe: set aside the training rows whose label the head's cross-validated "
+        "predictions put below this share of the label's mean probability, as likely LLM "
+        "mistakes, before the final fit (0: off; default 0.5)",
+    )
+    train.add_argument(
         "--dry-run",
         action="store_true",
         help="time a few real training steps on this machine, print how long the training "
@@ -481,6 +488,7 @@ def cmd_train(args: argparse.Namespace) -> int:
             "recipe": args.recipe,
             "time_budget_s": None if args.time_budget is None else args.time_budget * 60,
             "certainty": args.certainty,
+            "noise_filter": args.mistake_filter,
         }.items()
         if v is not None
     }

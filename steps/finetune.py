@@ -48,8 +48,9 @@ ui.training.start_button(ctx, run.id, settings)
 def _train_details(box, job) -> None:
     curves = (job.result or {}).get("curves") or {}
     if any(curves.values()):
+        sizes = [n for n in ((job.result or {}).get("n_train") or {}).values() if n]
         box.plotly_chart(
-            training_curves(curves, title="Training so far", n=kept),
+            training_curves(curves, title="Training so far", n=sizes[0] if sizes else kept),
             width="stretch",
             key=f"curves_{job.id}_{job.done}",
         )

@@ -305,6 +305,8 @@ def model_summary(model) -> ModelMeta:
     c4.metric("Max length", f"{meta.max_length} tokens")
     if meta.recipe_choice is not None:
         st.caption(meta.recipe_choice.sentence())
+    if meta.mistakes_sentence():
+        st.caption(meta.mistakes_sentence())
     if meta.tfidf_val_macro_f1 is not None and not meta.below_tfidf:
         st.caption(
             f"Validation macro-F1 {meta.val_macro_f1:.3f} against the LLM's labels; TF-IDF on "

@@ -323,6 +323,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
     extra["recipe_choice"] = choice.to_dict()
     trainings = job_trainings(ts, args, eval_texts, eval_truth, human_folds)
     tracker = _Tracker(store, job_id, [(t.phase, t.steps()) for t in trainings])
+    tracker.n_train = {t.phase: _trained_on(t) for t in trainings}
     relative = Path(str(project_id)) / str(model_id)
     out = models_root() / relative
     if out.exists():  # left by a worker killed while renaming: nothing to keep
@@ -421,6 +422,15 @@ def _record_heldout(folder: Path, comparison: Comparison) -> ModelMeta:
     return meta
 
 
+def _trained_on(training) -> int | None:
+    """How many texts a training fits on after its filters and validation split (None when
+    ``train()`` would refuse it): what its live chart's n says."""
+    try:
+        return training.plan().n_train
+    except TrainingError:
+        return None
+
+
 class _Tracker(Tracker):
     """Job progress across phases (each seed's student, then each cross-validation fold): one
     done/total over all phases' planned steps (``records.Phases``) with the phase and the time
@@ -430,6 +440,7 @@ class _Tracker(Tracker):
         self.store, self.job_id = store, job_id
         self.stop = False
         self.curves: dict[str, list[dict]] = {}
+        self.n_train: dict[str, int | None] = {}  # texts trained on, per phase
         self.phases = records.Phases(planned)
         self.progress = records.JobProgress()
 
@@ -457,6 +468,7 @@ class _Tracker(Tracker):
             result={
                 "phase": self.progress.phase,
                 "curves": self.curves,
+                "n_train": self.n_train,
                 "progress": self.progress.to_dict(),
             },
             **fields,

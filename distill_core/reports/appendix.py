@@ -638,6 +638,8 @@ def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison 
     held = "validation" if meta.recipe == "head" else "validation (early stopping)"
     text += f"; {n_train} texts were trained on and {n_val} held back for {held}."
     blocks.append(("p", text))
+    if meta.mistakes_sentence():
+        blocks.append(("p", meta.mistakes_sentence()))
     if meta.recipe_choice is not None:
         blocks.append(("p", meta.recipe_choice.sentence()))
     setting = "Settings: " + ", ".join(_training_settings(args, meta)) + "."

@@ -64,6 +64,12 @@ class TrainingArgs:
     #: consistency) or "soft" (soft targets); see student/targets.py.
     certainty: str = "off"
     label_smoothing: float = 0.0
+    #: The head recipe sets aside the training texts whose label its own cross-validated
+    #: predictions find unlikely (the probability of the label below this share of that
+    #: label's mean; 0: off) before its final fit: likely teacher mistakes (student/head.py).
+    #: Measured the best of the noisy-teacher variants (benchmarks/README.md). Settings
+    #: stored before it existed read as 0.
+    noise_filter: float = 0.5
 
     def __post_init__(self) -> None:
         problems = []
@@ -91,6 +97,8 @@ class TrainingArgs:
             problems.append(f"a certainty mode among {', '.join(CERTAINTY_MODES)}")
         if not 0 <= self.label_smoothing < 1:
             problems.append("a label smoothing from 0 to below 1")
+        if not 0 <= self.noise_filter < 1:
+            problems.append("a mistake filter from 0 to below 1")
         if self.early_stopping_patience < 0:
             problems.append("a patience of at least 0 epochs (0: no early stopping)")
         for name in ("min_confidence", "min_consistency"):
@@ -118,8 +126,10 @@ class TrainingArgs:
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> TrainingArgs:
         """Settings as stored with a model; keys this version does not know are ignored, and
-        settings stored before recipes existed read as full fine-tuning."""
+        settings stored before recipes existed read as full fine-tuning, and before the
+        mistake filter existed as no filter."""
         names = {f.name for f in fields(cls)}
         values = {k: v for k, v in data.items() if k in names}
         values.setdefault("recipe", "full")
+        values.setdefault("noise_filter", 0.0)
         return cls(**values)

@@ -232,6 +232,18 @@ class ModelMeta:
             f"LLM's labels): consider {other} or more labels."
         )
 
+    def mistakes_sentence(self) -> str | None:
+        """What the head recipe's mistake filter did (None when it was off or is not recorded)."""
+        share = (self.args or {}).get("noise_filter")
+        aside = self.filters.get("set_aside_likely_mistakes")
+        if self.recipe != "head" or not share or aside is None:
+            return None
+        return (
+            f"Of the {self.n_train:,} training texts, {int(aside):,} were set aside before the "
+            "final fit as likely mislabelled: texts whose label the head's own 5-fold "
+            f"cross-validated probability put below {share:g} of that label's mean."
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             f.name: getattr(self, f.name)
@@ -336,6 +348,8 @@ def _recipe_section(model: ModelMeta) -> str:
         lines.append(model.recipe_choice.sentence())
     elif model.recipe == "head":
         lines.append("Recipe: frozen encoder + trained classifier head.")
+    if model.mistakes_sentence():
+        lines.append(model.mistakes_sentence())
     if model.tfidf_val_macro_f1 is not None:
         lines.append(
             f"TF-IDF + logistic regression on the same training and validation rows: validation "

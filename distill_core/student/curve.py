@@ -65,7 +65,7 @@ def head_curve(
 
     from distill_core import agreement
     from distill_core.student.embed import Embedder
-    from distill_core.student.head import choose_c, fit_linear
+    from distill_core.student.head import fit_head
     from distill_core.student.targets import certainties, teacher_targets
     from distill_core.student.train import MIN_EXAMPLES, device, load_base, max_length_for
 
@@ -107,9 +107,8 @@ def head_curve(
             args.certainty,
             args.label_smoothing,
         )
-        c, _ = choose_c(x[subset], sub_y.tolist(), q, w, args.seed)
-        weight, bias = fit_linear(x[subset], q, w, c)
-        pred = [names[j] for j in (x_eval @ weight.T + bias).argmax(axis=1)]
+        fit = fit_head(x[subset], sub_y.tolist(), q, w, args.seed, args.noise_filter)
+        pred = [names[j] for j in (x_eval @ fit.weight.T + fit.bias).argmax(axis=1)]
         scored = agreement.compare(list(eval_truth), pred, labels=names, seed=args.seed)
         points.append(
             CurvePoint(

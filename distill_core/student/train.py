@@ -726,9 +726,7 @@ def class_weights(ids: Sequence[int], n_labels: int) -> list[float]:
     """Inverse-frequency weight of each label id: n / (labels present × its count); 1 for a
     label absent from ``ids``."""
     counts = Counter(ids)
-    return [
-        len(ids) / (len(counts) * counts[c]) if counts.get(c) else 1.0 for c in range(n_labels)
-    ]
+    return [len(ids) / (len(counts) * counts[c]) if counts.get(c) else 1.0 for c in range(n_labels)]
 
 
 def _choice(args: TrainingArgs, extra: dict | None) -> RecipeChoice | None:
@@ -768,7 +766,7 @@ def train_head(
 
     from distill_core.student.baseline import validation_macro_f1
     from distill_core.student.embed import Embedder
-    from distill_core.student.head import HeadSpec, choose_c, fit_linear, mean_soft_ce, save_head
+    from distill_core.student.head import HeadSpec, fit_head, mean_soft_ce, save_head
     from distill_core.student.targets import certainties, teacher_targets
 
     args = args or TrainingArgs(recipe="head")
@@ -829,10 +827,10 @@ def train_head(
         if args.class_weights:
             w = w * np.asarray(class_weights(tr_y, k), dtype=np.float32)[np.asarray(tr_y)]
         x_tr = x[train_idx]
-        c, cv = choose_c(x_tr, tr_y, q, w, args.seed)
-        weight, bias = fit_linear(x_tr, q, w, c)
-        logits_tr = x_tr @ weight.T + bias
-        train_loss = mean_soft_ce(logits_tr, q, w)
+        fit = fit_head(x_tr, tr_y, q, w, args.seed, args.noise_filter)
+        weight, bias, c, cv = fit.weight, fit.bias, fit.c, fit.cv
+        kept = ~fit.set_aside
+        train_loss = mean_soft_ce(x_tr[kept] @ weight.T + bias, q[kept], w[kept])
         val_f1 = val_acc = val_loss = None
         if val_idx:
             va_y = np.asarray([y_all[i] for i in val_idx])
@@ -869,7 +867,11 @@ def train_head(
             max_length_rule=max_length_rule,
             n_train=len(train_idx),
             n_val=len(val_idx),
-            filters=prep.filters | {"embedded_now": embedder.encoded_now},
+            filters=prep.filters
+            | {
+                "embedded_now": embedder.encoded_now,
+                "set_aside_likely_mistakes": int(fit.set_aside.sum()),
+            },
             history=history,
             best_epoch=1,
             val_macro_f1=None if val_f1 is None else round(val_f1, 6),
@@ -957,14 +959,18 @@ def _model_limit(model: Any, tokenizer: Any) -> int:
 
 
 def _amp(on_cuda: bool) -> tuple[Callable[[], Any], Any, str]:
-    """(autocast context factory, GradScaler or None, precision name) for the device."""
+    """(autocast context factory, GradScaler or None, precision name) for the device (on a GPU
+    by ``threads.cuda_half``: bf16 where supported, fp16 with a scaler, or fp32 when set)."""
     import contextlib
 
     import torch
 
+    from distill_core.student.threads import cuda_half
+
     if not on_cuda:
         return contextlib.nullcontext, None, "fp32"
-    if torch.cuda.is_bf16_supported():
-        return (lambda: torch.autocast("cuda", dtype=torch.bfloat16)), None, "bf16"
-    scaler = torch.amp.GradScaler("cuda")
-    return (lambda: torch.autocast("cuda", dtype=torch.float16)), scaler, "fp16"
+    dtype, name = cuda_half()
+    if dtype is None:
+        return contextlib.nullcontext, None, name
+    scaler = torch.amp.GradScaler("cuda") if dtype == torch.float16 else None
+    return (lambda: torch.autocast("cuda", dtype=dtype)), scaler, name

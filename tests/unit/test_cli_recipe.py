@@ -29,6 +29,8 @@ def test_train_with_the_head_recipe_and_predict_with_it(tmp_path) -> None:
         "head",
         "--certainty",
         "weight",
+        "--mistake-filter",
+        "0.3",
     )
     assert out.returncode == 0, out.stderr
     assert "Recipe: fast: frozen encoder + trained classifier head — set in the settings" in (
@@ -36,6 +38,7 @@ def test_train_with_the_head_recipe_and_predict_with_it(tmp_path) -> None:
     )
     meta = json.loads((tmp_path / "m" / "distill.json").read_text(encoding="utf-8"))
     assert meta["recipe"] == "head" and meta["args"]["certainty"] == "weight"
+    assert meta["args"]["noise_filter"] == 0.3 and "set_aside_likely_mistakes" in meta["filters"]
     assert meta["recipe_choice"]["requested"] == "head"
     pred = run(
         "predict", str(tmp_path / "m"), str(tmp_path / "t.csv"), "--output", str(tmp_path / "p.csv")

@@ -13,7 +13,7 @@ from distill_core.config import Settings
 from distill_core.jobs import kinds, records
 from distill_core.jobs.records import JobProgress, Phases
 from distill_core.jobs.train import estimate_train_job, running_training, start_train_job
-from distill_core.store import Job, Store
+from distill_core.store import Job, Store, StudentModel
 from distill_core.student.args import TrainingArgs
 from distill_core.study.students import StudentError
 from tests.fakes import demo_with_run, local_user
@@ -124,10 +124,13 @@ def test_the_estimate_and_the_progress_of_a_two_fold_job_count_the_same_steps(
     phase_totals: dict[str, int] = {}
     update = records.update_job
 
+    live_n: list[dict] = []
+
     def track(store_, job_id_, **values):
         if "done" in values:
             progress = JobProgress.of(values.get("result"))
             seen.append((values["done"], values["total"], progress))
+            live_n.append(values["result"]["n_train"])
         return update(store_, job_id_, **values)
 
     monkeypatch.setattr(records, "update_job", track)
@@ -149,6 +152,10 @@ def test_the_estimate_and_the_progress_of_a_two_fold_job_count_the_same_steps(
     with store.session() as s:
         job = s.get(Job, job_id)
         assert job.status == "done", job.message
+        meta = s.get(StudentModel, job.params["model_id"]).meta
+    # the live chart's n is what each training fits on (after the validation split)
+    assert live_n and live_n[0]["Student on LLM labels"] == meta["n_train"]
+    assert all(n == live_n[0] for n in live_n)
     done = [d for d, _, _ in seen]
     totals = {t for _, t, _ in seen}
     assert done == sorted(done) and done[-1] == found.steps  # monotone, full at the end

@@ -48,3 +48,25 @@ def test_a_fine_tuned_student_reads_as_before() -> None:
     assert "was fine-tuned on the LLM labels" in text and "learning rate 0.0001" in text
     assert "(early stopping)" in text and "The best epoch was 2 of 2" in text
     assert "TF-IDF" not in text and "Recipe:" not in text
+
+
+def test_the_appendix_says_how_many_texts_the_mistake_filter_set_aside() -> None:
+    meta = ModelMeta(
+        labels=["a", "b"],
+        recipe="head",
+        n_train=800,
+        n_val=90,
+        args={"recipe": "head", "noise_filter": 0.5},
+        filters={"set_aside_likely_mistakes": 120},
+    )
+    text = _text(meta, {"recipe": "head", "noise_filter": 0.5})
+    assert "Of the 800 training texts, 120 were set aside before the final fit" in text
+    assert "below 0.5 of that label's mean" in text
+    off = ModelMeta(
+        labels=["a", "b"],
+        recipe="head",
+        n_train=800,
+        args={"recipe": "head", "noise_filter": 0.0},
+        filters={"set_aside_likely_mistakes": 0},
+    )
+    assert "set aside" not in _text(off, {"recipe": "head"})

@@ -278,3 +278,82 @@ def test_the_estimate_sentence_says_which_recipe_auto_would_pick() -> None:
     assert head.startswith("The fast recipe: about ") and "full fine-tuning: about 42 min" in head
     fits = recipes.estimate_sentence(TrainingArgs(time_budget_s=3600), slow)
     assert fits.startswith(slow.sentence()) and "within the time budget of 1 h" in fits
+
+
+def _clusters(n_per: int = 100, flip: int = 30, seed: int = 0):
+    """Three well-separated clusters; ``flip`` rows get another cluster's label."""
+    rng = np.random.default_rng(seed)
+    centres = np.eye(3, 8) * 4
+    x = np.concatenate([c + rng.normal(size=(n_per, 8)) for c in centres])
+    y_true = np.repeat(np.arange(3), n_per)
+    y = y_true.copy()
+    flipped = rng.choice(len(y), flip, replace=False)
+    y[flipped] = (y[flipped] + 1) % 3
+    return x, y, set(flipped.tolist())
+
+
+def test_likely_mistakes_are_the_labels_the_cross_validation_finds_unlikely() -> None:
+    x, y, flipped = _clusters()
+    q = np.eye(3)[y]
+    w = np.ones(len(y))
+    _, _, oof = head_mod.choose_c(x, y.tolist(), q, w, seed=1)
+    assert oof is not None and oof.shape == (len(y), 3)
+    marked = set(np.flatnonzero(head_mod.likely_mistakes(oof, y, 0.5)).tolist())
+    assert len(marked & flipped) >= 0.8 * len(flipped)  # found
+    assert len(marked - flipped) <= 0.25 * len(marked)  # mostly the flipped ones
+    assert not head_mod.likely_mistakes(oof, y, 0.0).any()  # 0: off
+    # a label never loses all its rows, even at a share that would mark them all
+    one = np.array([0] * 5 + [1] * 40)
+    probs = np.full((45, 2), 0.5)
+    probs[:5] = [0.01, 0.99]
+    kept = ~head_mod.likely_mistakes(probs, one, 0.99, min_rows=1)
+    assert kept[:5].sum() >= 1
+    # a label with fewer rows than the filter needs to judge keeps them all
+    few = head_mod.likely_mistakes(oof[:150], y[:150], 0.5, min_rows=head_mod.MIN_ROWS_TO_JUDGE)
+    labels_few = [lab for lab in range(3) if (y[:150] == lab).sum() < head_mod.MIN_ROWS_TO_JUDGE]
+    assert labels_few and not few[np.isin(y[:150], labels_few)].any()
+
+
+def test_the_head_fit_sets_aside_likely_mistakes_before_its_final_fit() -> None:
+    x, y, flipped = _clusters(seed=2)
+    q, w = np.eye(3)[y], np.ones(len(y))
+    filtered = head_mod.fit_head(x, y.tolist(), q, w, seed=1, noise_filter=0.5)
+    plain = head_mod.fit_head(x, y.tolist(), q, w, seed=1, noise_filter=0.0)
+    assert not plain.set_aside.any()
+    assert filtered.set_aside.sum() >= 0.8 * len(flipped)
+    # the clean fit is more certain of the right cluster on the flipped rows
+    rows = sorted(flipped)
+    right = (y[rows] - 1) % 3
+    p_clean = (x[rows] @ filtered.weight.T + filtered.bias).argmax(1)
+    assert (p_clean == right).mean() >= 0.8
+
+
+def test_the_head_student_records_and_says_what_it_set_aside(tmp_path: Path) -> None:
+    texts, labels = easy_set(n_per_class=100)  # 90 a label to train on: enough to judge
+    noisy = list(labels)
+    swap = {"food": "sport", "sport": "weather", "weather": "food"}
+    for i in range(0, len(noisy), 8):  # one label in 8 wrong
+        noisy[i] = swap[noisy[i]]
+    on = train(texts, noisy, tmp_path / "on", TrainingArgs(recipe="head", seed=3))
+    off = train(
+        texts, noisy, tmp_path / "off", TrainingArgs(recipe="head", seed=3, noise_filter=0.0)
+    )
+    aside = on.metadata.filters["set_aside_likely_mistakes"]
+    assert 1 <= aside < on.n_train
+    assert off.metadata.filters["set_aside_likely_mistakes"] == 0
+    sentence = on.metadata.mistakes_sentence()
+    assert f"{on.n_train:,} training texts, {aside:,} were set aside" in sentence
+    assert off.metadata.mistakes_sentence() is None
+    assert sentence in model_card(ModelMeta.from_dict(on.metadata.to_dict()))
+    assert TrainingArgs().noise_filter == 0.5
+    assert TrainingArgs.from_dict({"epochs": 3}).noise_filter == 0.0  # stored before it existed
+    with pytest.raises(TrainingError, match="mistake filter"):
+        TrainingArgs(noise_filter=1.0)
+
+
+def test_the_cuda_precision_setting() -> None:
+    from distill_core.student.threads import PRECISION_ENV, cuda_half
+
+    assert cuda_half({PRECISION_ENV: "fp32"}) == (None, "fp32")
+    with pytest.raises(ValueError, match=PRECISION_ENV):
+        cuda_half({PRECISION_ENV: "int4"})
