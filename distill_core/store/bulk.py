@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from sqlalchemy.orm import Session
 
-from distill_core.store import limits
+from distill_core.store.limits import check_rows
 
 _sql_cache: dict[str, tuple[str, list]] = {}
 
@@ -15,7 +15,7 @@ def insert_many(session: Session, table, rows: list[dict], conflict: tuple[str, 
     With ``conflict`` columns, a row whose key exists replaces the stored one."""
     if not rows:
         return
-    limits.check_rows(table, rows)  # exec_driver_sql passes no statement event
+    check_rows(table, rows)  # exec_driver_sql passes no statement event
     connection = session.connection()
     dialect = connection.dialect
     columns = list(rows[0])

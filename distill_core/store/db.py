@@ -12,7 +12,7 @@ from sqlalchemy import Engine, create_engine, event
 from sqlalchemy.orm import Session, sessionmaker
 
 from distill_core.config import Settings
-from distill_core.store import limits
+from distill_core.store.limits import install as install_limits
 
 MIGRATIONS = Path(__file__).resolve().parent / "migrations"
 T = TypeVar("T")
@@ -39,7 +39,7 @@ class Store:
         self.engine: Engine = create_engine(url, **kwargs)
         if url.startswith("sqlite"):
             event.listen(self.engine, "connect", _sqlite_pragmas)
-        limits.install(self.engine)  # the same length rules on SQLite and PostgreSQL
+        install_limits(self.engine)  # the same length rules on SQLite and PostgreSQL
         self._sessions = sessionmaker(self.engine, expire_on_commit=False)
 
     @classmethod
