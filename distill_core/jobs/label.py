@@ -11,6 +11,8 @@ and again in the worker.
 
 from __future__ import annotations
 
+import time
+
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -145,11 +147,18 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     price = Price(*params["price"]) if params.get("price") else None
     model = str(teacher.params().get("model", ""))
     cancel = [False]
+    started = time.monotonic()
 
     def on_progress(p: runner.Progress) -> None:
+        # The bar counts what the message counts (answers), with the time left at the rate of
+        # this run's requests so far.
+        seconds = time.monotonic() - started
+        rate = p.requested / seconds if p.requested and seconds > 0 else None
+        left = (p.total - p.done) / rate if rate else None
         cancel[0] = records.update_job(
             store,
             job_id,
+            result={"progress": records.JobProgress(unit="answers", eta_s=left).to_dict()},
             done=p.done,
             total=p.total,
             errors=p.errors,

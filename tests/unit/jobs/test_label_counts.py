@@ -39,3 +39,27 @@ def test_without_repeated_texts_the_message_says_nothing_of_them(store) -> None:
     job = job_of(store, job_id)
     assert job.message == "10 labelled, 0 invalid, 0 failed."
     assert (job.done, job.total) == (10, 10)
+
+
+def test_while_running_the_bar_counts_the_answers_the_message_counts(store, monkeypatch) -> None:
+    from distill_core.jobs import records
+
+    written = []
+    real = records.update_job
+
+    def spy(store_, job_id, **fields):
+        written.append(fields)
+        return real(store_, job_id, **fields)
+
+    monkeypatch.setattr(records, "update_job", spy)
+    with LoopbackLLM(ServerConfig(latency=0.01)) as srv:
+        job_id, _ = demo_job(store, Endpoint(base_url=srv.base_url, model="m"), n=40)
+        kinds.execute(store, job_id)
+    running = [f for f in written if "message" in f]
+    assert running, written
+    for fields in running:
+        progress = records.JobProgress.of(fields["result"])
+        assert progress.unit == "answers"
+        bar = progress.text(fields["done"], fields["total"])
+        assert fields["message"].startswith(bar.split(" · ")[0])  # "12 of 40 answers"
+    assert records.JobProgress.of(running[-1]["result"]).eta_s == 0  # none left at the end
