@@ -11,10 +11,12 @@ import pandas as pd
 import streamlit as st
 
 from distill_core.codebook import Codebook
+from distill_core.reports.charts import confusion_heatmap, many_categories
 from distill_core.reports.formatting import plural
 from distill_core.study import adjudication, projects, runs
 from distill_core.study.validation import ValidationError
 from ui.context import Context
+from ui.views import chart
 
 ALL = "(every pair)"
 
@@ -129,13 +131,35 @@ def _confusions(ctx: Context, sample, label_runs: list) -> None:
     found = ctx.act(
         adjudication.confusions, ctx.project_id, sample, run.id if run is not None else None
     )
-    left, right = st.columns([3, 2])
+    wide = many_categories(found.labels)
+    left, right = (st.container(), st.container()) if wide else st.columns([3, 2])
     with left:
         st.markdown("**Humans vs humans**: the codes two coders gave the same text.")
-        st.dataframe(found.humans, width="stretch")
-        if found.llm is not None:
+        humans = found.humans
+        if humans.empty:
+            st.caption("No text has two coders' codes yet.")
+        else:
+            cells = humans.to_numpy()
+            pairs = int(cells.trace() + (cells.sum() - cells.trace()) // 2)
+            figure = confusion_heatmap(
+                [str(c) for c in humans.index],
+                cells.tolist(),
+                title="Pairs of coders' codes",
+                rows="one coder",
+                columns="the other",
+                n=pairs,
+            )
+            chart(figure, "confusion-coders")
+        if found.llm is not None and not found.llm.empty:
             st.markdown("**Humans vs LLM**: gold label (rows) against the LLM's (columns).")
-            st.dataframe(found.llm, width="stretch")
+            figure = confusion_heatmap(
+                [str(c) for c in found.llm.index],
+                found.llm.to_numpy().tolist(),
+                title=f"Gold vs LLM run {found.run_id}",
+                rows="gold",
+                columns="LLM",
+            )
+            chart(figure, f"confusion-gold-llm-{found.run_id}")
     with right:
         st.markdown("**The categories confused most, as the codebook defines them**")
         if not found.pairs:

@@ -28,7 +28,7 @@ ROW_PX = 24
 NOTABLE_SHARE = 0.10
 NOTABLE_MIN = 2
 #: The line under a confusion matrix's title (short: the chart may have half a page's width).
-CONFUSION_SUBTITLE = "each row: shares of one human label; counts on hover"
+CONFUSION_SUBTITLE = "each row as shares of its total; counts on hover"
 #: Above this many categories a page shows a chart across its whole width.
 MANY_CATEGORIES = 12
 #: Colour of one-series bars.
@@ -236,17 +236,26 @@ def _legend_above() -> dict:
 # ---------------------------------------------------------------- confusion
 
 
-def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], *, title: str):
+def confusion_heatmap(
+    labels: Sequence[str],
+    matrix: Sequence[Sequence[int]],
+    *,
+    title: str,
+    rows: str = "human",
+    columns: str = "predicted",
+    n: int | None = None,
+):
     """Human label (rows) by predicted label (columns), each row as shares of its texts, so a
     rare label's row reads like a common one's; hover gives the counts. The diagonal (each
     label's recall) and the off-diagonal cells that matter (:func:`notable_cells`) are
-    written in; every label is on both axes."""
+    written in; every label is on both axes. ``rows`` and ``columns`` name the two sides
+    (two coders, say); ``n`` is the title's count when the cells' sum is not it."""
     import plotly.graph_objects as go
 
     labels = [str(c) for c in labels]
     k = len(labels)
     totals = [sum(row) for row in matrix]
-    n = sum(totals)
+    n = sum(totals) if n is None else n
     shares = [[(v / t) if t else None for v in row] for row, t in zip(matrix, totals, strict=True)]
     notable = notable_cells(matrix)
     text = [
@@ -268,8 +277,8 @@ def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], *,
             texttemplate="%{text}",
             textfont=dict(size=12 if k <= MANY_CATEGORIES else 9),
             customdata=[[[v, t] for v in row] for row, t in zip(matrix, totals, strict=True)],
-            hovertemplate="human %{y}<br>predicted %{x}<br>%{customdata[0]:,} of "
-            "%{customdata[1]:,} texts (%{z:.0%} of the row)<extra></extra>",
+            hovertemplate=f"{rows} %{{y}}<br>{columns} %{{x}}<br>%{{customdata[0]:,}} of "
+            "%{customdata[1]:,} (%{z:.0%} of the row)<extra></extra>",
             showscale=False,
             xgap=1,
             ygap=1,
@@ -285,11 +294,11 @@ def confusion_heatmap(labels: Sequence[str], matrix: Sequence[Sequence[int]], *,
         xaxis=dict(
             _category_axis(labels),
             autorange=True,
-            title="predicted",
+            title=columns,
             tickangle=-90 if k > MANY_CATEGORIES else -45,
             side="bottom",
         ),
-        yaxis=dict(_category_axis(labels), title="human"),
+        yaxis=dict(_category_axis(labels), title=rows),
         height=90 + longest + 40 + cell * k,
         margin=dict(t=80, b=20, l=20, r=20),
     )

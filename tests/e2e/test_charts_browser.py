@@ -1,5 +1,5 @@
 """The charts at 8 and at 27 categories in a real browser: the Validate page's agreement
-figures and the Results page's, on projects with a coded sample, an LLM run and a student.
+and adjudication figures and the Results page's, on projects with a coded sample, an LLM run and a student.
 In every chart the title fits, each category's name is on the axis and no two names
 overlap; no legend covers a plot area or a tick label; no written value overlaps a bar or
 an error bar; the camera button saves the chosen format. Each chart is saved in test-artifacts/charts/."""
@@ -127,6 +127,8 @@ MODEL_NAMES = [
 PER_CATEGORY = (
     "F1 per class",
     "Confusion",
+    "Pairs of coders' codes",
+    "Gold vs LLM run",
     "Student's labels",
     "Category shares",
     *(f"{name} (n" for name in MODEL_NAMES),
@@ -169,6 +171,16 @@ def test_the_agreement_and_results_charts_read_at_8_and_27_categories(browser, c
         for chart in charts:
             _check(chart, labels)
         assert _shoot(page, f"{k}-validate") >= 2
+        no_exception(page)
+        page.get_by_role("tab", name="Adjudicate").click()  # the two coders' confusions
+        expect(page.get_by_text("Humans vs humans")).to_be_visible()
+        charts = _charts(page)
+        titles = [c["title"] for c in charts]
+        assert any(t.startswith("Pairs of coders' codes") for t in titles), titles
+        assert any(t.startswith("Gold vs LLM run") for t in titles), titles
+        for chart in charts:
+            _check(chart, labels)
+        assert _shoot(page, f"{k}-adjudicate") >= 2
         no_exception(page)
 
         open_page(page, app, "results")
