@@ -135,6 +135,19 @@ PER_CATEGORY = (
 )
 
 
+def _check_shown(page: Page, labels: list[str], starts: tuple[str, ...]) -> list[dict]:
+    """The charts on screen: one whose title starts with each of ``starts``, each passing
+    :func:`_check`, and no exception on the page."""
+    charts = _charts(page)
+    titles = [c["title"] for c in charts]
+    for start in starts:
+        assert any(t.startswith(start) for t in titles), (start, titles)
+    for chart in charts:
+        _check(chart, labels)
+    no_exception(page)
+    return charts
+
+
 def _svg_text(name: str) -> str:
     return name.replace("&", "&amp;").replace("<", "&lt;").replace(">", "&gt;")
 
@@ -164,34 +177,21 @@ def test_the_agreement_and_results_charts_read_at_8_and_27_categories(browser, c
         open_page(page, app, "validate")
         page.get_by_role("tab", name="Agreement").click()
         expect(page.get_by_role("heading", name="Development part")).to_be_visible()
-        charts = _charts(page)
-        titles = [c["title"] for c in charts]
-        assert any(t.startswith("F1 per class, LLM run") for t in titles), titles
-        assert any(t.startswith("Confusion, LLM run") for t in titles), titles
-        for chart in charts:
-            _check(chart, labels)
+        _check_shown(page, labels, ("F1 per class, LLM run", "Confusion, LLM run"))
         assert _shoot(page, f"{k}-validate") >= 2
-        no_exception(page)
         page.get_by_role("tab", name="Adjudicate").click()  # the two coders' confusions
         expect(page.get_by_text("Humans vs humans")).to_be_visible()
-        charts = _charts(page)
-        titles = [c["title"] for c in charts]
-        assert any(t.startswith("Pairs of coders' codes") for t in titles), titles
-        assert any(t.startswith("Gold vs LLM run") for t in titles), titles
-        for chart in charts:
-            _check(chart, labels)
+        _check_shown(page, labels, ("Pairs of coders' codes", "Gold vs LLM run"))
         assert _shoot(page, f"{k}-adjudicate") >= 2
-        no_exception(page)
 
         open_page(page, app, "results")
         page.get_by_text("SVG", exact=True).click()  # the camera button saves SVG from now on
         idle(page)
-        charts = _charts(page)
-        titles = [c["title"] for c in charts]
-        for start in ("Macro-F1 on", "F1 per class, every model", "Student's labels", "Category"):
-            assert any(t.startswith(start) for t in titles), (start, titles)
-        for chart in charts:
-            _check(chart, labels)
+        charts = _check_shown(
+            page,
+            labels,
+            ("Macro-F1 on", "F1 per class, every model", "Student's labels", "Category"),
+        )
         every_model = next(c for c in charts if c["title"].startswith("F1 per class, every"))
         assert len(every_model["plots"]) == 4  # one panel per model
         # The camera button saves the chart as SVG, with every category's name in it.
