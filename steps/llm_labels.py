@@ -101,6 +101,7 @@ st.dataframe(
     },
 )
 counts = results[results["status"] == "ok"]["label"].value_counts().to_dict()
+ui.image_format_picker()
 ui.chart(
     label_distribution(counts, title=f"LLM labels, run {run.id}", order=codebook.label_names),
     f"llm-labels-run-{run.id}",

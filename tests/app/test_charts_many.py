@@ -59,3 +59,12 @@ def test_validate_at_27_categories_shows_the_agreement_charts(home) -> None:
     assert any(t.startswith("F1 per class, LLM run") for t in titles), titles
     assert any(t.startswith("Confusion, LLM run") for t in titles), titles
     assert at.radio(key="chart_format").options == ["PNG", "SVG"]
+
+
+def test_the_llm_labels_chart_lists_every_label_and_saves_as_chosen(home) -> None:
+    at = _open_27("steps/llm_labels.py")
+    chart = next(c for c in _charts(at) if c["layout"]["title"]["text"].startswith("LLM labels"))
+    assert sorted(chart["data"][0]["y"]) == sorted(LABELS_27)
+    at.radio(key="chart_format").set_value("svg").run()
+    configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
+    assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"]
