@@ -500,6 +500,12 @@ def cmd_train(args: argparse.Namespace) -> int:
     settings, choice = _recipe(texts, labels, settings, confidences)
     print(choice.sentence(), file=sys.stderr)
     bar = _ProgressBar("Training")
+
+    def on_progress(p) -> None:
+        if p.message.startswith("Resuming"):  # a killed training of this folder goes on
+            print(p.message, file=sys.stderr)
+        bar.update(p.step, p.total_steps)
+
     result = train(
         texts,
         labels,
@@ -507,7 +513,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         settings,
         confidences=confidences,
         consistencies=consistencies,
-        on_progress=lambda p: bar.update(p.step, p.total_steps),
+        on_progress=on_progress,
         extra_metadata={
             "source_file": Path(args.input).name,
             "label_column": args.label_column,

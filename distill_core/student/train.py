@@ -24,6 +24,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any, TypeVar
 
+from distill_core.student import checkpoint
 from distill_core.student.args import TrainingArgs, TrainingCancelled, TrainingError
 from distill_core.student.card import METADATA_FILE, ModelMeta, model_card
 from distill_core.student.recipes import RecipeChoice
@@ -412,6 +413,7 @@ def train(
     prev_threads = torch.get_num_threads()
     threads: ThreadChoice | None = None
     tmp = out.parent / f".{out.name}.partial-{uuid.uuid4().hex[:8]}"
+    saved_at = checkpoint.folder_for(out)  # the last completed epoch (student/checkpoint.py)
     try:
         random.seed(args.seed)
         np.random.seed(args.seed % (2**32))
@@ -494,6 +496,29 @@ def train(
         bad_epochs = 0
         step = 0
         last_report = 0.0
+        first_epoch, finished = 1, False
+        print_ = checkpoint.fingerprint(
+            asdict(args), prep.texts, prep.labels, prep.label_names, resolved, max_length
+        )
+        resumed = checkpoint.load(saved_at, print_)
+        if resumed is not None:
+            model.load_state_dict(resumed["model"])
+            optimizer.load_state_dict(resumed["optimizer"])
+            scheduler.load_state_dict(resumed["scheduler"])
+            if scaler is not None and resumed.get("scaler") is not None:
+                scaler.load_state_dict(resumed["scaler"])
+            rng.setstate(_as_random_state(resumed["batch_rng"]))
+            torch.set_rng_state(resumed["torch_rng"])
+            history = list(resumed["history"])
+            best_f1, best_loss = float(resumed["best_f1"]), float(resumed["best_loss"])
+            best_epoch, bad_epochs = int(resumed["best_epoch"]), int(resumed["bad_epochs"])
+            best_state = resumed.get("best_state") or (
+                {k: v.detach().to("cpu", copy=True) for k, v in model.state_dict().items()}
+                if best_epoch == resumed["epoch"]
+                else None
+            )
+            step, first_epoch = int(resumed["step"]), int(resumed["epoch"]) + 1
+            finished = bool(resumed.get("finished"))
 
         def report(epoch: int, loss: float | None, f1: float | None, msg: str, force: bool):
             nonlocal last_report
@@ -502,8 +527,18 @@ def train(
                 last_report = now
                 on_progress(TrainProgress(step, total_steps, epoch, loss, f1, msg))
 
-        report(0, None, None, f"Training on {len(tr_enc)} texts ({dev}).", True)
-        for epoch in range(1, args.epochs + 1):
+        if resumed is None:
+            report(0, None, None, f"Training on {len(tr_enc)} texts ({dev}).", True)
+        else:
+            report(
+                first_epoch - 1,
+                None,
+                None,
+                f"Resuming from epoch {first_epoch - 1} of {args.epochs} (its checkpoint): "
+                f"training on {len(tr_enc)} texts ({dev}).",
+                True,
+            )
+        for epoch in range(first_epoch, 0 if finished else args.epochs + 1):
             t_epoch = time.perf_counter()
             loss_sum, loss_n = 0.0, 0
             for batch in length_grouped_batches(tr_len, args.batch_size, rng):
@@ -562,6 +597,33 @@ def train(
                 }
             else:
                 bad_epochs += 1
+            finished = bool(
+                va_enc
+                and args.early_stopping_patience > 0
+                and bad_epochs >= args.early_stopping_patience
+            )
+            checkpoint.save(
+                saved_at,
+                {
+                    "fingerprint": print_,
+                    "epoch": epoch,
+                    "finished": finished,
+                    "step": step,
+                    "model": model.state_dict(),
+                    "optimizer": optimizer.state_dict(),
+                    "scheduler": scheduler.state_dict(),
+                    "scaler": scaler.state_dict() if scaler is not None else None,
+                    "batch_rng": list(rng.getstate()),
+                    "torch_rng": torch.get_rng_state(),
+                    "history": history,
+                    "best_f1": best_f1,
+                    "best_loss": best_loss,
+                    "best_epoch": best_epoch,
+                    "bad_epochs": bad_epochs,
+                    # the best weights only when they are not the current ones
+                    "best_state": best_state if best_epoch != epoch else None,
+                },
+            )
             report(
                 epoch,
                 train_loss,
@@ -570,11 +632,7 @@ def train(
                 + ("n/a" if math.isnan(f1) else f"{f1:.3f}"),
                 True,
             )
-            if (
-                va_enc
-                and args.early_stopping_patience > 0
-                and bad_epochs >= args.early_stopping_patience
-            ):
+            if finished:
                 break
 
         if stop():
@@ -618,6 +676,7 @@ def train(
         )
 
         publish(tmp, out, metadata, stop, lambda folder: _save(model, tokenizer, folder))
+        checkpoint.remove(saved_at)
         report(best_epoch, None, None if math.isnan(val_f1) else val_f1, "Saved.", True)
         return TrainResult(
             output_dir=out,
@@ -631,12 +690,21 @@ def train(
             device=dev,
             metadata=metadata,
         )
+    except (TrainingCancelled, TrainingError):
+        checkpoint.remove(saved_at)  # nothing to resume: it was stopped or refused
+        raise
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
         if not on_cuda:
             torch.use_deterministic_algorithms(prev_det, warn_only=prev_warn)
             torch.set_num_threads(prev_threads)
+
+
+def _as_random_state(stored: Sequence) -> tuple:
+    """``random.Random.getstate()``'s tuple from its stored (list) form."""
+    version, internal, gauss = stored
+    return (int(version), tuple(int(v) for v in internal), gauss)
 
 
 def output_folder(output_dir: str | Path) -> Path:
