@@ -11,8 +11,8 @@ and again in the worker.
 
 from __future__ import annotations
 
+import contextlib
 import time
-
 from collections.abc import Sequence
 from dataclasses import dataclass, replace
 
@@ -277,10 +277,9 @@ def _remember_capabilities(store: Store, job_id: int, params: dict, teacher) -> 
         return
     with store.session() as s:
         job, owner = _job_owner(s, job_id)
-        try:
+        # the endpoint may have been deleted meanwhile: nothing to remember it on
+        with contextlib.suppress(ProjectError):
             endpoints.remember_capabilities(s, owner, job.project_id, params["endpoint_id"], caps)
-        except ProjectError:
-            pass  # the endpoint was deleted meanwhile: nothing to remember it on
 
 
 def _worker_endpoint(
