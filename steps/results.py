@@ -38,10 +38,9 @@ if latest_pass is None:
     st.info("Label the corpus with a student on the Fine-tune page to see its categories.")
     ui.go_to("Fine-tune")
 else:
-    frame = ctx.act(students.predictions_frame, ctx.project_id, latest_pass.id, probabilities=False)
+    counts = ctx.act(students.prediction_counts, ctx.project_id, latest_pass.id)
     shares = ctx.act(corpus_shares.corrected_shares, ctx.project_id, latest_pass.id)
     st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
-    counts = frame["pred_label"].value_counts().to_dict()
     ui.chart(
         label_distribution(counts, title="Student's labels over the corpus", order=labels),
         "corpus-labels",

@@ -24,7 +24,7 @@ from distill_core.store import (
     StudentModel,
 )
 from distill_core.store.models import User
-from distill_core.study import projects, runs, scoring, validation
+from distill_core.study import memo, projects, runs, scoring, validation
 from distill_core.study.access import Capability, entry
 
 
@@ -196,8 +196,18 @@ def agreement_by_run(
     (``scoring.score_run``), oldest run first.
 
     Read the development part to follow codebook revisions; the held-out part is for the final
-    judgement only.
+    judgement only. Kept while the project's stored state is unchanged (``memo``).
     """
+    return memo.remembered(
+        session,
+        project_id,
+        "agreement_by_run",
+        part,
+        lambda: _agreement_by_run(session, user, project_id, part),
+    )
+
+
+def _agreement_by_run(session: Session, user: User, project_id: int, part: str):
     sample = validation.current_sample(session, user, project_id)
     if sample is None:
         return []

@@ -58,6 +58,20 @@ def items(session: Session, run_id: int) -> list[LabelRunItem]:
     return list(session.scalars(select(LabelRunItem).where(LabelRunItem.run_id == run_id)))
 
 
+def items_for(session: Session, run_id: int, doc_ids: Sequence[str]) -> dict[str, LabelRunItem]:
+    """A run's results for these documents only (doc id → result; a coded sample of a
+    100,000-text run reads its few hundred rows, not the run)."""
+    wanted = list(dict.fromkeys(doc_ids))
+    found: dict[str, LabelRunItem] = {}
+    for start in range(0, len(wanted), _CHUNK):
+        stmt = select(LabelRunItem).where(
+            LabelRunItem.run_id == run_id,
+            LabelRunItem.doc_id.in_(wanted[start : start + _CHUNK]),
+        )
+        found.update((r.doc_id, r) for r in session.scalars(stmt))
+    return found
+
+
 @entry(Capability.READ)
 def results_frame(
     session: Session, user: User, project_id: int, run_id: int, *, with_text: bool = True
@@ -155,7 +169,9 @@ def run_title(run: LabelRun, version: int | None) -> str:
 
 
 @entry(Capability.READ)
-def after_seen_note(session: Session, user: User, project_id: int, run_id: int | None) -> str | None:
+def after_seen_note(
+    session: Session, user: User, project_id: int, run_id: int | None
+) -> str | None:
     """The warning every figure from ``run_id`` carries when its codebook was saved after the
     held-out score was seen (None otherwise)."""
     run = session.get(LabelRun, run_id) if run_id is not None else None

@@ -141,7 +141,7 @@ def score_run(
         for d in validation.sample_docs(session, user, project_id, sample, part=part)
         if d.doc_id in gold
     ]
-    items = {r.doc_id: r for r in runs.items(session, run.id)}
+    items = runs.items_for(session, run.id, coded)
     in_codebook = [d for d in coded if gold[d] in known]
     ids = [d for d in in_codebook if d in items]
     if len(ids) < MIN_SCORED:

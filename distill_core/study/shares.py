@@ -4,15 +4,24 @@ prediction-powered inference), with the warnings a reader needs."""
 
 from __future__ import annotations
 
+from collections import Counter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 
-from sqlalchemy import func, select
+from sqlalchemy import func, literal, select
 from sqlalchemy.orm import Session
 
 from distill_core.estimate import FEW_CODED, Shares, estimate_shares
-from distill_core.store.models import Document, LabelRun, PredictionRun, StudentModel, User
-from distill_core.study import runs, students, validation
+from distill_core.store.models import (
+    Document,
+    LabelRun,
+    LabelRunItem,
+    Prediction,
+    PredictionRun,
+    StudentModel,
+    User,
+)
+from distill_core.study import memo, runs, students, validation
 from distill_core.study.access import Capability, entry
 from distill_core.values import is_blank
 
@@ -44,6 +53,9 @@ _UNWEIGHTED = (
 )
 #: Texts longer than this are never checked for being blank (whitespace-only) in the store.
 _BLANK_CHECK_CHARS = 1000
+#: What an empty or white-space text begins with: nothing, or a character ``str.strip``
+#: removes (none is above U+3000).
+_FIRST_OF_BLANK = ["", *(c for c in map(chr, range(0x3001)) if c.isspace())]
 
 
 @entry(Capability.READ)
@@ -77,23 +89,34 @@ def corrected_shares(
     )
     if run is None or run.project_id != project_id or run.status != "done":
         return None
+    return memo.remembered(
+        session,
+        project_id,
+        "corrected_shares",
+        (run.id, confidence),
+        lambda: _corrected_shares(session, user, project_id, run, confidence),
+    )
+
+
+def _corrected_shares(
+    session: Session, user: User, project_id: int, run: PredictionRun, confidence: float
+) -> SharesReport | None:
     sample = validation.current_sample(session, user, project_id)
     if sample is None or sample.corpus_id != run.corpus_id:
         return None
     labels = list((run.labels or {}).get("labels", []))
-    preds = students.predictions_frame(session, user, project_id, run.id, probabilities=False)
-    blank = _blank_doc_ids(session, run.corpus_id)
-    by_doc = {d: p for d, p in zip(preds["doc_id"], preds["pred_label"], strict=True)}
-    corpus_ids = [d for d in by_doc if d not in blank]
-    corpus_pred = [by_doc[d] for d in corpus_ids]
     codes = validation.codes_frame(session, user, project_id)
     gold, _ = validation.gold_labels(codes)
     test_ids = [
         d.doc_id for d in validation.sample_docs(session, user, project_id, sample, part="test")
     ]
+    by_doc = students.predicted_labels(session, run.id, [d for d in test_ids if d in gold])
     coded = [d for d in test_ids if d in gold and d in by_doc]
     outside = [d for d in coded if gold[d] not in labels]
     coded = [d for d in coded if gold[d] in labels]
+    stratified = sample.method == "stratified" and _strata_run(session, sample) is not None
+    tally = _corpus_tally(session, run, sample.strata_run_id if stratified else None)
+    corpus_pred = [pred for (_, pred), n in tally.items() for _ in range(n)]
     if len(coded) < 2 or len(corpus_pred) < 2:
         return None
     warnings = _sample_warnings(session, run, sample, len(coded))
@@ -106,9 +129,13 @@ def corrected_shares(
             "are left out."
         )
     strata = corpus_strata = None
-    if sample.method == "stratified":
-        strata, corpus_strata, note = _strata(session, sample, corpus_ids, coded)
-        warnings.insert(0, note)
+    if stratified:
+        llm = runs.items_for(session, sample.strata_run_id, coded)
+        strata = [_stratum(llm[d].label) if d in llm else None for d in coded]
+        corpus_strata = [key for (key, _), n in tally.items() for _ in range(n)]
+        warnings.insert(0, _WEIGHTED)
+    elif sample.method == "stratified":
+        warnings.insert(0, _UNWEIGHTED)
     shares = estimate_shares(
         corpus_pred,
         [by_doc[d] for d in coded],
@@ -164,6 +191,41 @@ def _strata(session, sample, corpus_ids, coded):
     return [llm.get(d) for d in coded], [llm.get(d) for d in corpus_ids], _WEIGHTED
 
 
+def _strata_run(session: Session, sample) -> LabelRun | None:
+    """The label run a stratified sample was stratified by (None when it is gone)."""
+    return session.get(LabelRun, sample.strata_run_id) if sample.strata_run_id else None
+
+
+def _stratum(label: str | None) -> str | None:
+    return None if is_blank(label) else label
+
+
+def _corpus_tally(
+    session: Session, run: PredictionRun, strata_run_id: int | None
+) -> Counter[tuple[str | None, str]]:
+    """The corpus pass's predictions over the non-empty texts, counted in the database:
+    (stratum, predicted label) → texts, the stratum being the LLM label of ``strata_run_id``
+    (None without it, or for a text it has no label for), in the order of the strata's names
+    (no label last)."""
+    stratum = LabelRunItem.label if strata_run_id is not None else literal(None)
+    stmt = select(stratum, Prediction.label, func.count()).where(Prediction.run_id == run.id)
+    if strata_run_id is not None:
+        stmt = stmt.outerjoin(
+            LabelRunItem,
+            (LabelRunItem.run_id == strata_run_id) & (LabelRunItem.doc_id == Prediction.doc_id),
+        )
+    tally: Counter[tuple[str | None, str]] = Counter()
+    for key, pred, n in session.execute(stmt.group_by(stratum, Prediction.label)).tuples():
+        tally[(_stratum(key), pred)] += int(n)
+    blank = sorted(_blank_doc_ids(session, run.corpus_id))
+    for start in range(0, len(blank), 500):
+        chunk = stmt.where(Prediction.doc_id.in_(blank[start : start + 500]))
+        for key, pred, n in session.execute(chunk.group_by(stratum, Prediction.label)).tuples():
+            tally[(_stratum(key), pred)] -= int(n)
+    order = sorted(tally, key=lambda k: (k[0] is None, str(k[0]), str(k[1])))
+    return Counter({k: tally[k] for k in order if tally[k] > 0})
+
+
 def _uncovered_warning(shares: Shares) -> str:
     """Which strata have no coded test text, how many corpus texts they hold, and what that
     does to the estimate."""
@@ -211,9 +273,12 @@ def _join(items: list[str]) -> str:
 
 
 def _blank_doc_ids(session: Session, corpus_id: int) -> set[str]:
-    """Documents whose text is empty or whitespace (the sample is drawn from the others)."""
+    """Documents whose text is empty or whitespace (the sample is drawn from the others).
+    Only texts that are empty or begin with white space are read."""
     stmt = select(Document.doc_id, Document.text).where(
-        Document.corpus_id == corpus_id, func.length(Document.text) <= _BLANK_CHECK_CHARS
+        Document.corpus_id == corpus_id,
+        func.length(Document.text) <= _BLANK_CHECK_CHARS,
+        func.substr(Document.text, 1, 1).in_(_FIRST_OF_BLANK),
     )
     return {d for d, t in session.execute(stmt).tuples() if not (t or "").strip()}
 

@@ -11,6 +11,7 @@ held-out human codes is ``study.comparison``.
 from __future__ import annotations
 
 import shutil
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
@@ -148,12 +149,16 @@ def project_models(session: Session, user: User, project_id: int) -> list[Studen
 
 
 def _remove_leftovers(project_id: int, model_id: int) -> None:
-    """Delete a dead training's folder and the partial folders ``train`` writes beside it."""
+    """Delete a dead training's folder and what ``train`` writes beside it (partial folders,
+    the checkpoint a resumed training would have continued from)."""
+    from distill_core.student.checkpoint import folder_for
+
     folder = models_root() / str(project_id)
     if not folder.is_dir():
         return
+    saved_at = folder_for(folder / str(model_id)).name
     for path in folder.iterdir():
-        if path.name == str(model_id) or path.name.startswith(f".{model_id}.partial-"):
+        if path.name in (str(model_id), saved_at) or path.name.startswith(f".{model_id}.partial-"):
             shutil.rmtree(path, ignore_errors=True)
 
 
@@ -221,6 +226,31 @@ def predictions_frame(
         for j, label in enumerate(labels):
             frame[f"prob_{label}"] = probs[:, j]
     return frame
+
+
+@entry(Capability.READ)
+def prediction_counts(session: Session, user: User, project_id: int, run_id: int) -> dict[str, int]:
+    """How many documents of a corpus pass the student put in each category (label → count,
+    counted in the database)."""
+    belongs(session.get(PredictionRun, run_id), project_id, "corpus pass")
+    rows = session.execute(
+        select(Prediction.label, func.count())
+        .where(Prediction.run_id == run_id)
+        .group_by(Prediction.label)
+    ).tuples()
+    return {label: int(n) for label, n in rows}
+
+
+def predicted_labels(session: Session, run_id: int, doc_ids: Sequence[str]) -> dict[str, str]:
+    """A corpus pass's labels of these documents only (doc id → label; those it predicted)."""
+    wanted = list(dict.fromkeys(doc_ids))
+    found: dict[str, str] = {}
+    for start in range(0, len(wanted), 500):
+        stmt = select(Prediction.doc_id, Prediction.label).where(
+            Prediction.run_id == run_id, Prediction.doc_id.in_(wanted[start : start + 500])
+        )
+        found.update((d, label) for d, label in session.execute(stmt).tuples())
+    return found
 
 
 @entry(Capability.READ)
