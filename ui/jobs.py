@@ -19,7 +19,7 @@ def _job_queue(url: str, home: str, redis_url: str | None):
     settings = Settings.from_env()
     supervisor = queue.Supervisor(settings, secrets=_worker_secrets)
     supervisor.watch()  # a local worker that dies is started again, and its job resumes
-    return kinds.make_huey(settings), supervisor
+    return kinds.make_queues(settings), supervisor
 
 
 def _worker_secrets() -> dict[str, str]:
@@ -29,7 +29,8 @@ def _worker_secrets() -> dict[str, str]:
 
 
 def job_queue():
-    """(huey queue, supervisor of the local worker) for this install; one per process."""
+    """(the CPU and GPU job queues, supervisor of the local worker) for this install; one per
+    process."""
     settings = Settings.from_env()
     return _job_queue(settings.database_url, str(settings.home), settings.redis_url)
 
@@ -38,13 +39,13 @@ def submit_job(ctx: Context, job_id: int, api_key: str | None = None) -> None:
     """Make sure a worker runs, then queue the job (the key goes to the worker in memory, and
     encrypted with the server secret for a restarted worker); if that fails the job is marked
     failed and ``queue.SubmitFailed`` says why in one sentence."""
-    huey, supervisor = job_queue()
+    queues, supervisor = job_queue()
     queue.submit(
         ctx.store,
         job_id,
         settings=supervisor.settings,
         api_key=api_key,
-        huey=huey,
+        huey=queues,
         supervisor=supervisor,
     )
 

@@ -1,5 +1,5 @@
-"""The job kinds: which function runs a job of each kind. The one table the queue is given;
-add a kind here (and its module beside this one), nowhere else."""
+"""The job kinds: which function runs a job of each kind, and on which queue it waits. The one
+table the queue is given; add a kind here (and its module beside this one), nowhere else."""
 
 from __future__ import annotations
 
@@ -7,16 +7,20 @@ from distill_core.config import Settings
 from distill_core.jobs import label, predict, queue, train
 from distill_core.store import Store
 
-RUNNERS: queue.Runners = {
-    "label": label.run_label_job,
-    "train": train.run_train_job,
-    "predict": predict.run_predict_job,
+#: kind → (runner, queue): labelling and the student's corpus pass on CPU workers, trainings on
+#: GPU workers (``queue.CPU``, ``queue.GPU``).
+KINDS: queue.Kinds = {
+    "label": queue.Kind(label.run_label_job, queue.CPU),
+    "train": queue.Kind(train.run_train_job, queue.GPU),
+    "predict": queue.Kind(predict.run_predict_job, queue.CPU),
 }
+RUNNERS: queue.Runners = {name: kind.run for name, kind in KINDS.items()}
 
 
-def make_huey(settings: Settings | None = None, name: str = "distill"):
-    """The huey queue whose task runs every kind of job."""
-    return queue.make_huey(RUNNERS, settings, name)
+def make_queues(settings: Settings | None = None, prefix: str = "distill") -> queue.JobQueues:
+    """The CPU and GPU queues (``<prefix>-cpu``, ``<prefix>-gpu``) that the app submits to and
+    the workers consume."""
+    return queue.make_queues(KINDS, settings, prefix)
 
 
 def execute(store: Store, job_id: int, secret: str | None = None) -> None:

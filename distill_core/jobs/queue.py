@@ -4,7 +4,12 @@
   (``python -m distill_core.jobs.worker``), watches, and starts again when it dies; the new
   worker queues the job it was running again (``records.resume_interrupted``);
 * ``RedisHuey`` when ``DISTILL_REDIS_URL`` is set: a lab runs ``huey_consumer
-  distill_core.jobs.worker.huey`` on its GPU machines and the app starts none.
+  distill_core.jobs.worker.cpu_huey`` on its CPU machines and ``…worker.gpu_huey -w 1`` once
+  per GPU, and the app starts none.
+
+Jobs wait on two queues (:class:`JobQueues`, the kind table ``jobs.kinds`` names each kind's):
+labelling and corpus passes on the CPU queue, trainings on the GPU queue, so a labelling job
+never waits behind a training; the local worker consumes both.
 
 Progress, counts, cost, messages, the cancel flag and the worker's heartbeat (a timer thread
 while a job runs, :class:`Heartbeat`) live in the ``jobs`` table, so a page reload or an app
@@ -227,8 +232,79 @@ def _store_for(url: str) -> Store:
     return _stores[url]
 
 
-def enqueue(huey, job_id: int) -> None:
+#: The queues a lab's workers divide the work by: labelling and corpus passes on CPU workers,
+#: trainings on GPU workers (one training at a time per GPU: a consumer with one worker).
+CPU, GPU = "cpu", "gpu"
+
+
+@dataclass(frozen=True)
+class Kind:
+    """A job kind: the function that runs it and the queue its jobs wait on (:data:`CPU` or
+    :data:`GPU`), so that a labelling job never waits behind a training."""
+
+    run: Runner
+    queue: str = CPU
+
+
+Kinds = Mapping[str, Kind]
+
+
+@dataclass(frozen=True)
+class JobQueues:
+    """One huey queue per kind of worker (``<prefix>-cpu``, ``<prefix>-gpu``), each able to run
+    every kind; a job's message goes to the queue its kind names (:meth:`for_kind`)."""
+
+    hueys: Mapping[str, Any]
+    route: Mapping[str, str]
+
+    def for_kind(self, kind: str) -> Any:
+        """The huey queue of ``kind`` (an unknown kind goes to the CPU queue, where it fails
+        with a sentence instead of waiting)."""
+        return self.hueys[self.route.get(kind, CPU)]
+
+    def pending(self) -> set[int]:
+        """The job ids with a message waiting on any of the queues."""
+        return {t.args[0] for huey in self.hueys.values() for t in huey.pending() if t.args}
+
+
+def make_queues(
+    kinds: Kinds,
+    settings: Settings | None = None,
+    prefix: str = "distill",
+    secret_key: str | None = None,
+) -> JobQueues:
+    """The CPU and GPU queues (:func:`make_huey` each, named ``<prefix>-cpu`` and
+    ``<prefix>-gpu``: two queues in Redis, or two in the one SQLite queue file)."""
+    runners = {name: kind.run for name, kind in kinds.items()}
+    hueys = {
+        q: make_huey(runners, settings, f"{prefix}-{q}", secret_key)
+        for q in sorted({CPU, GPU, *(k.queue for k in kinds.values())})
+    }
+    return JobQueues(hueys, {name: kind.queue for name, kind in kinds.items()})
+
+
+def enqueue(huey, job_id: int, kind: str | None = None) -> None:
+    """Queue the message for one job: on ``huey``, or, given :class:`JobQueues`, on the queue of
+    the job's ``kind``."""
+    if isinstance(huey, JobQueues):
+        if kind is None:
+            raise ValueError(f"Job {job_id} needs its kind to choose its queue.")
+        huey = huey.for_kind(kind)
     huey.distill_run_job(job_id)
+
+
+def job_kinds(store: Store, job_ids: list[int]) -> dict[int, str]:
+    """The kind of each of these jobs (the queue its message goes to)."""
+    if not job_ids:
+        return {}
+    with store.session() as s:
+        return dict(s.execute(select(Job.id, Job.kind).where(Job.id.in_(job_ids))).all())
+
+
+def _pending(huey) -> set[int]:
+    if isinstance(huey, JobQueues):
+        return huey.pending()
+    return {t.args[0] for t in huey.pending() if t.args}
 
 
 #: Seconds a job may wait "queued" before its queue message is looked for (requeue_lost).
@@ -243,18 +319,21 @@ def requeue_lost(store: Store, huey, *, after_s: float = LOST_AFTER_S) -> list[i
     limit = utcnow() - dt.timedelta(seconds=after_s)
     with store.session() as s:
         waiting = [
-            (job.id, job.created_at) for job in s.scalars(select(Job).where(Job.status == "queued"))
+            (job.id, job.kind, job.created_at)
+            for job in s.scalars(select(Job).where(Job.status == "queued"))
         ]
-    waiting = [
-        i for i, at in waiting if (at if at.tzinfo else at.replace(tzinfo=limit.tzinfo)) < limit
-    ]
+    waiting = {
+        i: kind
+        for i, kind, at in waiting
+        if (at if at.tzinfo else at.replace(tzinfo=limit.tzinfo)) < limit
+    }
     if not waiting:
         return []
-    pending = {t.args[0] for t in huey.pending() if t.args}
+    pending = _pending(huey)
     lost = [i for i in waiting if i not in pending]
     for job_id in lost:
         log.warning("Job %s was queued but its queue message is gone; queued again.", job_id)
-        enqueue(huey, job_id)
+        enqueue(huey, job_id, waiting[job_id])
     return lost
 
 
@@ -626,7 +705,7 @@ def submit(
             _mark_key_typed(store, job_id)
             if not settings.redis_url:
                 send_key(settings, job_id, api_key)
-        enqueue(huey, job_id)
+        enqueue(huey, job_id, job_kinds(store, [job_id]).get(job_id))
     except Exception as exc:
         forget_key(settings, job_id)
         sentence = str(exc) if isinstance(exc, SubmitFailed) else _submit_sentence(exc)

@@ -1,5 +1,7 @@
-"""The job worker: ``python -m distill_core.jobs.worker`` (started by the app on one machine), or
-``huey_consumer distill_core.jobs.worker.huey`` on a lab's worker machines (with DISTILL_REDIS_URL).
+"""The job worker: ``python -m distill_core.jobs.worker`` (started by the app on one machine:
+it consumes both queues), or, on a lab's worker machines (with DISTILL_REDIS_URL),
+``huey_consumer distill_core.jobs.worker.cpu_huey`` for labelling and corpus passes and
+``huey_consumer distill_core.jobs.worker.gpu_huey -w 1`` once per GPU for trainings.
 """
 
 from __future__ import annotations
@@ -13,14 +15,24 @@ import sys
 from pathlib import Path
 
 from distill_core.config import Settings
-from distill_core.jobs.kinds import make_huey
-from distill_core.jobs.queue import enqueue, forget_ended_keys, serve_keys, socket_path
+from distill_core.jobs.kinds import make_queues
+from distill_core.jobs.queue import (
+    CPU,
+    GPU,
+    enqueue,
+    forget_ended_keys,
+    job_kinds,
+    serve_keys,
+    socket_path,
+)
 from distill_core.jobs.records import resume_interrupted
 from distill_core.keys import mask
 from distill_core.store import Store
 
 settings = Settings.from_env()
-huey = make_huey(settings)
+queues = make_queues(settings)
+#: What ``huey_consumer`` is pointed at on a lab's CPU and GPU worker machines.
+cpu_huey, gpu_huey = queues.hueys[CPU], queues.hueys[GPU]
 
 #: worker.log rotates at this size, keeping this many old files (worker.log.1 …).
 LOG_MAX_BYTES = 5 * 1024 * 1024
@@ -62,9 +74,10 @@ def configure_logging(path: Path) -> logging.Handler:
     return handler
 
 
-def main(workers: int = 2) -> int:
+def main(cpu_workers: int = 2, gpu_workers: int = 1) -> int:
     """Run the local worker: log, pid file, key socket, the interrupted jobs queued again,
-    then the huey consumer."""
+    then a huey consumer for each queue (threads: ``cpu_workers`` for labelling and corpus
+    passes, ``gpu_workers`` for trainings), so that a training never holds up a label job."""
     settings.home.mkdir(parents=True, exist_ok=True)
     configure_logging(settings.home / "worker.log")
     pidfile = settings.home / "worker.pid"
@@ -73,8 +86,9 @@ def main(workers: int = 2) -> int:
     with store.session() as s:  # nothing can be running: this is the only local worker
         again = resume_interrupted(s)
     forget_ended_keys(settings, store)
+    kinds = job_kinds(store, again)
     for job_id in again:
-        enqueue(huey, job_id)
+        enqueue(queues, job_id, kinds.get(job_id))
     if again:
         logging.getLogger("distill.jobs").warning("Resumed interrupted jobs %s", again)
     serve_keys(socket_path(settings))
@@ -85,10 +99,13 @@ def main(workers: int = 2) -> int:
         if pidfile.exists() and pidfile.read_text().strip() == str(os.getpid()):
             pidfile.unlink(missing_ok=True)
 
-    consumer = huey.create_consumer(workers=workers, worker_type="thread", periodic=False)
+    cpu = cpu_huey.create_consumer(workers=cpu_workers, worker_type="thread", periodic=False)
+    gpu = gpu_huey.create_consumer(workers=gpu_workers, worker_type="thread", periodic=False)
+    cpu.start()  # its threads run beside the GPU queue's consumer, which owns the signals
     try:
-        consumer.run()
+        gpu.run()
     finally:
+        cpu.stop()
         cleanup()
     return 0
 

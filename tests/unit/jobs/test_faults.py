@@ -59,7 +59,7 @@ def test_a_queue_that_refuses_the_submit_fails_the_job_with_the_reason(local):
     dead = Settings(
         home=settings.home, database_url=settings.database_url, redis_url="redis://127.0.0.1:1/0"
     )  # nothing listens there
-    huey = kinds.make_huey(dead)
+    huey = kinds.make_queues(dead)
     job_id, _ = demo_job(store, None, provider="local", n=3)
     with pytest.raises(queue.SubmitFailed) as info:
         queue.submit(store, job_id, settings=dead, huey=huey)
@@ -84,7 +84,7 @@ def test_a_worker_that_does_not_start_fails_the_job_and_keeps_no_key(local, monk
             job_id,
             settings=settings,
             api_key=KEY,
-            huey=kinds.make_huey(settings),
+            huey=kinds.make_queues(settings),
             supervisor=_NoWorker(settings),
         )
     assert job_of(store, job_id).status == "failed"
@@ -97,7 +97,7 @@ def test_a_typed_key_without_a_server_secret_cannot_reach_shared_workers(local, 
     shared = Settings(home=settings.home, database_url=settings.database_url, redis_url=REDIS_URL)
     job_id, _ = demo_job(store, None, provider="local", n=3)
     with pytest.raises(queue.SubmitFailed, match="DISTILL_SECRET_KEY"):
-        queue.submit(store, job_id, settings=shared, api_key=KEY, huey=kinds.make_huey(shared))
+        queue.submit(store, job_id, settings=shared, api_key=KEY, huey=kinds.make_queues(shared))
     assert job_of(store, job_id).status == "failed"
 
 
@@ -110,7 +110,7 @@ def test_a_typed_key_reaches_a_redis_worker_encrypted(local, server, monkeypatch
     settings, store = local
     monkeypatch.setenv("DISTILL_SECRET_KEY", f"s-{uuid.uuid4().hex}")
     shared = Settings(home=settings.home, database_url=settings.database_url, redis_url=REDIS_URL)
-    huey = kinds.make_huey(shared, name=f"distill-test-{uuid.uuid4().hex[:8]}")
+    huey = kinds.make_queues(shared, f"distill-test-{uuid.uuid4().hex[:8]}").for_kind("label")
     job_id, _ = demo_job(store, Endpoint(base_url=server.base_url, model="m"), n=5)
     queue.submit(store, job_id, settings=shared, api_key=KEY, huey=huey)
     kept = settings.home / "job_keys" / f"{job_id}.key"
@@ -169,7 +169,7 @@ def test_a_slow_endpoint_keeps_beating_and_is_never_stale(local, server, monkeyp
     settings, store = local
     monkeypatch.setattr(queue, "HEARTBEAT_S", 0.2)
     server.config.latency = 2.5  # each answer takes longer than the stale limit below
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings).for_kind("label")
     job_id, _ = demo_job(store, Endpoint(base_url=server.base_url, model="m"), n=2, concurrency=1)
     queue.Keyring.put(job_id, KEY)
     consumer = run_consumer(huey)
@@ -385,7 +385,7 @@ def test_a_redis_restart_mid_job_loses_no_job(local, server):
         database_url=settings.database_url,
         redis_url=f"redis://127.0.0.1:{port}/0",
     )
-    huey = kinds.make_huey(shared)
+    huey = kinds.make_queues(shared).for_kind("label")
     server.config.latency = 0.05
     endpoint = Endpoint(base_url=server.base_url, model="m")
     running, _ = demo_job(store, endpoint, n=60, concurrency=2)
@@ -466,7 +466,7 @@ def test_worker_log_rotates_and_carries_no_query_strings(tmp_path, monkeypatch):
 def _supervised(settings: Settings, store: Store, server, n: int):
     supervisor = queue.Supervisor(settings)
     supervisor.watch(every_s=0.5)
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings)
     endpoint = Endpoint(base_url=server.base_url, model="m")
     job_id, _ = demo_job(store, endpoint, n=n, concurrency=2)
     queue.submit(store, job_id, settings=settings, api_key=KEY, huey=huey, supervisor=supervisor)

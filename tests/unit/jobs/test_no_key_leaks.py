@@ -142,7 +142,7 @@ def test_the_key_never_reaches_the_queue_or_any_file(tmp_path, monkeypatch) -> N
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings).for_kind("label")
     key = new_key("typed")
     with LoopbackLLM(ServerConfig(api_key=key, echo_auth="error")) as srv:
         _, job_id, secret, _ = setup_job(store, "typed", key, srv.base_url, monkeypatch)

@@ -83,7 +83,7 @@ def test_a_job_runs_through_a_sqlite_huey_queue(tmp_path, server) -> None:
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings).for_kind("label")
     endpoint = Endpoint(base_url=server.base_url, model="m")
     job_id, run_id = demo_job(store, endpoint)
     queue.Keyring.put(job_id, KEY)  # what the key socket does in the worker process
@@ -111,7 +111,7 @@ def test_a_job_runs_through_a_redis_huey_queue(tmp_path, server) -> None:
     )
     store = Store(settings.database_url)
     store.migrate()
-    huey = kinds.make_huey(settings, name=f"distill-test-{uuid.uuid4().hex[:8]}")
+    huey = kinds.make_queues(settings, f"distill-test-{uuid.uuid4().hex[:8]}").for_kind("label")
     job_id, _ = demo_job(store, Endpoint(base_url=server.base_url, model="m"), n=10)
     queue.Keyring.put(job_id, KEY)
     consumer = run_consumer(huey)
@@ -129,7 +129,7 @@ def test_cancel_stops_a_running_job_and_keeps_its_answers(tmp_path, server) -> N
     settings = Settings(home=tmp_path, database_url=f"sqlite:///{tmp_path / 'distill.db'}")
     store = Store(settings.database_url)
     store.migrate()
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings).for_kind("label")
     job_id, run_id = demo_job(
         store, Endpoint(base_url=server.base_url, model="m"), n=None, concurrency=2
     )
@@ -186,7 +186,7 @@ def test_the_supervised_worker_gets_the_key_in_memory_and_survives_a_kill(tmp_pa
     supervisor = queue.Supervisor(settings)
     assert supervisor.ensure(wait_s=60)
     first_pid = int(supervisor.pidfile.read_text())
-    huey = kinds.make_huey(settings)
+    huey = kinds.make_queues(settings)
     endpoint = Endpoint(base_url=server.base_url, model="m")
     job_id, run_id = demo_job(store, endpoint, n=200, concurrency=2)
     queue.submit(store, job_id, settings=settings, api_key=KEY, huey=huey)
