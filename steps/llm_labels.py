@@ -80,17 +80,44 @@ if not ctx.steps.get("LLM labels"):
 
 st.subheader("Results")
 run = ui.label_run_picker(ctx, "Label run", "llm_run")
-results = ctx.act(runs.results_frame, ctx.project_id, run.id)
+
+
+def _first_page() -> None:
+    st.session_state["llm_page"] = 1
+
+
 c1, c2, c3 = st.columns(3)
-shown = runs.filter_results(
-    results,
-    labels=c1.multiselect("Label", sorted(results["label"].dropna().unique()), key="llm_f_label"),
-    statuses=c2.multiselect("Status", list(runs.STATUSES), key="llm_f_status"),
-    min_confidence=c3.slider("Confidence at least", 0.0, 1.0, 0.0, 0.05, key="llm_f_conf"),
+found = ctx.act(
+    runs.results_page,
+    ctx.project_id,
+    run.id,
+    labels=c1.multiselect(
+        "Label",
+        sorted(ctx.act(runs.label_counts, ctx.project_id, run.id)),
+        key="llm_f_label",
+        on_change=_first_page,
+    ),
+    statuses=c2.multiselect(
+        "Status", list(runs.STATUSES), key="llm_f_status", on_change=_first_page
+    ),
+    min_confidence=c3.slider(
+        "Confidence at least", 0.0, 1.0, 0.0, 0.05, key="llm_f_conf", on_change=_first_page
+    ),
+    search=st.text_input("Search the texts and ids", key="llm_f_search", on_change=_first_page),
+    page=st.session_state.get("llm_page", 1),
 )
-st.caption(f"{len(shown):,} of {len(results):,} texts")
+st.caption(
+    (
+        f"Texts {found.first:,}–{found.first + len(found.rows) - 1:,} of {found.matching:,}"
+        if found.matching
+        else "No text matches"
+    )
+    + (f" (of {found.total:,} in the run)" if found.matching < found.total else "")
+    + f"; each text's first {runs.SHOWN_CHARS:,} characters. The whole table: the labelled "
+    "corpus on the Export page."
+)
 st.dataframe(
-    shown,
+    found.rows,
     hide_index=True,
     width="stretch",
     column_config={
@@ -100,7 +127,12 @@ st.dataframe(
         "consistency": st.column_config.NumberColumn("consistency", format="%.2f"),
     },
 )
-counts = results[results["status"] == "ok"]["label"].value_counts().to_dict()
+if found.pages > 1:
+    st.session_state["llm_page"] = found.page
+    st.number_input(
+        f"Page (of {found.pages:,})", min_value=1, max_value=found.pages, step=1, key="llm_page"
+    )
+counts = ctx.act(runs.label_counts, ctx.project_id, run.id, statuses=["ok"])
 ui.image_format_picker()
 ui.chart(
     label_distribution(counts, title=f"LLM labels, run {run.id}", order=codebook.label_names),

@@ -4,11 +4,13 @@ and the command line write, a run's one title, and its audit log (every prompt a
 from __future__ import annotations
 
 import json
+import math
 from collections import defaultdict
 from collections.abc import Iterator, Sequence
+from dataclasses import dataclass
 from typing import IO, TYPE_CHECKING
 
-from sqlalchemy import select
+from sqlalchemy import func, or_, select
 from sqlalchemy.orm import Session
 
 from distill_core.codebook import Codebook
@@ -31,6 +33,9 @@ STATUSES = ("ok", "invalid", "error")
 #: The LLM columns of a labelled file, in order (the command line and every export).
 LLM_COLUMNS = ("llm_label", "llm_confidence", "llm_consistency", "llm_status")
 _CHUNK = 500
+#: Rows of a run's results shown at a time, and the characters of each text shown in them.
+PAGE_ROWS = 100
+SHOWN_CHARS = 1000
 
 
 @entry(Capability.READ)
@@ -104,6 +109,107 @@ def items_frame(session: Session, run_id: int, *, with_text: bool = True) -> pd.
             .order_by(Document.position)
         )
     return pd.DataFrame(session.execute(stmt).all(), columns=columns)
+
+
+@dataclass(frozen=True)
+class ResultsPage:
+    """One page of a run's results as filtered (``rows``: the columns of ``results_frame``,
+    each text cut at ``SHOWN_CHARS`` characters), with how many rows match the filters
+    (``matching``), how many the run has (``total``), and the page shown of how many."""
+
+    rows: pd.DataFrame
+    matching: int
+    total: int
+    page: int
+    pages: int
+    per_page: int
+
+    @property
+    def first(self) -> int:
+        """The 1-based number of the page's first row among the matching (0 when none)."""
+        return (self.page - 1) * self.per_page + 1 if self.matching else 0
+
+
+@entry(Capability.READ)
+def results_page(
+    session: Session,
+    user: User,
+    project_id: int,
+    run_id: int,
+    *,
+    labels: Sequence[str] = (),
+    statuses: Sequence[str] = (),
+    min_confidence: float = 0.0,
+    search: str = "",
+    page: int = 1,
+    per_page: int = PAGE_ROWS,
+) -> ResultsPage:
+    """Page ``page`` (1-based, kept within the pages there are) of the run's results in corpus
+    order, filtered in the database as ``filter_results`` filters a frame, and to the texts or
+    ids that hold ``search`` (any case): a 100,000-text run is never read whole for a page."""
+    import pandas as pd
+
+    run = belongs(session.get(LabelRun, run_id), project_id, "label run")
+    conditions = [LabelRunItem.run_id == run_id]
+    if labels:
+        conditions.append(LabelRunItem.label.in_(list(labels)))
+    if statuses:
+        conditions.append(LabelRunItem.status.in_(list(statuses)))
+    if min_confidence > 0:
+        conditions.append(func.coalesce(LabelRunItem.confidence, 0.0) >= min_confidence)
+    if search.strip():
+        like = "%" + _escape_like(search.strip()) + "%"
+        conditions.append(
+            or_(Document.text.ilike(like, escape="\\"), Document.doc_id.ilike(like, escape="\\"))
+        )
+    joined = (Document.doc_id == LabelRunItem.doc_id) & (Document.corpus_id == run.corpus_id)
+    matching = session.scalar(
+        select(func.count()).select_from(LabelRunItem).join(Document, joined).where(*conditions)
+    )
+    total = session.scalar(
+        select(func.count()).select_from(LabelRunItem).where(LabelRunItem.run_id == run_id)
+    )
+    pages = max(1, math.ceil(matching / per_page))
+    page = min(max(1, int(page)), pages)
+    columns = ["doc_id", "text", "label", "confidence", "consistency", "status"]
+    stmt = (
+        select(
+            LabelRunItem.doc_id,
+            func.substr(Document.text, 1, SHOWN_CHARS),
+            LabelRunItem.label,
+            LabelRunItem.confidence,
+            LabelRunItem.consistency,
+            LabelRunItem.status,
+        )
+        .join(Document, joined)
+        .where(*conditions)
+        .order_by(Document.position)
+        .limit(per_page)
+        .offset((page - 1) * per_page)
+    )
+    rows = pd.DataFrame(session.execute(stmt).all(), columns=columns)
+    return ResultsPage(rows, int(matching), int(total), page, pages, per_page)
+
+
+def _escape_like(text: str) -> str:
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@entry(Capability.READ)
+def label_counts(
+    session: Session, user: User, project_id: int, run_id: int, *, statuses: Sequence[str] = ()
+) -> dict[str, int]:
+    """How many of the run's results have each label (of ``statuses``; all when empty),
+    counted in the database."""
+    belongs(session.get(LabelRun, run_id), project_id, "label run")
+    stmt = (
+        select(LabelRunItem.label, func.count())
+        .where(LabelRunItem.run_id == run_id, LabelRunItem.label.is_not(None))
+        .group_by(LabelRunItem.label)
+    )
+    if statuses:
+        stmt = stmt.where(LabelRunItem.status.in_(list(statuses)))
+    return {label: int(n) for label, n in session.execute(stmt).tuples()}
 
 
 def audit_log(session: Session, run_id: int) -> Iterator[dict]:
