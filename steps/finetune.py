@@ -20,10 +20,16 @@ ui.require_step(ctx, "LLM labels", "LLM labels to learn from")
 
 st.subheader("Training data")
 run = ui.label_run_picker(ctx, "LLM labels from", "ft_run")
-ts = ctx.act(students.training_set, ctx.project_id, run.id)
 settings = ui.forms.training_form()
 args = settings.args
-kept = ts.kept_by(args.min_confidence, args.min_consistency)
+ts = ctx.act(
+    students.training_counts,
+    ctx.project_id,
+    run.id,
+    min_confidence=args.min_confidence,
+    min_consistency=args.min_consistency,
+)
+kept = ts.kept
 c1, c2, c3, c4 = st.columns(4)
 c1.metric("Labelled by the LLM", f"{ts.n_llm:,}")
 c2.metric(
@@ -35,8 +41,8 @@ c3.metric("Invalid answers", f"−{ts.invalid:,}", help="Answers outside the cod
 c4.metric(
     "Used for training",
     f"{kept:,}",
-    help=f"{len(ts.texts) - kept:,} more dropped by the confidence/consistency floors."
-    if kept < len(ts.texts)
+    help=f"{ts.n_available - kept:,} more dropped by the confidence/consistency floors."
+    if kept < ts.n_available
     else None,
 )
 

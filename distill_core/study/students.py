@@ -30,7 +30,7 @@ from distill_core.store import (
     User,
 )
 from distill_core.store.models import ACTIVE_JOB_STATUSES
-from distill_core.study import runs, validation
+from distill_core.study import memo, runs, validation
 from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
@@ -121,6 +121,90 @@ def training_set(session: Session, user: User, project_id: int, label_run_id: in
         n_llm=len(frame),
         excluded_test=int(in_test.sum()),
         invalid=int((~valid).sum()),
+    )
+
+
+@dataclass(frozen=True)
+class TrainingCounts:
+    """``TrainingSet``'s counts, counted in the database: documents the run has a result for,
+    those held out for testing, those of the rest without a valid label, those left
+    (``n_available``) and how many of them the confidence and consistency floors keep."""
+
+    n_llm: int
+    excluded_test: int
+    invalid: int
+    n_available: int
+    kept: int
+
+
+@entry(Capability.READ)
+def training_counts(
+    session: Session,
+    user: User,
+    project_id: int,
+    label_run_id: int,
+    *,
+    min_confidence: float | None = None,
+    min_consistency: float | None = None,
+) -> TrainingCounts:
+    """What ``training_set(...)`` and its ``kept_by(min_confidence, min_consistency)`` count,
+    without reading a text: the run's results are counted in SQL, once over the run and once
+    over its held-out documents, which are taken away."""
+    run = session.get(LabelRun, label_run_id)
+    if run is None or run.project_id != project_id:
+        raise StudentError(f"Label run {label_run_id} is not part of this project.")
+    floors = (min_confidence, min_consistency)
+    return memo.remembered(
+        session,
+        project_id,
+        "training_counts",
+        (run.id, floors),
+        lambda: _counts(session, run, *floors),
+    )
+
+
+def _counts(
+    session: Session, run: LabelRun, min_confidence: float | None, min_consistency: float | None
+) -> TrainingCounts:
+    from sqlalchemy import and_, case, or_
+
+    from distill_core.store import Document, LabelRunItem
+
+    names = [lab.name for lab in Codebook.from_dict(run.codebook, check=False).labels]
+    valid = and_(LabelRunItem.status == "ok", LabelRunItem.label.in_(names))
+    kept = valid
+    for column, floor in (
+        (LabelRunItem.confidence, min_confidence),
+        (LabelRunItem.consistency, min_consistency),
+    ):
+        if floor is not None:
+            kept = and_(kept, or_(column.is_(None), column >= floor))
+    stmt = (
+        select(
+            func.count(),
+            func.coalesce(func.sum(case((valid, 1), else_=0)), 0),
+            func.coalesce(func.sum(case((kept, 1), else_=0)), 0),
+        )
+        .select_from(LabelRunItem)
+        .join(
+            Document,
+            (Document.doc_id == LabelRunItem.doc_id) & (Document.corpus_id == run.corpus_id),
+        )
+        .where(LabelRunItem.run_id == run.id)
+    )
+    every = session.execute(stmt).one()
+    held = sorted(validation.training_exclusions(session, run.project_id))
+    out = [0, 0, 0]
+    for start in range(0, len(held), 500):
+        part = session.execute(stmt.where(LabelRunItem.doc_id.in_(held[start : start + 500])))
+        out = [a + int(b) for a, b in zip(out, part.one(), strict=True)]
+    n, n_valid, n_kept = (int(a) - b for a, b in zip(every, out, strict=True))
+    return TrainingCounts(
+        n_llm=int(every[0]),
+        excluded_test=out[0],
+        invalid=n - n_valid,
+        n_available=n_valid,
+        kept=n_kept,
     )
 
 

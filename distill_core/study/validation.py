@@ -36,7 +36,7 @@ from distill_core.store.models import (
     User,
     ValidationSample,
 )
-from distill_core.study import activity
+from distill_core.study import activity, memo
 from distill_core.study.access import AccessDenied, Capability, belongs, can, entry
 from distill_core.study.projects import after_seen_question, first_look, get_corpus, part_keys
 from distill_core.values import content_key
@@ -197,9 +197,7 @@ def _store_sample(session, user, project_id, corpus_id, split, **fields) -> Vali
         if keys[d] in new_test:
             parts[d] = "test"
     session.add_all(
-        SampleItem(
-            sample_id=sample.id, doc_id=d, part=parts[d], position=i, content_key=keys[d]
-        )
+        SampleItem(sample_id=sample.id, doc_id=d, part=parts[d], position=i, content_key=keys[d])
         for i, d in enumerate(order)
     )
     session.flush()
@@ -279,17 +277,24 @@ def part_counts(
     return {p: int(found.get(p, 0)) for p in PARTS}
 
 
-def training_exclusions(session: Session, project_id: int) -> set[str]:
+def training_exclusions(session: Session, project_id: int) -> frozenset[str]:
     """Documents of the project's corpus whose text is, by content, a text of any held-out
-    test part: never used to train a student, duplicates included."""
+    test part: never used to train a student, duplicates included (every text is read and
+    hashed, so the answer is kept while the project's corpus and samples stay the same)."""
+    return memo.remembered(
+        session, project_id, "training_exclusions", (), lambda: _exclusions(session, project_id)
+    )
+
+
+def _exclusions(session: Session, project_id: int) -> frozenset[str]:
     held = part_keys(session, project_id, "test")
     if not held:
-        return set()
+        return frozenset()
     corpus = session.scalar(select(Corpus.id).where(Corpus.project_id == project_id))
     rows = session.execute(
         select(Document.doc_id, Document.text).where(Document.corpus_id == corpus)
     )
-    return {d for d, t in rows if content_key(t) in held}
+    return frozenset(d for d, t in rows if content_key(t) in held)
 
 
 @entry(Capability.READ)
@@ -361,9 +366,7 @@ def save_code(
     fields |= {"note": note, "codebook_version": version}
     insert = _insert_ignoring_conflict(session, HumanCode)
     inserted = session.execute(
-        insert.values(**key, **fields, blind_label=label, first_label=label).returning(
-            HumanCode.id
-        )
+        insert.values(**key, **fields, blind_label=label, first_label=label).returning(HumanCode.id)
     ).first()
     revealed = False
     if inserted is None:
@@ -706,9 +709,7 @@ def coder_codes(codes: pd.DataFrame) -> dict[str, dict[str, str]]:
     """coder → doc_id → blind code (``label`` in a frame without blind codes): what agreement
     among coders is computed on."""
     column = "blind_label" if "blind_label" in codes.columns else "label"
-    return {
-        c: dict(zip(g["doc_id"], g[column], strict=True)) for c, g in codes.groupby("coder")
-    }
+    return {c: dict(zip(g["doc_id"], g[column], strict=True)) for c, g in codes.groupby("coder")}
 
 
 def compare_runs(
