@@ -18,3 +18,10 @@ def fmt_duration(seconds: float) -> str:
         return f"{minutes} min"
     hours, rest = divmod(minutes, 60)
     return f"{hours} h {rest} min" if rest else f"{hours} h"
+
+
+def fmt_done(count: int, noun: str, seconds: float | None) -> str:
+    """'100,000 texts in 6 min': how many things were done and how long they took. Without a
+    recorded time (0 or None) the count alone, never 'in 0 s'."""
+    done = f"{count:,} {noun}"
+    return f"{done} in {fmt_duration(seconds)}" if seconds and seconds > 0 else done

@@ -3,6 +3,7 @@
 import streamlit as st
 
 import ui
+from distill_core.clock import fmt_done
 from distill_core.jobs.predict import start_predict_job
 from distill_core.reports.charts import training_curves
 from distill_core.study import students
@@ -96,7 +97,7 @@ ui.job_panel(ctx, "predict", details=lambda box, job: None)
 done_run = ctx.act(students.latest_prediction_run, ctx.project_id)
 if done_run is not None:
     st.success(
-        f"The corpus is labelled by model {done_run.model_id}: {done_run.n:,} texts in "
-        f"{done_run.seconds:,.0f} s. See Results and Export."
+        f"The corpus is labelled by model {done_run.model_id}: "
+        f"{fmt_done(done_run.n, 'texts', done_run.seconds)}. See Results and Export."
     )
     ui.go_to("Results")

@@ -8,7 +8,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from distill_core.clock import utcnow
+from distill_core.clock import fmt_done, utcnow
 from distill_core.jobs import records
 from distill_core.jobs.records import JobOutcome
 from distill_core.store import (
@@ -100,6 +100,7 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
         )
         run = s.get(PredictionRun, job.params["prediction_run_id"])
         run_id, corpus_id = run.id, run.corpus_id
+        earlier = float(run.seconds or 0.0)  # what the pass took before a restart
         folder = model_dir(s.get(StudentModel, run.model_id))
         done = set(s.scalars(select(Prediction.doc_id).where(Prediction.run_id == run_id)))
         docs = [
@@ -153,6 +154,9 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
             ]
             with store.session() as s:
                 bulk.insert_many(s, Prediction.__table__, rows)
+                s.get(PredictionRun, run_id).seconds = round(
+                    earlier + time.perf_counter() - started, 3
+                )
             finished += len(chunk)
             report(finished, force=True)
             if flag["stop"]:
@@ -163,7 +167,7 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
     except Exception:
         _set_run(store, run_id, status="failed", n=finished)
         raise
-    seconds = time.perf_counter() - started
+    seconds = earlier + time.perf_counter() - started
     _set_run(
         store,
         run_id,
@@ -175,7 +179,7 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
     )
     return JobOutcome(
         {"prediction_run_id": run_id},
-        message=f"Labelled {finished:,} texts with the student in {seconds:,.0f} s.",
+        message=f"Labelled {fmt_done(finished, 'texts', seconds)} with the student.",
     )
 
 

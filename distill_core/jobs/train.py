@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 
 from sqlalchemy import select
 
-from distill_core.clock import utcnow
+from distill_core.clock import fmt_done, utcnow
 from distill_core.config import Settings
 from distill_core.jobs import records
 from distill_core.jobs.records import JobOutcome
@@ -374,7 +374,7 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
         meta=json_safe(meta.to_dict()),
         finished_at=utcnow(),
     )
-    summary = f"Trained on {result.n_train:,} texts in {result.train_seconds:,.0f} s"
+    summary = f"Trained on {fmt_done(result.n_train, 'texts', result.train_seconds)}"
     best = comparison.row("student_llm")
     if best is not None:
         summary += (

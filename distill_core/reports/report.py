@@ -13,7 +13,7 @@ from typing import Any
 from sqlalchemy import func, select
 from sqlalchemy.orm import Session
 
-from distill_core.clock import fmt_duration
+from distill_core.clock import fmt_done, fmt_duration
 from distill_core.llm.cost import Price, price_for
 from distill_core.reports.formatting import fmt_count
 from distill_core.store import (
@@ -74,8 +74,8 @@ class CostSummary:
             f"Labelling all **{fmt_count(self.corpus_n)}** texts with the LLM ({self.llm_model}) "
             f"would have used about {fmt_count(tokens)} tokens and cost about "
             f"**${self.whole_corpus_cost_usd:,.2f}** at the same price{taking}. The student "
-            f"labelled {fmt_count(self.predicted_texts)} texts in "
-            f"{fmt_duration(self.predict_seconds)} on this machine, at no per-text cost."
+            f"labelled {fmt_done(self.predicted_texts, 'texts', self.predict_seconds)} on this "
+            "machine, at no per-text cost."
         )
 
 
