@@ -54,7 +54,7 @@ WORDS = [
 ]
 
 
-def build(store: Store, rows: int, seed: int = 0) -> int:
+def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark") -> int:
     """A project with a corpus, one LLM run over every text and a student's corpus pass."""
     rng = random.Random(seed)
     lines = ["id,text,source"]
@@ -67,7 +67,7 @@ def build(store: Store, rows: int, seed: int = 0) -> int:
     )
     with store.session() as s:
         user = projects.ensure_user(s)
-        pid = projects.create_project(s, user, "Export benchmark").id
+        pid = projects.create_project(s, user, name).id
         corpus = projects.save_corpus(s, user, pid, table, prepare_corpus(table, "text", "id"))
         version = projects.save_codebook(s, user, pid, codebook).version
         run = LabelRun(
