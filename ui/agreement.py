@@ -172,7 +172,7 @@ def _left_out(score: scoring.PartScore) -> None:
 
 
 def _disagreements(ctx, run, docs, codes, gold, doc_ids, names) -> None:
-    results = {r.doc_id: r for r in ctx.act(runs.run_results, ctx.project_id, run.id)}
+    results = ctx.act(runs.results_for, ctx.project_id, run.id, [d.doc_id for d in docs])
     table = validation.disagreements(
         {d.doc_id: d.text for d in docs}, codes, gold, results, doc_ids
     )
@@ -192,9 +192,10 @@ def _disagreements(ctx, run, docs, codes, gold, doc_ids, names) -> None:
 
 def _versions(ctx, docs, gold, label_runs, version_of) -> None:
     st.subheader("Codebook versions on the same development texts")
+    ids = [d.doc_id for d in docs]
     preds = {
         f"{runs.run_title(r, version_of.get(r.codebook_version_id))}": {
-            i.doc_id: i.label for i in ctx.act(runs.run_results, ctx.project_id, r.id)
+            d: i.label for d, i in ctx.act(runs.results_for, ctx.project_id, r.id, ids).items()
         }
         for r in label_runs
     }

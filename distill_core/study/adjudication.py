@@ -242,7 +242,8 @@ def confusions(
     if run_id is not None:
         belongs(session.get(LabelRun, run_id), project_id, "label run")
         said = {
-            i.doc_id: (i.label if i.status == "ok" else None) for i in runs.items(session, run_id)
+            d: (i.label if i.status == "ok" else None)
+            for d, i in runs.items_for(session, run_id, sorted(in_sample)).items()
         }
         llm = llm_pairs(validation.gold_rule(codes).labels, said, labels)
     return Confusions(labels, definitions, humans, llm, run_id, confused_pairs(humans, llm))

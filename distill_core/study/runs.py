@@ -78,6 +78,15 @@ def items_for(session: Session, run_id: int, doc_ids: Sequence[str]) -> dict[str
 
 
 @entry(Capability.READ)
+def results_for(
+    session: Session, user: User, project_id: int, run_id: int, doc_ids: Sequence[str]
+) -> dict[str, LabelRunItem]:
+    """The run's results for these documents only (``items_for``; a sample's, not the run's)."""
+    belongs(session.get(LabelRun, run_id), project_id, "label run")
+    return items_for(session, run_id, doc_ids)
+
+
+@entry(Capability.READ)
 def results_frame(
     session: Session, user: User, project_id: int, run_id: int, *, with_text: bool = True
 ) -> pd.DataFrame:

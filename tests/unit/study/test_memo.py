@@ -98,8 +98,9 @@ def test_items_for_reads_the_results_of_the_documents_asked_for(store: Store) ->
         every = {r.doc_id: r for r in runs.items(s, run_id)}
         asked = [*list(every)[:700:7], "no-such-doc"]
         got = runs.items_for(s, run_id, asked)
+        checked = runs.results_for(s, local_user(s), pid, run_id, asked)
         labels = students.predicted_labels(s, run_id, asked)  # no corpus pass: none
-    assert set(got) == set(asked[:-1])
+    assert set(got) == set(asked[:-1]) == set(checked)
     assert all((got[d].label, got[d].status) == (every[d].label, every[d].status) for d in got)
     assert labels == {}
 
