@@ -106,3 +106,13 @@ def shared_data() -> Path:
     if not SHARED_DATA.is_dir():
         pytest.skip(f"real data sets not found at {SHARED_DATA}")
     return SHARED_DATA
+
+
+@pytest.fixture(autouse=True)
+def _fresh_kept_figures():
+    """Figures kept between page loads (``study.memo``) start empty in every test, so a test
+    that edits stored rows by hand never reads another test's figures."""
+    from distill_core.study import memo
+
+    memo.clear()
+    yield
