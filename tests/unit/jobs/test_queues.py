@@ -96,3 +96,32 @@ def test_a_label_job_finishes_on_the_cpu_worker_while_a_training_runs(tmp_path, 
     assert labelled.status == "done" and labelled.done == 10, labelled.message
     assert labelled.finished_at < trained.finished_at
     assert trained.status == "cancelled", trained.message  # by the test, once the label job ended
+
+
+def test_the_local_worker_runs_a_label_job_while_a_training_runs(tmp_path, server) -> None:
+    """The app's own worker process (SQLite queue) consumes both queues: a label job submitted
+    while a real training runs finishes before it."""
+    home = tmp_path / "home"
+    settings = Settings(home=home, database_url=f"sqlite:///{home / 'distill.db'}")
+    store = Store(settings.database_url)
+    store.migrate()
+    supervisor = queue.Supervisor(settings)
+    queues = kinds.make_queues(settings)
+    train_id, label_id = training_and_label_job(store, server)
+    try:
+        queue.submit(store, train_id, settings=settings, huey=queues, supervisor=supervisor)
+        wait_for(lambda: job_of(store, train_id).status == "running")
+        queue.submit(store, label_id, settings=settings, api_key=KEY, huey=queues)
+        labelled = wait_for(
+            lambda: (j := job_of(store, label_id)).status not in records.ACTIVE and j
+        )
+        assert job_of(store, train_id).status == "running"  # still training
+        with store.session() as s:
+            records.request_cancel(s, local_user(s), job_of(store, train_id).project_id, train_id)
+        trained = wait_for(
+            lambda: (j := job_of(store, train_id)).status not in records.ACTIVE and j, 300
+        )
+    finally:
+        supervisor.stop()
+    assert labelled.status == "done" and labelled.done == 10, labelled.message
+    assert trained.status == "cancelled" and labelled.finished_at < trained.finished_at
