@@ -232,13 +232,16 @@ def test_a_model_whose_worker_died_is_marked_failed_and_its_leftovers_removed(
     partial = students.models_root() / str(pid) / f".{model_id}.partial-abcd1234"
     partial.mkdir(parents=True)
     (partial / "model.safetensors").write_bytes(b"half")
+    saved = students.models_root() / str(pid) / f".{model_id}.checkpoint"  # its last epoch
+    saved.mkdir()
+    (saved / "state.pt").write_bytes(b"epoch 3")
     with store.session() as s:  # the worker was killed: the stale sweep fails the job
         job = s.get(Job, job_id)
         job.status, job.message = "failed", "The worker stopped."
     with store.session() as s:
         models = students.project_models(s, local_user(s), pid)
         assert [(m.id, m.status) for m in models] == [(model_id, "failed")]
-    assert not partial.exists()
+    assert not partial.exists() and not saved.exists()
 
 
 def test_an_unloadable_base_model_fails_the_job_with_one_sentence(sqlite_store: Store) -> None:
@@ -325,7 +328,9 @@ def check_training_claims(store: Store, pid: int, run_id: int, comparison: dict)
     trained_ids = students_ts_ids(store, pid, run_id)
     with store.session() as s:
         corpus_id = projects.get_corpus(s, local_user(s), pid).id
-        eval_keys = [content_key(t) for t in projects.get_documents(s, corpus_id, eval_ids).values()]
+        eval_keys = [
+            content_key(t) for t in projects.get_documents(s, corpus_id, eval_ids).values()
+        ]
         trained = projects.get_documents(s, corpus_id, trained_ids).values()
         held = projects.part_keys(s, pid, "test")
     trained_keys = {content_key(t) for t in trained}
