@@ -9,6 +9,7 @@ as version 1.
 
 from __future__ import annotations
 
+import math
 import random
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
@@ -93,7 +94,9 @@ class ComparisonRow:
             "n_train": self.n_train,
             "note": self.note,
             "metrics": self.metrics.to_dict() if self.metrics else None,
-            "class_ci": {k: list(v) for k, v in self.class_ci.items()},
+            # a class absent from the texts has no interval: None in JSON (PostgreSQL's json
+            # type refuses NaN), NaN again when read
+            "class_ci": {k: [json_safe(x) for x in v] for k, v in self.class_ci.items()},
             "predictions": list(self.predictions),
         }
 
@@ -106,7 +109,10 @@ class ComparisonRow:
             n_train=data.get("n_train"),
             note=str(data.get("note") or ""),
             metrics=Agreement.from_dict(metrics) if metrics else None,
-            class_ci={k: (v[0], v[1]) for k, v in (data.get("class_ci") or {}).items()},
+            class_ci={
+                k: tuple(math.nan if x is None else x for x in v[:2])
+                for k, v in (data.get("class_ci") or {}).items()
+            },
             predictions=list(data.get("predictions") or []),
             folds=[int(f) for f in data.get("folds") or []],
         )

@@ -366,3 +366,21 @@ def test_copies_of_a_text_share_a_cross_validation_fold() -> None:
             by_text.setdefault(" ".join(text.casefold().split()), set()).add(fold_of[i])
         assert all(len(f) == 1 for f in by_text.values())
         assert set(fold_of.values()) == {0, 1, 2}
+
+
+def test_a_comparison_row_without_an_interval_for_an_absent_class_is_strict_json() -> None:
+    """A category no held-out text has gets no per-class interval (NaN): it must be stored as
+    JSON null (PostgreSQL's json type refuses NaN, which failed a 27-category training at its
+    last write) and read back as NaN."""
+    import math
+
+    from distill_core.study import comparison
+
+    truth = ["a", "b", "a", "b"]
+    row = comparison._row("student_llm", truth, ["a", "b", "b", "b"], ["a", "b", "c"], 10, "")
+    assert math.isnan(row.class_ci["c"][0])
+    stored = json.loads(json.dumps(row.to_dict(), allow_nan=False))
+    assert stored["class_ci"]["c"] == [None, None]
+    back = comparison.ComparisonRow.from_dict(stored)
+    assert all(math.isnan(x) for x in back.class_ci["c"])
+    assert back.class_ci["a"] == pytest.approx(row.class_ci["a"])
