@@ -322,8 +322,9 @@ def run_train_job(store: Store, job_id: int, secret: str | None = None) -> JobOu
     args, choice = _recipe(store, job_id, ts, args, eval_texts, eval_truth, human_folds)
     extra["recipe_choice"] = choice.to_dict()
     trainings = job_trainings(ts, args, eval_texts, eval_truth, human_folds)
-    tracker = _Tracker(store, job_id, [(t.phase, t.steps()) for t in trainings])
-    tracker.n_train = {t.phase: _trained_on(t) for t in trainings}
+    plans = {t.phase: _plan(t) for t in trainings}  # each training's shape, worked out once
+    tracker = _Tracker(store, job_id, [(ph, p.steps if p else 0) for ph, p in plans.items()])
+    tracker.n_train = {ph: p.n_train if p else None for ph, p in plans.items()}
     relative = Path(str(project_id)) / str(model_id)
     out = models_root() / relative
     if out.exists():  # left by a worker killed while renaming: nothing to keep
@@ -422,11 +423,12 @@ def _record_heldout(folder: Path, comparison: Comparison) -> ModelMeta:
     return meta
 
 
-def _trained_on(training) -> int | None:
-    """How many texts a training fits on after its filters and validation split (None when
-    ``train()`` would refuse it): what its live chart's n says."""
+def _plan(training):
+    """A training's shape (``timing.Plan``: its steps, and the texts it fits on after its
+    filters and validation split, what its live chart's n says); None when ``train()`` would
+    refuse it (the job reports it untrained, with 0 steps)."""
     try:
-        return training.plan().n_train
+        return training.plan()
     except TrainingError:
         return None
 

@@ -24,17 +24,16 @@ from sqlalchemy import select
 
 from distill_core.codebook import Codebook, parse_answer, render_messages
 from distill_core.jobs import kinds
-from distill_core.jobs.label import LabelRequest, start_label_job
 from distill_core.llm import Endpoint
 from distill_core.llm.openai_teacher import (
     LOGPROBS_SLOWDOWN_LIMIT,
     OpenAITeacher,
     test_connection,
 )
-from distill_core.store import Job, LabelRun, LLMResponse, Store
-from distill_core.study import demo, projects
-from tests.fakes import local_user
+from distill_core.store import LabelRun, LLMResponse, Store
+from distill_core.study import demo
 from tests.integration.llama_server import MODEL_ALIAS, LlamaServer, skip_or_fail, unavailable
+from tests.unit.jobs.test_queue import demo_job, job_of
 
 pytestmark = pytest.mark.real_llm
 
@@ -79,32 +78,6 @@ def demo_texts(n: int) -> list[str]:
     import pandas as pd
 
     return list(pd.read_csv(demo.DEMO_DIR / "corpus.csv")["text"][:n])
-
-
-def start_demo_job(store: Store, ep: Endpoint, n: int, **kw) -> tuple[int, int]:
-    """A label job over the demo project's first ``n`` documents, as the LLM labels page starts
-    one; returns (job id, run id)."""
-    with store.session() as s:
-        user = projects.ensure_user(s)
-        p = demo.ensure_demo_project(s, user)
-        corpus = projects.get_corpus(s, local_user(s), p.id)
-        version = projects.latest_codebook(s, local_user(s), p.id)
-        docs = projects.load_documents(s, local_user(s), corpus.project_id, with_extra=False)
-        return start_label_job(
-            s,
-            local_user(s),
-            project_id=p.id,
-            corpus_id=corpus.id,
-            codebook_version_id=version.id,
-            codebook=Codebook.from_dict(version.content),
-            doc_ids=list(docs["doc_id"][:n]),
-            request=LabelRequest(provider="openai", endpoint=ep, **kw),
-        )
-
-
-def job_of(store: Store, job_id: int) -> Job:
-    with store.session() as s:
-        return s.get(Job, job_id)
 
 
 def answers_of(store: Store, run_id: int) -> list[LLMResponse]:
@@ -198,7 +171,7 @@ def test_test_connection_succeeds_and_reports_what_was_settled(llama) -> None:
 def test_a_20_text_label_job_with_structured_output_and_logprobs(llama, store) -> None:
     codebook = demo_codebook()
     before = llama.completed()
-    job_id, run_id = start_demo_job(store, endpoint(llama), 20)
+    job_id, run_id = demo_job(store, endpoint(llama), n=20)
     started = time.perf_counter()
     kinds.execute(store, job_id)
     seconds = time.perf_counter() - started
@@ -307,7 +280,7 @@ def test_a_server_killed_mid_run_is_resumed_without_paying_a_text_twice(
     server = LlamaServer(tmp_path / "server.log").start()
     try:
         ep = endpoint(server)
-        job1, run1 = start_demo_job(store, ep, 20, logprobs=False)  # faster; not the point
+        job1, run1 = demo_job(store, ep, n=20, logprobs=False)  # faster; not the point
         worker = threading.Thread(target=kinds.execute, args=(store, job1), daemon=True)
         worker.start()
         deadline = time.monotonic() + 300
@@ -329,7 +302,7 @@ def test_a_server_killed_mid_run_is_resumed_without_paying_a_text_twice(
         # A second job over these texts and four more, as a user starts after a run that
         # ended with errors or to extend it: it asks only for what is not answered yet.
         job2_at = time.monotonic()
-        job2, run2 = start_demo_job(store, ep, 24, logprobs=False)
+        job2, run2 = demo_job(store, ep, n=24, logprobs=False)
         kinds.execute(store, job2)
         second = job_of(store, job2)
         assert second.status == "done", (second.message, server.tail())
