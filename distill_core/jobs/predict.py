@@ -30,8 +30,26 @@ if TYPE_CHECKING:
 # ---------------------------------------------------------------- the whole corpus
 
 
-#: Texts handed to the model per chunk of a corpus pass (stored, then progress is reported).
+#: The pass's clock (seconds; a test gives it a stand-in).
+clock = time.perf_counter
+#: The most texts handed to the model per chunk of a corpus pass. Each chunk is stored as it
+#: finishes, and only stored texts count as done, so the bar never goes back after a restart.
 PREDICT_CHUNK = 2048
+#: The least texts per chunk (one batch of ``Predictor.predict``).
+MIN_CHUNK = 64
+#: Seconds of work a chunk aims at: what a killed pass does again at most, and how often the
+#: bar moves.
+CHUNK_S = 2.0
+
+
+def chunk_size(rate: float | None) -> int:
+    """Texts in the next chunk at ``rate`` texts/s (None: not measured yet): about
+    ``CHUNK_S`` seconds of work, a whole number of batches, from ``MIN_CHUNK`` to
+    ``PREDICT_CHUNK``."""
+    if not rate or rate <= 0:
+        return MIN_CHUNK * 4
+    batches = max(1, int(rate * CHUNK_S) // MIN_CHUNK)
+    return max(MIN_CHUNK, min(PREDICT_CHUNK, batches * MIN_CHUNK))
 
 
 @entry(Capability.EDIT)
@@ -112,34 +130,27 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
         ]
     total = len(done) + len(docs)
     docs.sort(key=lambda dt: len(dt[1] or ""))
-    started = time.perf_counter()
+    started = clock()
     stop = records.update_job(
-        store, job_id, done=len(done), total=total, message="Loading the model…"
+        store,
+        job_id,
+        done=len(done),
+        total=total,
+        result={"progress": records.JobProgress(phase="loading the model", unit="texts").to_dict()},
+        message="Loading the model…"
+        if not done
+        else f"Loading the model to go on: {len(done):,} of {total:,} texts are labelled.",
     )
     predictor = Predictor(folder)
     finished = len(done)
-    flag = {"stop": stop, "at": 0.0}
-
-    def report(n_done: int, message: str | None = None, force: bool = False) -> None:
-        now = time.perf_counter()
-        if force or now - flag["at"] >= 0.5:
-            flag["at"] = now
-            rate = (n_done - len(done)) / max(1e-9, now - started)
-            flag["stop"] = records.update_job(
-                store,
-                job_id,
-                done=n_done,
-                message=message or f"{n_done:,} of {total:,} texts labelled ({rate:,.0f} texts/s).",
-            )
-
+    loaded = clock()  # the rate counts predicting, not loading the model
+    rate: float | None = None  # of the last chunk: the texts ahead are as long or longer
+    start = 0
     try:
-        for start in range(0, len(docs), PREDICT_CHUNK):
-            chunk = docs[start : start + PREDICT_CHUNK]
-            out = predictor.predict(
-                [t for _, t in chunk],
-                on_progress=lambda i, _n, base=finished: report(base + i),
-                should_stop=lambda: flag["stop"],
-            )
+        while start < len(docs) and not stop:
+            chunk = docs[start : start + chunk_size(rate)]
+            began = clock()
+            out = predictor.predict([t for _, t in chunk])
             rows = [
                 {
                     "run_id": run_id,
@@ -154,20 +165,28 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
             ]
             with store.session() as s:
                 bulk.insert_many(s, Prediction.__table__, rows)
-                s.get(PredictionRun, run_id).seconds = round(
-                    earlier + time.perf_counter() - started, 3
-                )
+                s.get(PredictionRun, run_id).seconds = round(earlier + clock() - started, 3)
+            start += len(chunk)
             finished += len(chunk)
-            report(finished, force=True)
-            if flag["stop"]:
-                raise PredictionCancelled
+            now = clock()
+            rate = len(chunk) / max(1e-9, now - began)
+            so_far = (finished - len(done)) / max(1e-9, now - loaded)
+            stop = records.update_job(
+                store,
+                job_id,
+                done=finished,
+                result={"progress": progress(finished, total, rate).to_dict()},
+                message=f"{finished:,} of {total:,} texts labelled ({so_far:,.0f} texts/s).",
+            )
+        if stop and start < len(docs):  # cancelled: what is stored is kept
+            raise PredictionCancelled
     except PredictionCancelled:
         _set_run(store, run_id, status="cancelled", n=finished)
         raise records.JobCancelled from None
     except Exception:
         _set_run(store, run_id, status="failed", n=finished)
         raise
-    seconds = earlier + time.perf_counter() - started
+    seconds = earlier + clock() - started
     _set_run(
         store,
         run_id,
@@ -181,6 +200,12 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
         {"prediction_run_id": run_id},
         message=f"Labelled {fmt_done(finished, 'texts', seconds)} with the student.",
     )
+
+
+def progress(done: int, total: int, rate: float) -> records.JobProgress:
+    """The bar's text beside done and total: texts, and the time left at ``rate`` texts/s."""
+    left = (total - done) / rate if rate > 0 and done < total else None
+    return records.JobProgress(unit="texts", eta_s=None if left is None else round(left, 1))
 
 
 def _set_run(store: Store, run_id: int, **values: Any) -> None:
