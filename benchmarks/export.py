@@ -2,7 +2,8 @@
 a student's corpus pass, in a SQLite store, written as CSV (streamed in chunks), Excel, Parquet
 and Stata, and the methods appendix.
 
-The labels are synthetic (this measures reading the store and writing files, not quality).
+The texts, labels and predictions are synthetic (``synthetic_texts``; this measures reading the
+store and writing files, not quality).
 Usage, from the repository root: `python benchmarks/export.py [--rows 100000]`.
 Prints seconds and rows/s per step and the size of each file.
 """
@@ -15,6 +16,8 @@ import random
 import sys
 import tempfile
 import time
+from collections.abc import Sequence
+from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -37,30 +40,64 @@ from distill_core.store import (  # noqa: E402
 from distill_core.study import projects  # noqa: E402
 
 LABELS = ["economy", "health", "education", "environment", "crime", "other"]
-WORDS = [
-    "the",
-    "a",
-    "budget",
-    "school",
-    "river",
-    "police",
-    "clinic",
-    "tax",
-    "forest",
-    "court",
-    "nurse",
-    "teacher",
-    "rain",
-]
+#: Each category's own words (a text of that topic draws some of its words from these);
+#: "other" has none.
+TOPIC_WORDS = {
+    "economy": ["budget", "tax"],
+    "health": ["clinic", "nurse"],
+    "education": ["school", "teacher"],
+    "environment": ["river", "forest", "rain"],
+    "crime": ["police", "court"],
+    "other": [],
+}
+FILLER = ["the", "a", "of", "and", "new", "city", "year"]
+WORDS = FILLER + [w for words in TOPIC_WORDS.values() for w in words]
+#: The categories' shares in the synthetic corpus (codebook order).
+SHARES = [0.25, 0.2, 0.15, 0.15, 0.1, 0.15]
+#: The share of texts whose synthetic LLM label is their topic.
+LLM_ACCURACY = 0.7
 
 
-def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark") -> int:
-    """A project with a corpus, one LLM run over every text and a student's corpus pass."""
+@dataclass(frozen=True)
+class Text:
+    """One synthetic text: its topic (what a careful human coder would say), the LLM's label
+    and the LLM's confidence in it."""
+
+    doc_id: str
+    text: str
+    topic: str
+    llm_label: str
+    confidence: float
+
+
+def synthetic_texts(rows: int, seed: int = 0) -> list[Text]:
+    """``rows`` texts of 8–40 words, each about one topic drawn by :data:`SHARES`: about 30%
+    of its words are the topic's own, 10% any topic's, the rest filler. The LLM labels a text
+    with its topic :data:`LLM_ACCURACY` of the time (else another category), more confidently
+    when right (confidence ~ Beta(5, 2) when right, Beta(2, 3) when wrong)."""
     rng = random.Random(seed)
-    lines = ["id,text,source"]
+    out = []
     for i in range(rows):
-        text = " ".join(rng.choice(WORDS) for _ in range(rng.randint(8, 40)))
-        lines.append(f"t{i},{text},{'=cmd' if i % 997 == 0 else 'wire'}")
+        topic = rng.choices(LABELS, weights=SHARES)[0]
+        own = TOPIC_WORDS[topic] or FILLER
+        words = []
+        for _ in range(rng.randint(8, 40)):
+            r = rng.random()
+            words.append(rng.choice(own if r < 0.3 else WORDS if r < 0.4 else FILLER))
+        right = rng.random() < LLM_ACCURACY
+        label = topic if right else rng.choice([x for x in LABELS if x != topic])
+        confidence = rng.betavariate(5, 2) if right else rng.betavariate(2, 3)
+        out.append(Text(f"t{i}", " ".join(words), topic, label, round(confidence, 4)))
+    return out
+
+
+def build_labelled(store: Store, texts: Sequence[Text], name: str) -> tuple[int, int]:
+    """A project with the corpus of ``texts`` (through ``projects.save_corpus``), a codebook
+    and one LLM run with a label on every text (``bulk.insert_many``); returns (project id,
+    run id)."""
+    lines = ["id,text,source"]
+    for i, t in enumerate(texts):
+        lines.append(f"{t.doc_id},{t.text},{'=cmd' if i % 997 == 0 else 'wire'}")
     table = read_table("\n".join(lines).encode(), "big.csv")
     codebook = Codebook.from_dict(
         {"name": "Bench", "labels": [{"name": n, "definition": n} for n in LABELS]}
@@ -78,7 +115,7 @@ def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark"
             teacher="openai",
             model="gpt-4o-mini",
             run_key="bench",
-            n_texts=rows,
+            n_texts=len(texts),
         )
         s.add(run)
         s.flush()
@@ -88,20 +125,51 @@ def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark"
             [
                 {
                     "run_id": run.id,
-                    "doc_id": f"t{i}",
+                    "doc_id": t.doc_id,
                     "text_hash": f"{i:064d}",
-                    "label": rng.choice(LABELS),
-                    "confidence": rng.random(),
+                    "label": t.llm_label,
+                    "confidence": t.confidence,
                     "consistency": 1.0,
                     "status": "ok",
                     "answers": 1,
                 }
-                for i in range(rows)
+                for i, t in enumerate(texts)
             ],
         )
+        return pid, run.id
+
+
+def write_predictions(session, pass_id: int, texts: Sequence[Text]) -> None:
+    """A corpus pass's predictions of ``texts`` written in bulk, not predicted: each text's
+    LLM label, with the LLM's confidence and the rest of the probability spread evenly."""
+    k = len(LABELS)
+    rows = []
+    for t in texts:
+        j, c = LABELS.index(t.llm_label), t.confidence
+        probs = [round(c if i == j else (1 - c) / (k - 1), 6) for i in range(k)]
+        rows.append(
+            {
+                "run_id": pass_id,
+                "doc_id": t.doc_id,
+                "label": t.llm_label,
+                "confidence": c,
+                "probs": probs,
+            }
+        )
+    bulk.insert_many(session, Prediction.__table__, rows)
+
+
+def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark") -> int:
+    """A project with a corpus, one LLM run over every text (:func:`build_labelled`) and a
+    corpus pass of a student that is a model row without files (nothing is trained): its
+    predictions are written in bulk (:func:`write_predictions`)."""
+    texts = synthetic_texts(rows, seed)
+    pid, run_id = build_labelled(store, texts, name)
+    with store.session() as s:
+        run = s.get(LabelRun, run_id)
         model = StudentModel(
             project_id=pid,
-            corpus_id=corpus.id,
+            corpus_id=run.corpus_id,
             label_run_id=run.id,
             status="ready",
             base_model="bench",
@@ -112,7 +180,7 @@ def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark"
         pass_ = PredictionRun(
             project_id=pid,
             model_id=model.id,
-            corpus_id=corpus.id,
+            corpus_id=run.corpus_id,
             status="done",
             labels={"labels": LABELS},
             n=rows,
@@ -120,21 +188,7 @@ def build(store: Store, rows: int, seed: int = 0, name: str = "Export benchmark"
         )
         s.add(pass_)
         s.flush()
-        k = len(LABELS)
-        bulk.insert_many(
-            s,
-            Prediction.__table__,
-            [
-                {
-                    "run_id": pass_.id,
-                    "doc_id": f"t{i}",
-                    "label": LABELS[i % k],
-                    "confidence": 0.5,
-                    "probs": [0.5 if j == i % k else 0.1 for j in range(k)],
-                }
-                for i in range(rows)
-            ],
-        )
+        write_predictions(s, pass_.id, texts)
     return pid
 
 

@@ -1,15 +1,29 @@
 """How fast the app's pages are on a 100,000-text project, in Chromium (issue 18).
 
-Builds a project in a fresh DISTILL_HOME (SQLite, or a fresh schema of ``--postgres URL``): a
-corpus of ``--n`` texts with an LLM label on every text and a student's corpus pass (a
-prediction for every text), both stored directly through the store (``benchmarks/export.build``:
-``bulk.insert_many``; the student is a model row without files, nothing is trained), and a
-300-text validation sample (``validation.draw_sample``) coded by the local user
-(``validation.save_code``). Then starts ``streamlit run app.py`` on a free port and drives each
-page in Chromium with Playwright: per round, every page is loaded (round 1: the first load of
-the server process; later rounds: reloads) and one widget on it is changed (the charts' image
-format on Results, a checkbox on Fine-tune, the first checkbox or radio elsewhere). A load or
-an interaction ends when the app has finished its script run (the e2e tests' ``idle``).
+Builds a project in a fresh DISTILL_HOME (SQLite, or a fresh schema of ``--postgres URL``) as
+far as every page's work goes (``build_project``): a corpus of ``--n`` synthetic texts, each
+about one topic, with an LLM label on every text (``benchmarks/export.build_labelled``, written
+through the store: ``bulk.insert_many``; 70% of the labels are the text's topic); a 300-text
+validation sample split into development and test parts (``validation.draw_sample``, as the
+Validate page draws it) coded by the local user with each text's topic (``validation.save_code``;
+about 70% agreement with the LLM); a student trained by the core's train job on the ``--train``
+(3,000) most confident LLM labels (the fast head recipe on the bundled all-MiniLM-L6-v2, its
+comparison on the held-out test part stored as any training stores it: Results shows the
+comparison table and charts, Fine-tune the training's history); and that student's corpus
+pass: the sample's texts predicted by the trained model through the core's predict job, the
+other texts' predictions written in bulk into the same pass before it (their LLM label:
+predicting 100,000 texts would take about 8 minutes on 2 cores), which the job then finishes as
+a resumed pass. ``--projects K`` builds K projects from the same synthetic texts and labels,
+each with its own student trained by its own train job (the encoder's in-process embedding
+cache spares the later trainings the encoding). The students on human codes of the comparison
+are not trained ("A minimum confidence was set but no confidences were given": the core hands
+them the confidence floor too).
+
+Then starts ``streamlit run app.py`` on a free port and drives each page in Chromium with
+Playwright: per round (``--rounds``, 5 by default), every page is loaded (round 1: the first
+load of the server process; later rounds: reloads) and one widget on it is changed (the charts'
+image format on Results, a checkbox on Fine-tune, the first checkbox or radio elsewhere). A load
+or an interaction ends when the app has finished its script run (the e2e tests' ``idle``).
 
 Prints, per page, the first load and the reloads' and interactions' p50/p95 in seconds, the bytes
 received over the websocket per load, and the server's RSS after each round. ``--projects K``
@@ -27,11 +41,12 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import random
+import os
 import sys
 import tempfile
 import time
 import uuid
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -40,8 +55,12 @@ import numpy as np
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
-from benchmarks.export import LABELS, build  # noqa: E402
-from distill_core.store import Store  # noqa: E402
+from benchmarks.export import Text, build_labelled, synthetic_texts, write_predictions  # noqa: E402
+from distill_core.jobs import kinds  # noqa: E402
+from distill_core.jobs.predict import start_predict_job  # noqa: E402
+from distill_core.jobs.train import start_train_job  # noqa: E402
+from distill_core.store import Job, Store  # noqa: E402
+from distill_core.student.args import TrainingArgs  # noqa: E402
 from distill_core.study import projects, validation  # noqa: E402
 from tests.e2e.conftest import CHROMIUM, CHROMIUM_ARGS, RUN_COUNTER_JS, App, app_env, idle  # noqa: E402
 
@@ -58,22 +77,57 @@ PAGES = {
     "Export": ("export", None),
 }
 SAMPLE = 300
+#: LLM labels the student is trained on (the most confident ones).
+TRAIN = 3000
 
 
-def build_project(store: Store, n: int, seed: int, name: str) -> int:
-    """``benchmarks/export.build`` (corpus, LLM run, corpus pass) and a 300-text sample coded
-    by the local user (random labels: this measures speed, not agreement)."""
-    pid = build(store, n, seed=seed, name=name)
-    rng = random.Random(seed)
+def build_project(
+    store: Store, texts: Sequence[Text], name: str, train_n: int = TRAIN, seed: int = 0
+) -> int:
+    """A project as far as every page's work: corpus and LLM run (``export.build_labelled``), a
+    300-text sample drawn and split into development and test parts as the Validate page does
+    (``validation.draw_sample``) and coded by the local user with each text's topic (about
+    70% agreement with the LLM), then a student trained by the core's train job
+    (``start_train_job`` and the job run in this process: the fast head recipe on the bundled
+    all-MiniLM-L6-v2, on the ``train_n`` most confident LLM labels, its comparison on the
+    held-out test part stored as any training stores it) and its corpus pass: the sample's
+    texts predicted by the trained model through the core's predict job, every other text's
+    prediction written in bulk beforehand (``export.write_predictions``: the LLM label, not
+    predicted) into the same pass, which the job then finishes as a resumed pass."""
+    pid, run_id = build_labelled(store, texts, name)
+    topic = {t.doc_id: t.topic for t in texts}
     with store.session() as s:
         user = projects.ensure_user(s)
-        sample = validation.draw_sample(s, user, pid, n=min(SAMPLE, n), seed=seed)
+        sample = validation.draw_sample(s, user, pid, n=min(SAMPLE, len(texts)), seed=seed)
         ids = [d.doc_id for d in validation.sample_docs(s, user, pid, sample)]
     with store.session() as s:
         user = projects.ensure_user(s)
         for doc_id in ids:
-            label = rng.choice(LABELS)
-            validation.save_code(s, user, pid, doc_id, user.username, label, source="import")
+            validation.save_code(
+                s, user, pid, doc_id, user.username, topic[doc_id], source="import"
+            )
+    with store.session() as s:
+        held_out = validation.training_exclusions(s, pid)
+    ranked = sorted((t.confidence for t in texts if t.doc_id not in held_out), reverse=True)
+    floor = ranked[min(train_n, len(ranked)) - 1]  # keeps the train_n most confident (and ties)
+    args = TrainingArgs(recipe="head", min_confidence=floor, seed=seed)
+    with store.session() as s:
+        job_id, model_id = start_train_job(
+            s, projects.ensure_user(s), pid, label_run_id=run_id, args=args
+        )
+    kinds.execute(store, job_id)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        if job.status != "done":
+            raise SystemExit(f"The student's training {job.status}: {job.message}")
+        job_id, pass_id = start_predict_job(s, projects.ensure_user(s), pid, model_id=model_id)
+        coded = set(ids)
+        write_predictions(s, pass_id, [t for t in texts if t.doc_id not in coded])
+    kinds.execute(store, job_id)
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        if job.status != "done":
+            raise SystemExit(f"The student's corpus pass {job.status}: {job.message}")
     return pid
 
 
@@ -146,6 +200,25 @@ def visit(page, wire: Wire, url: str, timeout: float) -> tuple[float, int]:
     return time.perf_counter() - started, wire.take()
 
 
+#: The tallest screenshot taken (pixels).
+SHOT_MAX_HEIGHT = 12_000
+
+
+def screenshot(page, path: Path) -> None:
+    """The whole page in one image: Streamlit scrolls its main part inside the window, so the
+    window is made as tall as that part's content for the shot, then set back."""
+    size = page.viewport_size
+    height = page.evaluate(
+        """() => Math.max(...['stMain', 'stAppViewContainer'].map(
+            (id) => document.querySelector(`[data-testid="${id}"]`)?.scrollHeight || 0))"""
+    )
+    tall = min(SHOT_MAX_HEIGHT, max(size["height"], int(height)))
+    page.set_viewport_size({"width": size["width"], "height": tall})
+    page.wait_for_timeout(500)  # the charts redraw at the new size
+    page.screenshot(path=str(path), full_page=True)
+    page.set_viewport_size(size)
+
+
 def measure(
     app: App, rounds: int, timeout: float, others: list[int], store: Store, shots: Path | None
 ):
@@ -172,7 +245,7 @@ def measure(
                     continue
                 (f.reloads.append(seconds) if r else setattr(f, "first", seconds))
                 if shots and r == 0:  # what was measured: the page after its first load
-                    page.screenshot(path=str(shots / f"{path}.png"), full_page=True)
+                    screenshot(page, shots / f"{path}.png")
                 f.load_bytes.append(sent)
                 started = time.perf_counter()
                 try:
@@ -252,23 +325,33 @@ def database(home: Path, postgres: str | None):
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--n", type=int, default=100_000, help="texts per project")
-    parser.add_argument("--rounds", type=int, default=4, help="first load + reloads")
+    parser.add_argument("--rounds", type=int, default=5, help="first load + reloads")
     parser.add_argument("--projects", type=int, default=1, help="projects to open in turn")
     parser.add_argument("--postgres", metavar="URL", help="a PostgreSQL database to use")
     parser.add_argument("--timeout", type=float, default=180.0, help="seconds per load")
     parser.add_argument("--screenshots", type=Path, help="a folder for each page's first load")
+    parser.add_argument(
+        "--train", type=int, default=TRAIN, help="LLM labels the student is trained on"
+    )
     args = parser.parse_args()
     with tempfile.TemporaryDirectory() as tmp:
         home = Path(tmp) / "home"
         home.mkdir()
+        # the train job finds DISTILL_HOME's models folder in the environment, as a worker does
+        os.environ.update(DISTILL_HOME=str(home), HF_HUB_OFFLINE="1", TRANSFORMERS_OFFLINE="1")
         with database(home, args.postgres) as url:
             store = Store(url)
             store.migrate()
             started = time.perf_counter()
-            pids = [
-                build_project(store, args.n, seed=k, name=f"Benchmark {k + 1}")
-                for k in range(args.projects)
-            ]
+            texts = synthetic_texts(args.n)
+            pids = []
+            for k in range(args.projects):
+                pids.append(build_project(store, texts, f"Benchmark {k + 1}", args.train))
+                print(
+                    f"  project {k + 1} built and its student trained at "
+                    f"{time.perf_counter() - started:.1f} s",
+                    flush=True,
+                )
             print(
                 f"built {len(pids)} project(s) of {args.n:,} texts in "
                 f"{time.perf_counter() - started:.1f} s ({'PostgreSQL' if args.postgres else 'SQLite'})",
