@@ -13,8 +13,9 @@ from __future__ import annotations
 
 import contextlib
 import time
-from collections.abc import Sequence
-from dataclasses import dataclass, replace
+from collections.abc import Mapping, Sequence
+from dataclasses import asdict, dataclass, field, replace
+from typing import Any
 
 from sqlalchemy import select
 from sqlalchemy.orm import Session
@@ -125,8 +126,77 @@ def start_label_job(
     return job.id, run.id
 
 
+#: A label job's params: what its earlier turns asked and paid (:class:`Turns`).
+TURNS = "label_turns"
+
+
+#: The counters of a turn's ``runner.Progress`` that add up over a job's turns.
+ADDED_UP = (
+    "requested",
+    "ok",
+    "invalid",
+    "errors",
+    "prompt_tokens",
+    "completion_tokens",
+    "cost_usd",
+)
+
+
+@dataclass
+class Turns:
+    """What a label job's earlier turns on the worker did (it hands the worker back when
+    another job waits, ``records.TurnOver``): their progress counters added up (``asked``:
+    answers asked for and their outcomes, tokens, cost), the answers found from earlier runs at
+    its first turn (``asked.cached``) and the first error, so that its figures, budget and
+    message add up as if it had run in one go; and the seconds its last turn's start and end
+    took (texts read, answers looked up, results written: the next turn lasts at least
+    ``records.TURN_PER_FIXED_COST`` times that)."""
+
+    turns: int = 0
+    asked: runner.Progress = field(default_factory=runner.Progress)
+    first_error: str | None = None
+    fixed_s: float = 0.0
+    version: int = 1
+
+    def to_dict(self) -> dict[str, Any]:
+        asked = {k: getattr(self.asked, k) for k in ("cached", *ADDED_UP)}
+        return {**asdict(self), "asked": asked}
+
+    @classmethod
+    def of(cls, data: Mapping[str, Any] | None) -> Turns:
+        if not isinstance(data, Mapping):
+            return cls()
+        asked = data.get("asked") if isinstance(data.get("asked"), Mapping) else {}
+        return cls(
+            turns=int(data.get("turns") or 0),
+            asked=runner.Progress(**{k: asked[k] for k in ("cached", *ADDED_UP) if k in asked}),
+            first_error=data.get("first_error"),
+            fixed_s=float(data.get("fixed_s") or 0.0),
+        )
+
+    def cached_of(self, p: runner.Progress) -> int:
+        """The answers from earlier runs (not from this job's earlier turns)."""
+        return self.asked.cached if self.turns else p.cached
+
+    def figures(self, p: runner.Progress, names: Sequence[str] = ADDED_UP) -> dict[str, Any]:
+        """The counters ``names`` so far: these turns' and the one at ``p``."""
+        return {k: getattr(self.asked, k) + getattr(p, k) for k in names}
+
+    def plus(self, p: runner.Progress, first_error: str | None, fixed_s: float) -> Turns:
+        """These turns and one more that ended at ``p``, its start and end taking ``fixed_s``."""
+        asked = runner.Progress(cached=self.cached_of(p), **self.figures(p))
+        return Turns(self.turns + 1, asked, self.first_error or first_error, fixed_s)
+
+
+#: The job's columns a label job's progress fills (beside done and total).
+JOB_FIGURES = ("errors", "prompt_tokens", "completion_tokens", "cost_usd")
+
+
 def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
-    """Worker side: label the job's documents, reporting progress; resumable."""
+    """Worker side: label the job's documents, reporting progress; resumable. Within a worker's
+    turn (``records.current_turn``), it hands the worker back when the turn is over and another
+    job waits (``records.TurnOver``); its next turn asks only what is not answered yet."""
+    began = time.monotonic()
     with store.session() as s:
         job = s.get(Job, job_id)
         check(
@@ -148,10 +218,18 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     model = str(teacher.params().get("model", ""))
     cancel = [False]
     started = time.monotonic()
+    before = Turns.of(params.get(TURNS))
+    turn, turn_over, ready, stopped = records.current_turn(), [False], [0.0], [0.0]
+    if turn is not None:
+        turn.cover(before.fixed_s)
 
     def on_progress(p: runner.Progress) -> None:
+        if not ready[0]:  # the first report comes before the first request
+            ready[0] = time.monotonic()
+            if turn is not None:
+                turn.cover(2 * (ready[0] - began))  # its end costs about what its start did
         # The bar counts what the message counts (answers), with the time left at the rate of
-        # this run's requests so far.
+        # this turn's requests so far.
         seconds = time.monotonic() - started
         rate = p.requested / seconds if p.requested and seconds > 0 else None
         left = (p.total - p.done) / rate if rate else None
@@ -161,14 +239,17 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
             result={"progress": records.JobProgress(unit="answers", eta_s=left).to_dict()},
             done=p.done,
             total=p.total,
-            errors=p.errors,
-            prompt_tokens=p.prompt_tokens,
-            completion_tokens=p.completion_tokens,
-            cost_usd=p.cost_usd,
-            message=f"{p.done:,} of {p.total:,} answers ({p.cached:,} from earlier runs)"
-            + (f"; {note}." if (note := p.concurrency_note()) else "."),
+            **before.figures(p, JOB_FIGURES),
+            message=f"{p.done:,} of {p.total:,} answers ({before.cached_of(p):,} from earlier "
+            "runs)" + (f"; {note}." if (note := p.concurrency_note()) else "."),
         )
 
+    def should_stop() -> bool:
+        if not cancel[0] and not turn_over[0] and turn is not None and turn.over():
+            turn_over[0], stopped[0] = True, time.monotonic()
+        return cancel[0] or turn_over[0]
+
+    budget = params.get("budget_usd")
     outcome = labelling.label_texts(
         store,
         run_id,
@@ -177,11 +258,28 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         repeats=params.get("repeats") or 1,
         concurrency=params.get("concurrency") or 16,
         cost_of=(lambda pt, ct: cost_of(pt, ct, model, {model: price})) if price else None,
-        budget_usd=params.get("budget_usd"),
-        should_cancel=lambda: cancel[0],
+        budget_usd=None if budget is None else max(0.0, budget - before.cost_usd),
+        should_cancel=should_stop,
         on_progress=on_progress,
     )
     _remember_capabilities(store, job_id, params, teacher)
+    p = outcome.progress
+    asked_all = p.cached + p.requested >= p.total  # nothing is left to ask
+    if outcome.stopped == "cancelled" and turn_over[0] and not cancel[0] and not asked_all:
+        records.update_job(
+            store, job_id, done=p.done, total=p.total, **before.figures(p, JOB_FIGURES)
+        )
+        fixed_s = (ready[0] - began) + (time.monotonic() - stopped[0])
+        turns = before.plus(p, outcome.first_error, round(fixed_s, 3))
+        records.merge_params(store, job_id, **{TURNS: turns.to_dict()})
+        raise records.TurnOver(
+            f"Waiting its turn: {p.done:,} of {p.total:,} answers; another job is running."
+        )
+    if outcome.stopped == "cancelled" and not cancel[0]:
+        outcome.stopped = None  # its turn ended just as the last answer came
+    if outcome.stopped == "failing" and before.asked.ok + before.asked.invalid and asked_all:
+        outcome.stopped = None  # its last turn's requests all failed, not every request
+    outcome = _with_earlier_turns(outcome, before)
     failed, empty = failed_texts(outcome, items)
     counts = outcome.counts
     summary = (
@@ -216,6 +314,16 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
             message=f"Stopped at the budget cap. {summary} Raise the cap and start again to continue.",
         )
     return JobOutcome(result, status=status, message=summary)
+
+
+def _with_earlier_turns(outcome: labelling.LabelOutcome, before: Turns) -> labelling.LabelOutcome:
+    """The outcome of a job's last turn with its earlier turns' requests, tokens, cost and first
+    error added: what the job did in all."""
+    if not before.turns:
+        return outcome
+    p = outcome.progress
+    total = replace(p, cached=before.asked.cached, **before.figures(p))
+    return replace(outcome, progress=total, first_error=before.first_error or outcome.first_error)
 
 
 def failed_texts(

@@ -11,6 +11,13 @@ Jobs wait on two queues (:class:`JobQueues`, the kind table ``jobs.kinds`` names
 labelling and corpus passes on the CPU queue, trainings on the GPU queue, so a labelling job
 never waits behind a training; the local worker consumes both.
 
+Jobs share a queue's workers fairly (:func:`enqueue`): each message carries a huey priority
+from a start-time fair queueing tag per user, so a user with no job waiting or running goes
+ahead of one who has, and a label job works in turns (``records.Turn``): after
+``records.SLICE_S`` seconds, if a job waits that goes before it, it hands the worker back
+(``records.TurnOver``: its answers are stored, it waits "queued" again with its key kept) and
+continues at its next turn.
+
 Progress, counts, cost, messages, the cancel flag and the worker's heartbeat (a timer thread
 while a job runs, :class:`Heartbeat`) live in the ``jobs`` table, so a page reload or an app
 restart loses nothing; a submit that fails marks its job failed (:func:`submit`). API keys
@@ -55,10 +62,15 @@ from distill_core.jobs.records import (
     HEARTBEAT_S,
     KEY_LOST,
     KEY_TYPED,
+    SLICE_S,
     JobCancelled,
     JobOutcome,
+    Turn,
+    TurnOver,
     beat,
     fail_job,
+    merge_params,
+    taking_turn,
 )
 from distill_core.keys import mask, mask_all, register
 from distill_core.store import Job, Store
@@ -74,44 +86,90 @@ Runners = Mapping[str, Runner]
 # ---------------------------------------------------------------- running a job
 
 
-def execute(store: Store, job_id: int, secret: str | None, runners: Runners) -> None:
+#: What a job says when it is cancelled after it ran (a turn or more).
+CANCELLED_KEPT = "Cancelled; what was done before is kept."
+#: A job's params: the seconds it ran in its earlier turns (so that ``finished_at -
+#: started_at`` is the time it ran, not the time it waited its turn).
+RAN_S = "ran_s"
+
+
+def execute(
+    store: Store,
+    job_id: int,
+    secret: str | None,
+    runners: Runners,
+    turn: Turn | None = None,
+) -> bool:
     """Run one job in this process with the runner of its kind (from ``runners``): status,
     timing, result and a one-sentence error. While it runs, a timer thread beats for it
     (:class:`Heartbeat`), whatever the runner is waiting for. A job whose key was typed for it
     but is gone (held only by a worker that died, with no server secret to keep it) fails with
-    :data:`KEY_LOST` instead of running without its key."""
+    :data:`KEY_LOST` instead of running without its key.
+
+    The runner runs within ``turn`` (``records.current_turn``); one that ends its turn
+    (``records.TurnOver``) goes back to "queued" with its message, its progress as it stands
+    and the seconds it ran so far; True is returned then: queue it again (:func:`enqueue`)."""
     with store.session() as s:
         job = s.get(Job, job_id)
         if job is None or job.status != "queued" or job.cancel_requested:
             # ended, cancelled, or running already (a message queued twice runs it once)
             if job is not None and job.status == "queued":
                 job.status, job.finished_at = "cancelled", utcnow()
-            return
+                job.message = CANCELLED_KEPT if job.started_at else "Cancelled before it started."
+            return False
         if (job.params or {}).get(KEY_TYPED) and not secret:
             job.status, job.message, job.finished_at = "failed", KEY_LOST, utcnow()
-            return
-        kind = job.kind
+            return False
+        kind, ran_s = job.kind, float((job.params or {}).get(RAN_S) or 0.0)
     with store.session() as s:  # claim it: of two messages for one job, one runs it
         now = utcnow()
         claimed = s.execute(
             update(Job)
             .where(Job.id == job_id, Job.status == "queued")
-            .values(status="running", started_at=now, heartbeat_at=now, message="Running…")
+            .values(
+                status="running",
+                started_at=now - dt.timedelta(seconds=ran_s),  # its earlier turns count
+                heartbeat_at=now,
+                message="Running…",
+            )
         ).rowcount
     if not claimed:
-        return
+        return False
     fn = runners.get(kind)
     try:
-        with Heartbeat(store, job_id):
+        with Heartbeat(store, job_id), taking_turn(turn):
             if fn is None:
                 raise RuntimeError(f"No worker knows jobs of kind '{kind}'.")
             outcome = fn(store, job_id, secret) or JobOutcome()
+    except TurnOver as over:
+        message = over.message
+        if retry_lost(lambda: _hand_back(store, job_id, message)):
+            return True
+        _finish(store, job_id, "cancelled", CANCELLED_KEPT, {})  # cancelled as it ended
     except JobCancelled:
-        _finish(store, job_id, "cancelled", "Cancelled; what was done before is kept.", {})
+        _finish(store, job_id, "cancelled", CANCELLED_KEPT, {})
     except Exception as exc:  # the job ends; the worker lives on
         _finish(store, job_id, "failed", _sentence(exc), {})
     else:
         _finish(store, job_id, outcome.status, outcome.message, outcome.result)
+    return False
+
+
+def _hand_back(store: Store, job_id: int, message: str) -> bool:
+    """A running job whose turn is over waits "queued" again: its message, the seconds it ran
+    (:data:`RAN_S`), and its waiting since now (``heartbeat_at``, for :func:`requeue_lost`).
+    False when it was cancelled meanwhile (it then ends cancelled)."""
+    with store.session() as s:
+        job = s.get(Job, job_id)
+        if job is None or job.status != "running" or job.cancel_requested:
+            return False
+        now = utcnow()
+        since = job.started_at or now
+        if since.tzinfo is None:
+            since = since.replace(tzinfo=now.tzinfo)
+        job.params = {**(job.params or {}), RAN_S: max(0.0, (now - since).total_seconds())}
+        job.status, job.message, job.heartbeat_at = "queued", mask(message), now
+    return True
 
 
 class Heartbeat:
@@ -195,16 +253,16 @@ def make_huey(
     settings: Settings | None = None,
     name: str = "distill",
     secret_key: str | None = None,
+    slice_s: float = SLICE_S,
 ):
     """The huey queue for these settings, with the one task every job goes through (run by the
-    runner of its kind from ``runners``); messages are JSON, signed when a secret is set
-    (``secret_key``, else ``DISTILL_SECRET_KEY``)."""
+    runner of its kind from ``runners``, in turns of ``slice_s`` seconds where the runner takes
+    turns); messages are JSON, signed when a secret is set (``secret_key``, else
+    ``DISTILL_SECRET_KEY``), and taken in the fair order of :func:`enqueue`."""
     settings = settings or Settings.from_env()
     serializer = JsonSerializer(secret_key or os.environ.get(SECRET_ENV) or None)
     if settings.redis_url:
-        from huey import RedisHuey
-
-        huey = RedisHuey(name, url=settings.redis_url, serializer=serializer)
+        huey = _priority_redis(name, settings.redis_url, serializer)
     else:
         from huey import SqliteHuey
 
@@ -215,11 +273,36 @@ def make_huey(
     @huey.task(name=TASK_NAME)
     def run_job(job_id: int) -> None:
         store = _store_for(url)
-        key = Keyring.take(job_id) or kept_key(settings, job_id)
-        execute(store, job_id, key, runners)
+        held = Keyring.take(job_id)
+        key = held or kept_key(settings, job_id)
+        turn = Turn(slice_s, lambda: others_first(store, huey, job_id))
+        if execute(store, job_id, key, runners, turn):  # its turn is over: to the back
+            if held:
+                Keyring.put(job_id, held)  # kept in memory for its next turn
+            enqueue(huey, job_id, turn_over=True)
+            return
         forget_key(settings, job_id)  # the job ended (a killed worker never gets here)
 
     huey.distill_run_job = run_job
+    huey.distill_database_url = url
+    return huey
+
+
+def _priority_redis(name: str, url: str, serializer: Serializer):
+    """A Redis queue whose messages are taken by priority (huey's ``PriorityRedisHuey``, a
+    sorted set, Redis 5 or later), under its own key; messages a FIFO queue of an earlier
+    version left under the old key (a list) are moved into it."""
+    from huey import PriorityRedisHuey
+
+    huey = PriorityRedisHuey(name, url=url, serializer=serializer)
+    storage = huey.storage
+    old, storage.queue_key = storage.queue_key, f"huey.priority.{storage.name}"
+    try:
+        if storage.conn.type(old) == b"list":
+            while (data := storage.conn.rpop(old)) is not None:
+                storage.enqueue(data, 0)
+    except Exception as exc:  # Redis unreachable now: a submit says so; lost jobs are requeued
+        log.warning("The old queue %s could not be read: %s", old, _short(exc))
     return huey
 
 
@@ -272,25 +355,87 @@ def make_queues(
     settings: Settings | None = None,
     prefix: str = "distill",
     secret_key: str | None = None,
+    slice_s: float = SLICE_S,
 ) -> JobQueues:
     """The CPU and GPU queues (:func:`make_huey` each, named ``<prefix>-cpu`` and
     ``<prefix>-gpu``: two queues in Redis, or two in the one SQLite queue file)."""
     runners = {name: kind.run for name, kind in kinds.items()}
     hueys = {
-        q: make_huey(runners, settings, f"{prefix}-{q}", secret_key)
+        q: make_huey(runners, settings, f"{prefix}-{q}", secret_key, slice_s)
         for q in sorted({CPU, GPU, *(k.queue for k in kinds.values())})
     }
     return JobQueues(hueys, {name: kind.queue for name, kind in kinds.items()})
 
 
-def enqueue(huey, job_id: int, kind: str | None = None) -> None:
+def enqueue(huey, job_id: int, kind: str | None = None, *, turn_over: bool = False) -> None:
     """Queue the message for one job: on ``huey``, or, given :class:`JobQueues`, on the queue of
-    the job's ``kind``."""
+    the job's ``kind``; with the priority of its fair turn (:func:`fair_start`; ``turn_over``:
+    it is queued again after its turn)."""
     if isinstance(huey, JobQueues):
         if kind is None:
             raise ValueError(f"Job {job_id} needs its kind to choose its queue.")
         huey = huey.for_kind(kind)
-    huey.distill_run_job(job_id)
+    store = _store_for(huey.distill_database_url)
+
+    def tag() -> int:
+        with store.session() as s:
+            job = s.get(Job, job_id)
+            if job is None:
+                return 0
+            start = fair_start(s, job, huey.name, turn_over=turn_over)
+            job.params = {**(job.params or {}), TURN: {"queue": huey.name, "start": start}}
+            return start
+
+    huey.distill_run_job(job_id, priority=-retry_lost(tag))
+
+
+#: A job's params: its fair queueing tag on the queue it waits on ({"queue", "start"}).
+TURN = "turn"
+
+
+def _tag(job: Job, queue_name: str) -> int | None:
+    tag = (job.params or {}).get(TURN)
+    if isinstance(tag, dict) and tag.get("queue") == queue_name:
+        return int(tag.get("start") or 0)
+    return None
+
+
+def fair_start(session, job: Job, queue_name: str, *, turn_over: bool) -> int:
+    """The turn at which ``job`` waits on ``queue_name`` (start-time fair queueing per user;
+    lower goes first, huey priority ``-start``): a job's turn is one slice, and a user's next
+    turn follows the last turn of their jobs waiting or running on the queue, or the earliest
+    turn of anyone's active job (the queue's "now") when they have none. So a user with nothing
+    going starts at once; one with a job running waits behind them, and users with work waiting
+    take turns. A job queued again after its turn (``turn_over``) counts its own last turn; a
+    message queued again (lost, or its worker restarted) keeps the turn it had."""
+    own = _tag(job, queue_name)
+    if own is not None and not turn_over:
+        return own
+    others = session.scalars(select(Job).where(Job.status.in_(ACTIVE), Job.id != job.id)).all()
+    turns = [(o.created_by, t) for o in others if (t := _tag(o, queue_name)) is not None]
+    now = min((t for _, t in turns), default=0)
+    last = [t for user, t in turns if user == job.created_by]
+    if own is not None:
+        last.append(own)
+    return max(now, max(last) + 1) if last else now
+
+
+def others_first(store: Store, huey, job_id: int) -> bool:
+    """Whether a job other than ``job_id`` waits on ``huey`` with a message that would be taken
+    before ``job_id``'s if it were queued again now (its turn over)."""
+    waiting = {t.args[0]: t.priority or 0 for t in huey.pending() if t.args}
+    waiting.pop(job_id, None)
+    if not waiting:
+        return False
+    with store.session() as s:
+        queued = list(
+            s.scalars(select(Job.id).where(Job.id.in_(list(waiting)), Job.status == "queued"))
+        )
+        job = s.get(Job, job_id)
+        if not queued or job is None:
+            return False
+        mine = -fair_start(s, job, huey.name, turn_over=True)
+    return any(waiting[i] >= mine for i in queued)
 
 
 def job_kinds(store: Store, job_ids: list[int]) -> dict[int, str]:
@@ -318,8 +463,8 @@ def requeue_lost(store: Store, huey, *, after_s: float = LOST_AFTER_S) -> list[i
     starts only a queued job). Returns the ids queued again."""
     limit = utcnow() - dt.timedelta(seconds=after_s)
     with store.session() as s:
-        waiting = [
-            (job.id, job.kind, job.created_at)
+        waiting = [  # a job waiting its next turn waits since it was handed back
+            (job.id, job.kind, job.heartbeat_at or job.created_at)
             for job in s.scalars(select(Job).where(Job.status == "queued"))
         ]
     waiting = {
@@ -722,9 +867,7 @@ def _submit_sentence(exc: BaseException) -> str:
 
 def _mark_key_typed(store: Store, job_id: int) -> None:
     """Note on the job (never the key) that it runs with a key typed for it."""
-    with store.session() as s:
-        job = s.get(Job, job_id)
-        job.params = {**(job.params or {}), KEY_TYPED: True}
+    merge_params(store, job_id, **{KEY_TYPED: True})
 
 
 # ---------------------------------------------------------------- keys kept for a restart

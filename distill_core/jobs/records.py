@@ -7,7 +7,9 @@ repeated the key.
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
+from contextvars import ContextVar
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
@@ -42,6 +44,81 @@ MAX_RESUMES = 2
 
 class JobCancelled(Exception):
     """Raised inside a job when its cancel flag is seen."""
+
+
+#: Seconds a sliced job (a label run) holds a CPU worker before it looks whether another job
+#: waits for one; if so it hands the worker back (:class:`TurnOver`) and continues at its next
+#: turn. Long enough that a turn's start (reading the texts and what is already answered,
+#: writing the results of a 100,000-text run: a few seconds) is a small share of it, short
+#: enough that a 50-text job started behind a 100,000-text one waits about a minute.
+SLICE_S = 60.0
+#: Seconds between two looks at the queue once a turn's time is up (each is a queue read and a
+#: database read, so not at every request).
+LOOK_EVERY_S = 2.0
+#: A turn lasts at least this many times what its start and end cost (a job that takes long to
+#: resume, a 100,000-text run, takes longer turns), so that handing the worker back costs at
+#: most about a tenth of the job's time.
+TURN_PER_FIXED_COST = 10.0
+
+
+class TurnOver(Exception):
+    """Raised by a sliced job's runner when its turn is over and another job waits: what it has
+    done is stored, and the worker queues it again (status "queued", this ``message``) to
+    continue at its next turn. Neither a failure nor an interruption."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
+
+
+@dataclass
+class Turn:
+    """A job's turn on a worker: over once it has run ``slice_s`` seconds and
+    ``others_waiting()`` says another job waits that goes before it when it queues again
+    (looked at every ``LOOK_EVERY_S`` seconds at most). With nothing waiting it goes on."""
+
+    slice_s: float
+    others_waiting: Callable[[], bool]
+    clock: Callable[[], float] = time.monotonic
+    started: float = field(default=0.0)
+    _looked: float = field(default=float("-inf"), repr=False)
+    _over: bool = field(default=False, repr=False)
+
+    def __post_init__(self) -> None:
+        self.started = self.started or self.clock()
+
+    def cover(self, fixed_s: float) -> None:
+        """Make the turn last at least :data:`TURN_PER_FIXED_COST` times ``fixed_s``, the
+        seconds the job's start and end of a turn cost (not spent on its work)."""
+        self.slice_s = max(self.slice_s, TURN_PER_FIXED_COST * max(0.0, fixed_s))
+
+    def over(self) -> bool:
+        if self._over:
+            return True
+        now = self.clock()
+        if now - self.started < self.slice_s or now - self._looked < LOOK_EVERY_S:
+            return False
+        self._looked = now
+        self._over = bool(self.others_waiting())
+        return self._over
+
+
+_turn: ContextVar[Turn | None] = ContextVar("distill_turn", default=None)
+
+
+def current_turn() -> Turn | None:
+    """The turn of the job this worker thread runs (None outside a worker: never over)."""
+    return _turn.get()
+
+
+@contextmanager
+def taking_turn(turn: Turn | None) -> Iterator[None]:
+    """Run a job within ``turn`` (what :func:`current_turn` returns inside the block)."""
+    token = _turn.set(turn)
+    try:
+        yield
+    finally:
+        _turn.reset(token)
 
 
 #: A job that ended with every part tried but some failed (a label run with texts in error).
@@ -215,6 +292,17 @@ def resume_interrupted(session) -> list[int]:
     return again
 
 
+def merge_params(store: Store, job_id: int, **values: Any) -> None:
+    """Add ``values`` to a job's params (never secrets)."""
+
+    def write() -> None:
+        with store.session() as s:
+            job = s.get(Job, job_id)
+            job.params = {**(job.params or {}), **values}
+
+    retry_lost(write)
+
+
 def update_job(store: Store, job_id: int, **fields: Any) -> bool:
     """Write progress fields and a heartbeat; returns whether cancel was requested. The
     message, if any, is masked."""
@@ -233,11 +321,12 @@ def update_job(store: Store, job_id: int, **fields: Any) -> bool:
 def request_cancel(session, user: User, project_id: int, job_id: int) -> None:
     """Ask a job to stop; it stops at its next check and keeps what it has done."""
     job = belongs(session.get(Job, job_id), project_id, "job")
-    if job.status == "queued":
-        job.status, job.message, job.finished_at = (
-            "cancelled",
-            "Cancelled before it started.",
-            utcnow(),
+    if job.status == "queued":  # waiting to start, or for its next turn (it ran before)
+        job.status, job.finished_at = "cancelled", utcnow()
+        job.message = (
+            "Cancelled while waiting its turn; what was done before is kept."
+            if job.started_at
+            else "Cancelled before it started."
         )
     job.cancel_requested = True
     session.flush()
