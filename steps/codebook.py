@@ -72,7 +72,7 @@ with preview_tab:
     elif problems:
         st.warning("Fix the codebook's problems (Edit tab) to see the prompt.")
     else:
-        ui.codebook.prompt_preview(current, ui.documents(ctx, corpus))
+        ui.codebook.prompt_preview(current, ctx.act(projects.first_texts, ctx.project_id, 1000))
 
 with file_tab:
     st.download_button(

@@ -14,6 +14,9 @@ from distill_core.corpus import (
 )
 from distill_core.study import projects
 
+#: Texts of the corpus shown at a time (the search runs over all of them, in the database).
+SHOWN = 500
+
 ctx = ui.context()
 ui.for_step(ctx, "Data")
 st.title("Data")
@@ -35,11 +38,14 @@ if corpus is not None:
         f"Text column “{corpus.text_column}”, {id_note}, encoding {corpus.encoding or 'binary format'}, "
         f"uploaded {corpus.uploaded_at:%Y-%m-%d %H:%M} UTC. Empty, duplicate and very long texts are kept."
     )
-    frame = ui.documents(ctx, corpus)
     query = st.text_input("Search the texts", placeholder="a word or phrase", key="corpus_search")
-    shown = frame[frame["text"].str.contains(query, case=False, regex=False)] if query else frame
-    st.caption(f"{len(shown):,} texts" + (" match" if query else "") + "; the first 500 are shown.")
-    st.dataframe(shown.head(500), hide_index=True, width="stretch")
+    found = ctx.act(projects.documents_page, project_id, search=query, limit=SHOWN)
+    st.caption(
+        f"{found.matching:,} texts"
+        + (" match" if query else "")
+        + (f"; the first {SHOWN:,} are shown." if found.matching > SHOWN else ".")
+    )
+    st.dataframe(found.rows, hide_index=True, width="stretch")
     ui.go_to("Codebook", "Next: the codebook")
 
 st.subheader("Replace the corpus" if corpus is not None else "Upload a corpus")

@@ -20,32 +20,34 @@ ui.require_step(ctx, "Codebook", "a saved codebook")
 corpus = ui.project_corpus(ctx)
 version = ctx.act(projects.latest_codebook, ctx.project_id)
 codebook = projects.as_codebook(version)
-frame = ui.documents(ctx, corpus)
 
 st.subheader("Teacher")
 teacher = ui.forms.teacher_form(ctx)
 if teacher.endpoint is not None and st.button(
     "Test connection", help="Sends one request for one text of the corpus."
 ):
-    first = frame.loc[frame["text"].str.strip() != "", "text"].iloc[0]
-    with st.spinner("Asking…"):
-        result = ctx.act(
-            endpoints.check_endpoint,
-            ctx.project_id,
-            codebook=codebook,
-            text=first,
-            endpoint_id=teacher.endpoint_id,
-            endpoint=teacher.endpoint,
-            api_key=teacher.typed_key,
-        )
-    show_connection(result)
+    first = ctx.act(projects.first_texts, ctx.project_id, 1)["text"]
+    if first.empty:
+        st.warning("Every text of the corpus is empty: there is nothing to send.")
+    else:
+        with st.spinner("Asking…"):
+            result = ctx.act(
+                endpoints.check_endpoint,
+                ctx.project_id,
+                codebook=codebook,
+                text=first.iloc[0],
+                endpoint_id=teacher.endpoint_id,
+                endpoint=teacher.endpoint,
+                api_key=teacher.typed_key,
+            )
+        show_connection(result)
 
 st.subheader("What to label")
 sample = ctx.act(validation.current_sample, ctx.project_id)
 sample_ids = (
     [d.doc_id for d in ctx.act(validation.sample_docs, ctx.project_id, sample)] if sample else []
 )
-scope = ui.forms.scope_form(frame, sample_ids, teacher, codebook)
+scope = ui.forms.scope_form(ctx, sample_ids, teacher, codebook)
 
 if st.button("Start labelling", type="primary"):
     request = LabelRequest(

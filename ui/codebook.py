@@ -232,10 +232,13 @@ def history(versions: list) -> object | None:
     return by_number[pick] if st.button("Load into the editor") else None
 
 
-def prompt_preview(codebook: Codebook, documents: pd.DataFrame) -> None:
-    """The messages the LLM receives for a chosen text, exactly as sent."""
-    nonempty = documents[documents["text"].str.strip() != ""]
-    doc_id = st.selectbox("Text", nonempty["doc_id"].head(1000), key="preview_doc")
+def prompt_preview(codebook: Codebook, nonempty: pd.DataFrame) -> None:
+    """The messages the LLM receives for a chosen text of ``nonempty`` (``doc_id`` and
+    ``text`` of the corpus's first texts that are not blank), exactly as sent."""
+    if nonempty.empty:
+        st.info("Every text of the corpus is empty: there is no prompt to show.")
+        return
+    doc_id = st.selectbox("Text", nonempty["doc_id"], key="preview_doc")
     structured = st.toggle(
         "Structured output (JSON schema)",
         value=True,

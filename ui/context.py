@@ -6,10 +6,8 @@ from __future__ import annotations
 import os
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime
 from typing import Any, TypeVar
 
-import pandas as pd
 import streamlit as st
 
 from distill_core.config import Settings
@@ -231,21 +229,6 @@ def require_step(ctx: Context, step: str, why: str) -> None:
         st.info(f"This step needs {why} first.")
         go_to(step)
         st.stop()
-
-
-@st.cache_resource(max_entries=8, show_spinner="Loading the corpus…")
-def _documents(
-    url: str, user_id: int, project_id: int, corpus_id: int, uploaded_at: datetime
-) -> pd.DataFrame:
-    store = get_store()
-    with store.session() as s:
-        return projects.load_documents(s, s.get(projects.User, user_id), project_id)
-
-
-def documents(ctx: Context, corpus: projects.Corpus) -> pd.DataFrame:
-    """The project's corpus as a frame, read from the database once per upload and user
-    (shared, treat as read-only)."""
-    return _documents(ctx.store.url, ctx.user_id, ctx.project_id, corpus.id, corpus.uploaded_at)
 
 
 def project_corpus(ctx: Context) -> projects.Corpus | None:

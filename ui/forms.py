@@ -13,10 +13,10 @@ from distill_core import agreement
 from distill_core.codebook import Codebook
 from distill_core.llm import Endpoint
 from distill_core.llm.base import DEFAULT_BASE_URL, DEFAULT_MODEL
-from distill_core.llm.cost import DEFAULT_PRICES, Price, estimate, price_for
+from distill_core.llm.cost import DEFAULT_PRICES, Price, price_for
 from distill_core.student.args import MAX_SEEDS, TrainingArgs
 from distill_core.student.recipes import MISTAKE_FILTER_MEASURED, RECIPE_NAMES
-from distill_core.study import endpoints, labelling, runs, validation
+from distill_core.study import endpoints, labelling, projects, runs, validation
 from ui.context import Context
 
 LOCAL = "Local zero-shot baseline (offline; weak, not an LLM)"
@@ -143,12 +143,11 @@ class Scope:
     give_up_s: float | None = None
 
 
-def scope_form(
-    documents: pd.DataFrame, sample_ids: list[str], teacher: Teacher, codebook: Codebook
-) -> Scope:
+def scope_form(ctx: Context, sample_ids: list[str], teacher: Teacher, codebook: Codebook) -> Scope:
     """Which texts, how many answers each, and (for an LLM) the estimated tokens and cost."""
     sample = f"The validation sample ({len(sample_ids):,} texts)"
-    n_texts = int((documents["text"].str.strip() != "").sum())
+    ids = ctx.act(projects.corpus_ids, ctx.project_id)
+    n_texts = len(ids.nonempty)
     c1, c2, c3 = st.columns(3)
     choice = c1.radio(
         "Texts",
@@ -167,9 +166,7 @@ def scope_form(
         st.caption(
             "Draw a validation sample on the Validate page to label exactly the texts humans code."
         )
-    doc_ids = labelling.choose_texts(
-        documents, scope, n=int(n), seed=int(seed), sample_ids=sample_ids
-    )
+    doc_ids = labelling.choose_texts(ids, scope, n=int(n), seed=int(seed), sample_ids=sample_ids)
     if teacher.provider != "openai":
         return Scope(scope, doc_ids)
     endpoint = teacher.endpoint
@@ -238,10 +235,22 @@ def scope_form(
     )
     cap = c3.number_input("Budget cap in $ (0: none)", 0.0, 1e6, 0.0, key="llm_budget")
     price = Price(price_in, price_out)
-    chosen = documents.set_index("doc_id").loc[doc_ids, "text"]
-    est = _estimate(codebook, codebook.fingerprint(), tuple(chosen), endpoint.model, repeats, price)
+    with st.spinner("Counting tokens…"):
+        est = ctx.act(
+            labelling.scope_estimate,
+            ctx.project_id,
+            codebook,
+            scope,
+            model=endpoint.model,
+            price=price,
+            repeats=int(repeats),
+            n=int(n),
+            seed=int(seed),
+            sample_ids=tuple(sample_ids),
+        )
     st.markdown(
-        f"**Estimate** for {len(doc_ids):,} texts × {repeats}: about {est.prompt_tokens:,} input "
+        f"**Estimate** for {est.n_requests // int(repeats):,} texts × {repeats}: about "
+        f"{est.prompt_tokens:,} input "
         f"and {est.completion_tokens:,} output tokens, **${est.cost_usd:,.2f}** "
         f"({est.n_requests:,} requests; texts already answered cost nothing)."
     )
@@ -258,12 +267,6 @@ def scope_form(
         logprobs=logprobs,
         give_up_s=give_up,
     )
-
-
-@st.cache_data(max_entries=16, show_spinner="Counting tokens…")
-def _estimate(_codebook, fingerprint: str, texts: tuple[str, ...], model: str, repeats: int, price):
-    """Offline token and cost estimate, cached per codebook version and texts."""
-    return estimate(_codebook, texts, model, repeats, {model: price})
 
 
 @dataclass(frozen=True)

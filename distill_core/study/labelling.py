@@ -11,25 +11,26 @@ from __future__ import annotations
 
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
-from typing import TYPE_CHECKING
 
-from sqlalchemy import delete
+from sqlalchemy import delete, select
 from sqlalchemy.orm import Session
 
 from distill_core import sampling
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer, Teacher, aggregate
 from distill_core.llm.cache import CacheWriter, answer_row, run_key, text_hash
+from distill_core.llm.cost import Estimate, Price, estimate
 from distill_core.llm.runner import DEFAULT_CONCURRENCY, Progress, run_items_sync
 from distill_core.store import Store
 from distill_core.store.answers import StoreAnswerCache
 from distill_core.store.bulk import insert_many
 from distill_core.store.limits import fit
-from distill_core.store.models import LabelRun, LabelRunItem
+from distill_core.store.models import Corpus, Document, LabelRun, LabelRunItem, User
+from distill_core.study import memo, projects
+from distill_core.study.access import Capability, entry
+from distill_core.study.projects import CorpusIds
 from distill_core.study.runs import STATUSES
-
-if TYPE_CHECKING:
-    import pandas as pd
+from distill_core.values import is_blank
 
 #: A run whose first this-many answers all failed stops: the endpoint is down or refuses us.
 FAIL_FAST_ERRORS = 8
@@ -235,7 +236,7 @@ SCOPES = ("sample", "subset", "all")
 
 
 def choose_texts(
-    documents: pd.DataFrame,
+    ids: CorpusIds,
     scope: str,
     *,
     n: int = 0,
@@ -243,12 +244,56 @@ def choose_texts(
     sample_ids: Sequence[str] = (),
 ) -> list[str]:
     """The document ids a label run of ``scope`` covers: the validation sample's, ``n``
-    non-empty texts drawn at random (``sampling.simple_random``, in corpus order), or all."""
+    non-empty texts drawn at random (``sampling.simple_random``, in corpus order), or all
+    (``ids``: ``projects.corpus_ids``)."""
     if scope == "sample":
         return list(sample_ids)
     if scope == "subset":
-        nonempty = documents.loc[documents["text"].str.strip() != "", "doc_id"]
-        return sampling.simple_random(list(nonempty), int(n), int(seed))
+        return sampling.simple_random(list(ids.nonempty), int(n), int(seed))
     if scope == "all":
-        return list(documents["doc_id"])
+        return list(ids.ids)
     raise ValueError(f"Unknown scope '{scope}': use one of {', '.join(SCOPES)}.")
+
+
+@entry(Capability.READ)
+def scope_estimate(
+    session: Session,
+    user: User,
+    project_id: int,
+    codebook: Codebook,
+    scope: str,
+    *,
+    model: str,
+    price: Price,
+    repeats: int = 1,
+    n: int = 0,
+    seed: int = 0,
+    sample_ids: Sequence[str] = (),
+) -> Estimate:
+    """``llm.cost.estimate`` of labelling the texts of ``scope`` (as :func:`choose_texts`
+    chooses them; blank texts are never asked) with ``model`` at ``price``: the texts are read
+    once per codebook, choice and state of the project (``memo``), not on every rerun."""
+
+    def compute() -> Estimate:
+        chosen = set(
+            choose_texts(
+                projects.corpus_ids(session, user, project_id),
+                scope,
+                n=n,
+                seed=seed,
+                sample_ids=sample_ids,
+            )
+        )
+        rows = session.execute(
+            select(Document.doc_id, Document.text)
+            .join(Corpus, Corpus.id == Document.corpus_id)
+            .where(Corpus.project_id == project_id)
+            .order_by(Document.position)
+        )
+        texts = (t for d, t in rows if d in chosen and not is_blank(t))
+        return estimate(codebook, texts, model, repeats, {model: price})
+
+    args = (codebook.fingerprint(), scope, model, price, int(repeats), int(n), int(seed))
+    return memo.remembered(
+        session, project_id, "scope_estimate", (*args, tuple(sample_ids)), compute
+    )

@@ -34,9 +34,9 @@ from distill_core.store.models import (
     User,
     ValidationSample,
 )
-from distill_core.study import activity, replacement
+from distill_core.study import activity, memo, replacement
 from distill_core.study.access import AccessDenied, Capability, ProjectError, entry, role_of
-from distill_core.values import content_key
+from distill_core.values import content_key, is_blank
 
 #: The user every single-user install acts as.
 LOCAL_USERNAME = "local"
@@ -276,19 +276,113 @@ def load_documents(
     session: Session, user: User, project_id: int, *, with_extra: bool = True
 ) -> pd.DataFrame:
     """The project's corpus as a frame: ``doc_id``, ``text`` and, if asked, the file's other
-    columns (empty before an upload)."""
-    corpus = session.scalar(select(Corpus).where(Corpus.project_id == project_id))
-    corpus_id = corpus.id if corpus else None
+    columns (empty before an upload). For a whole file (an export); a page reads
+    :func:`documents_page`."""
+    corpus_id = _corpus_id(session, project_id)
     cols = [Document.doc_id, Document.text] + ([Document.extra] if with_extra else [])
     result = session.execute(
         select(*cols).where(Document.corpus_id == corpus_id).order_by(Document.position)
     ).all()
-    frame = pd.DataFrame({"doc_id": [r[0] for r in result], "text": [r[1] for r in result]})
-    if with_extra and result:
-        extra = pd.DataFrame.from_records([r[2] or {} for r in result])
+    return _documents_frame(result, with_extra)
+
+
+def _corpus_id(session: Session, project_id: int) -> int | None:
+    return session.scalar(select(Corpus.id).where(Corpus.project_id == project_id))
+
+
+def _documents_frame(rows: Sequence, with_extra: bool) -> pd.DataFrame:
+    """Rows of (doc_id, text[, extra]) as a frame, the file's other columns spread out."""
+    frame = pd.DataFrame({"doc_id": [r[0] for r in rows], "text": [r[1] for r in rows]})
+    if with_extra and rows:
+        extra = pd.DataFrame.from_records([r[2] or {} for r in rows])
         extra = extra[[c for c in extra.columns if c not in ("doc_id", "text")]]
         frame = pd.concat([frame, extra], axis=1)
     return frame
+
+
+@dataclass(frozen=True)
+class DocumentsPage:
+    """The first ``len(rows)`` documents in corpus order that match a search (``rows``: the
+    columns of ``load_documents``), of ``matching`` that match and ``total`` in the corpus."""
+
+    rows: pd.DataFrame
+    matching: int
+    total: int
+
+
+@entry(Capability.READ)
+def documents_page(
+    session: Session,
+    user: User,
+    project_id: int,
+    *,
+    search: str = "",
+    limit: int = 500,
+    with_extra: bool = True,
+) -> DocumentsPage:
+    """Up to ``limit`` documents in corpus order holding ``search`` in their text (any case),
+    searched and counted in the database: a page never holds the whole corpus."""
+    corpus_id = _corpus_id(session, project_id)
+    conditions = [Document.corpus_id == corpus_id]
+    total = session.scalar(select(func.count()).where(*conditions))
+    if search:
+        like = "%" + escape_like(search) + "%"
+        conditions.append(Document.text.ilike(like, escape="\\"))
+    matching = session.scalar(select(func.count()).where(*conditions)) if search else total
+    cols = [Document.doc_id, Document.text] + ([Document.extra] if with_extra else [])
+    rows = session.execute(
+        select(*cols).where(*conditions).order_by(Document.position).limit(limit)
+    ).all()
+    return DocumentsPage(_documents_frame(rows, with_extra), int(matching), int(total))
+
+
+@entry(Capability.READ)
+def first_texts(session: Session, user: User, project_id: int, limit: int) -> pd.DataFrame:
+    """``doc_id`` and ``text`` of the corpus's first ``limit`` texts that are not blank (the
+    texts a label run asks), in corpus order."""
+    rows = session.execute(
+        select(Document.doc_id, Document.text)
+        .where(Document.corpus_id == _corpus_id(session, project_id))
+        .order_by(Document.position)
+        .execution_options(yield_per=max(1, limit))
+    )
+    found = []
+    for row in rows:
+        if not is_blank(row[1]):
+            found.append(row)
+            if len(found) >= limit:
+                break
+    rows.close()
+    return _documents_frame(found, with_extra=False)
+
+
+def escape_like(text: str) -> str:
+    """``text`` as a literal inside a LIKE pattern with backslash as the escape character."""
+    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
+
+
+@dataclass(frozen=True)
+class CorpusIds:
+    """The corpus's document ids in corpus order, and those whose text is not blank."""
+
+    ids: tuple[str, ...]
+    nonempty: tuple[str, ...]
+
+
+@entry(Capability.READ)
+def corpus_ids(session: Session, user: User, project_id: int) -> CorpusIds:
+    """Every document id of the corpus, and those with a text (read once per corpus and kept:
+    ``memo``)."""
+
+    def read() -> CorpusIds:
+        rows = session.execute(
+            select(Document.doc_id, Document.text)
+            .where(Document.corpus_id == _corpus_id(session, project_id))
+            .order_by(Document.position)
+        ).all()
+        return CorpusIds(tuple(r[0] for r in rows), tuple(r[0] for r in rows if not is_blank(r[1])))
+
+    return memo.remembered(session, project_id, "corpus_ids", (), read)
 
 
 def get_documents(session: Session, corpus_id: int, doc_ids: Sequence[str]) -> dict[str, str]:

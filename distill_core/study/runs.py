@@ -22,7 +22,7 @@ from distill_core.store.models import (
     StudentModel,
     User,
 )
-from distill_core.study import projects
+from distill_core.study import memo, projects
 from distill_core.study.access import Capability, belongs, entry
 
 if TYPE_CHECKING:
@@ -167,16 +167,18 @@ def results_page(
     if min_confidence > 0:
         conditions.append(func.coalesce(LabelRunItem.confidence, 0.0) >= min_confidence)
     if search.strip():
-        like = "%" + _escape_like(search.strip()) + "%"
+        like = "%" + projects.escape_like(search.strip()) + "%"
         conditions.append(
             or_(Document.text.ilike(like, escape="\\"), Document.doc_id.ilike(like, escape="\\"))
         )
     joined = (Document.doc_id == LabelRunItem.doc_id) & (Document.corpus_id == run.corpus_id)
-    matching = session.scalar(
-        select(func.count()).select_from(LabelRunItem).join(Document, joined).where(*conditions)
-    )
-    total = session.scalar(
-        select(func.count()).select_from(LabelRunItem).where(LabelRunItem.run_id == run_id)
+    total = sum(label_counts(session, user, project_id, run_id, with_unlabelled=True).values())
+    matching = (
+        session.scalar(
+            select(func.count()).select_from(LabelRunItem).join(Document, joined).where(*conditions)
+        )
+        if len(conditions) > 1
+        else total
     )
     pages = max(1, math.ceil(matching / per_page))
     page = min(max(1, int(page)), pages)
@@ -200,25 +202,35 @@ def results_page(
     return ResultsPage(rows, int(matching), int(total), page, pages, per_page)
 
 
-def _escape_like(text: str) -> str:
-    return text.replace("\\", "\\\\").replace("%", "\\%").replace("_", "\\_")
-
-
 @entry(Capability.READ)
 def label_counts(
-    session: Session, user: User, project_id: int, run_id: int, *, statuses: Sequence[str] = ()
-) -> dict[str, int]:
-    """How many of the run's results have each label (of ``statuses``; all when empty),
-    counted in the database."""
+    session: Session,
+    user: User,
+    project_id: int,
+    run_id: int,
+    *,
+    statuses: Sequence[str] = (),
+    with_unlabelled: bool = False,
+) -> dict[str | None, int]:
+    """How many of the run's results have each label (of ``statuses``; all when empty), counted
+    in the database once per state of the project (``memo``); with ``with_unlabelled`` the
+    results without a label too (under ``None``)."""
     belongs(session.get(LabelRun, run_id), project_id, "label run")
-    stmt = (
-        select(LabelRunItem.label, func.count())
-        .where(LabelRunItem.run_id == run_id, LabelRunItem.label.is_not(None))
-        .group_by(LabelRunItem.label)
-    )
-    if statuses:
-        stmt = stmt.where(LabelRunItem.status.in_(list(statuses)))
-    return {label: int(n) for label, n in session.execute(stmt).tuples()}
+
+    def count() -> dict[str | None, int]:
+        stmt = (
+            select(LabelRunItem.label, LabelRunItem.status, func.count())
+            .where(LabelRunItem.run_id == run_id)
+            .group_by(LabelRunItem.label, LabelRunItem.status)
+        )
+        return {(label, status): int(n) for label, status, n in session.execute(stmt).tuples()}
+
+    counts = memo.remembered(session, project_id, "label_counts", run_id, count)
+    found: dict[str | None, int] = {}
+    for (label, status), n in counts.items():
+        if (label is not None or with_unlabelled) and (not statuses or status in statuses):
+            found[label] = found.get(label, 0) + n
+    return found
 
 
 def audit_log(session: Session, run_id: int) -> Iterator[dict]:
