@@ -26,6 +26,12 @@ from tests.unit.jobs.test_serializer import redis_settings
 SLICE_S = 0.3
 
 
+@pytest.fixture
+def short_turns(monkeypatch) -> None:
+    """Turns of SLICE_S whatever a turn's start costs on a busy machine (not ten times it)."""
+    monkeypatch.setattr(records, "TURN_PER_FIXED_COST", 0.0)
+
+
 def users_job(store: Store, username: str, endpoint: Endpoint, docs: slice, **kw):
     """A label job of ``username`` over the documents ``docs`` of their own demo project."""
     with store.session() as s:
@@ -72,6 +78,7 @@ class Watch:
         self._thread.join()
 
 
+@pytest.mark.usefixtures("short_turns")
 @pytest.mark.parametrize("backend", ["sqlite", "redis"])
 def test_a_small_job_of_a_second_user_finishes_while_a_big_one_goes_on(
     tmp_path, server, monkeypatch, backend
@@ -139,6 +146,7 @@ def test_a_small_job_of_a_second_user_finishes_while_a_big_one_goes_on(
     assert "Waiting" not in (ended.message + finished.message)
 
 
+@pytest.mark.usefixtures("short_turns")
 def test_a_job_with_nothing_waiting_keeps_its_worker(tmp_path, server) -> None:
     """A label job whose turn is long over, with no other job waiting, never hands back."""
     server.config.latency = 0.02
@@ -201,3 +209,97 @@ def test_a_user_with_nothing_going_is_served_before_one_with_a_job_running(tmp_p
 def _set_status(store: Store, job_id: int, status: str) -> None:
     with store.session() as s:
         s.get(Job, job_id).status = status
+
+
+@pytest.mark.usefixtures("short_turns")
+def test_a_job_waiting_its_turn_can_be_cancelled_and_a_lost_turn_is_queued_again(
+    tmp_path, server
+) -> None:
+    """While user 1's job waits its turn (user 2's runs), its message is lost (queued again by
+    ``requeue_lost``, which counts its wait from the hand-back) and it is cancelled: it ends
+    at once, keeps its answers, and never runs again; user 2's job is not held up."""
+    server.config.latency = 0.05
+    settings = sqlite_settings(tmp_path)
+    store = Store(settings.database_url)
+    store.migrate()
+    endpoint = Endpoint(base_url=server.base_url, model="m")
+    big = users_job(store, "alice", endpoint, slice(0, 300), concurrency=2)
+    other = users_job(store, "bob", endpoint, slice(300, 360), concurrency=1)  # about 3 s
+    queues = kinds.make_queues(settings, slice_s=SLICE_S)
+    cpu = queues.hueys[queue.CPU]
+    for job_id in (big, other):
+        queue.Keyring.put(job_id, KEY)
+    consumer = run_consumer(cpu, workers=1)
+    try:
+        queue.enqueue(queues, big, "label")
+        wait_for(lambda: job_of(store, big).done >= 10)
+        queue.enqueue(queues, other, "label")
+        waiting = wait_for(lambda: (j := job_of(store, big)).status == "queued" and j)
+        assert waiting.message.startswith("Waiting its turn: ")
+        wait_for(lambda: job_of(store, other).status == "running")  # its message is taken
+        done_then = waiting.done
+        assert queue.requeue_lost(store, cpu, after_s=3600) == []  # waiting since the hand-back
+        cpu.flush()  # its message is lost (and so is anything else waiting)
+        assert queue.requeue_lost(store, cpu, after_s=0) == [big]
+        with store.session() as s:  # a worker restarting now resumes the running job only
+            assert records.resume_interrupted(s) == [other]
+            s.rollback()  # (it does not restart here)
+        with store.session() as s:
+            user = projects.ensure_user(s, "alice")
+            records.request_cancel(s, user, waiting.project_id, big)
+        ended = job_of(store, big)
+        finished = wait_for(lambda: (j := job_of(store, other)).status not in records.ACTIVE and j)
+        wait_for(lambda: not cpu.pending())  # big's message came round and did nothing
+    finally:
+        consumer.stop(graceful=True)
+    assert ended.status == "cancelled" and ended.message.startswith("Cancelled while waiting")
+    assert job_of(store, big).status == "cancelled" and job_of(store, big).done == done_then
+    assert finished.status == "done", finished.message
+    assert set(server.stats()["per_text"].values()) == {1}  # nothing asked twice
+
+
+def test_messages_left_in_an_earlier_fifo_redis_queue_are_moved_to_the_priority_queue(
+    tmp_path, server
+) -> None:
+    """An instance upgraded with jobs waiting: their messages in the old Redis list (the FIFO
+    ``RedisHuey`` of earlier versions) are moved into the priority queue when it is made."""
+    import redis
+
+    settings = redis_settings(tmp_path)
+    store = Store(settings.database_url)
+    store.migrate()
+    job_id = users_job(store, "alice", Endpoint(base_url=server.base_url, model="m"), slice(0, 5))
+    prefix = f"distill-test-{uuid.uuid4().hex[:8]}"
+    maker = kinds.make_queues(sqlite_settings(tmp_path)).hueys[queue.CPU]  # the same message
+    conn = redis.Redis.from_url(settings.redis_url)
+    old_key = f"huey.redis.{prefix.replace('-', '')}cpu"  # where RedisHuey keeps its list
+    conn.lpush(old_key, maker.serialize_task(maker.distill_run_job.s(job_id)))
+    cpu = kinds.make_queues(settings, prefix).hueys[queue.CPU]
+    try:
+        assert [t.args[0] for t in cpu.pending()] == [job_id]
+        assert not conn.exists(old_key)
+    finally:
+        cpu.storage.flush_all()
+
+
+def test_a_turn_looks_at_the_queue_only_once_its_time_is_up_and_then_seldom() -> None:
+    now, looks, waiting = [100.0], [], [False]
+
+    def others() -> bool:
+        looks.append(now[0])
+        return waiting[0]
+
+    turn = records.Turn(60.0, others, clock=lambda: now[0])
+    turn.cover(3.0)  # a cheap turn start: 60 s stays
+    now[0] = 159.0
+    assert not turn.over() and looks == []
+    now[0] = 160.0
+    assert not turn.over() and looks == [160.0]  # nothing waits: it goes on
+    now[0] = 161.0
+    waiting[0] = True
+    assert not turn.over() and looks == [160.0]  # looked a second ago
+    now[0] = 160.0 + records.LOOK_EVERY_S
+    assert turn.over() and turn.over() and len(looks) == 2
+    slow = records.Turn(60.0, others, clock=lambda: now[0])
+    slow.cover(20.0)  # a 100,000-text job's start and end: its turns last ten times that
+    assert slow.slice_s == 20.0 * records.TURN_PER_FIXED_COST
