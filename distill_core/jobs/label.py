@@ -266,8 +266,13 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     p = outcome.progress
     asked_all = p.cached + p.requested >= p.total  # nothing is left to ask
     if outcome.stopped == "cancelled" and turn_over[0] and not cancel[0] and not asked_all:
-        records.update_job(
-            store, job_id, done=p.done, total=p.total, **before.figures(p, JOB_FIGURES)
+        records.update_job(  # no time left while it waits: its rate resumes with its turn
+            store,
+            job_id,
+            result={"progress": records.JobProgress("waiting its turn", "answers").to_dict()},
+            done=p.done,
+            total=p.total,
+            **before.figures(p, JOB_FIGURES),
         )
         fixed_s = (ready[0] - began) + (time.monotonic() - stopped[0])
         turns = before.plus(p, outcome.first_error, round(fixed_s, 3))

@@ -236,6 +236,8 @@ def test_a_job_waiting_its_turn_can_be_cancelled_and_a_lost_turn_is_queued_again
         queue.enqueue(queues, other, "label")
         waiting = wait_for(lambda: (j := job_of(store, big)).status == "queued" and j)
         assert waiting.message.startswith("Waiting its turn: ")
+        bar = records.JobProgress.of(waiting.result).text(waiting.done, waiting.total)
+        assert bar == f"{waiting.done:,} of {waiting.total:,} answers · waiting its turn"
         wait_for(lambda: job_of(store, other).status == "running")  # its message is taken
         done_then = waiting.done
         assert queue.requeue_lost(store, cpu, after_s=3600) == []  # waiting since the hand-back
