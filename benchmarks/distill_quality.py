@@ -141,6 +141,26 @@ VARIANTS = {
 }
 
 
+def draw(pool_all, tx, ty, seed: int, a) -> tuple[list, list, list, list, list]:
+    """Seed ``seed``'s replicate: (training texts, their human labels, the simulated
+    teacher's labels on them, its labels on the test texts, its confidences)."""
+    pool = pool_all[:]
+    random.Random(seed).shuffle(pool)
+    train_rows = pool[: a.n_train]
+    teacher_rows = pool[a.n_train : a.n_train + a.n_teacher]
+    x = [t for t, _ in train_rows]
+    y_human = [lab for _, lab in train_rows]
+    weak = fit_weak(teacher_rows, seed, balanced=True)
+    weak_train, weak_test = weak.predict(x)[0], weak.predict(tx)[0]
+    share = error_share(y_human, weak_train, a.teacher_accuracy)
+    trng = random.Random(seed + 1)
+    y_teacher = mixed_teacher(y_human, weak_train, share, trng)
+    t_test = mixed_teacher(ty, weak_test, share, trng)
+    right = [t == h for t, h in zip(y_teacher, y_human, strict=True)]
+    conf = simulated_confidence(right, a.confidence_auc, seed + 2)
+    return x, y_human, y_teacher, t_test, conf
+
+
 def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str, conf=None) -> dict:
     from distill_core.student.embed import clear_memory_cache
     from distill_core.student.predict import Predictor
@@ -170,6 +190,114 @@ def run_student(texts, labels, test_x, test_y, args, workdir: Path, tag: str, co
         else round(meta.tfidf_val_macro_f1, 3),
         "below_tfidf": meta.below_tfidf,
     }
+
+
+#: Head-recipe variants --screen compares on cached embeddings (one name each):
+#: filter (the default: fit_head with the mistake filter 0.5), nofilter, refit (the same fit
+#: on the training and validation rows), hybrid<a> (embeddings beside a·TF-IDF of the texts
+#: in one logistic regression, the filter on), hybrid<a>nf (the same without the filter),
+#: wp<a> (the same with TF-IDF of the encoder's own wordpiece 1–2-grams); filter2, boot
+#: (robust_fit).
+SCREEN_VARIANTS = ("filter", "nofilter", "refit", "hybrid0.5", "hybrid1")
+
+
+def wordpiece_grams(ids) -> list[str]:
+    """A text's token ids as unigram and bigram terms (the wp<a> variants)."""
+    ids = [str(i) for i in ids]
+    return ids + [f"{a} {b}" for a, b in zip(ids, ids[1:], strict=False)]
+
+
+def screen_fit(variant: str, emb, texts, y, rows, seed: int):
+    """Fit ``variant`` of the head on ``rows`` of (emb, texts, y); a function from (test
+    embeddings, test texts) to predicted class ids."""
+    import numpy as np
+    from scipy import sparse
+    from sklearn.feature_extraction.text import TfidfVectorizer
+
+    from distill_core.student.head import fit_head
+
+    k = int(max(y)) + 1
+    ids = np.asarray(rows)
+    y_tr = [y[i] for i in rows]
+    q = np.eye(k, dtype=np.float32)[np.asarray(y_tr)]
+    w = np.ones(len(rows), dtype=np.float32)
+    filt = 0.0 if variant.endswith("nf") or variant == "nofilter" else 0.5
+    if variant.startswith(("hybrid", "wp")):
+        alpha = float(variant.lstrip("hybridwp").removesuffix("nf"))
+        if variant.startswith("wp"):  # texts are token ids: wordpiece 1–2-grams
+            vec = TfidfVectorizer(analyzer=wordpiece_grams, sublinear_tf=True, min_df=2)
+        else:
+            vec = TfidfVectorizer(ngram_range=(1, 2), sublinear_tf=True, min_df=2)
+        tf = vec.fit_transform([texts[i] for i in rows])
+
+        def feats(e, t, tf_rows=None):
+            part = vec.transform(t) if tf_rows is None else tf_rows
+            return sparse.hstack([sparse.csr_matrix(e), alpha * part], format="csr")
+
+        fit = fit_head(feats(emb[ids], None, tf), y_tr, q, w, seed, filt)
+        return lambda e, t: np.asarray(feats(e, t) @ fit.weight.T + fit.bias).argmax(1)
+    if variant in ("boot", "filter2"):
+        W, b = robust_fit(variant, emb[ids], y_tr, q, w, seed)
+        return lambda e, t: (e @ W.T + b).argmax(1)
+    fit = fit_head(emb[ids], y_tr, q, w, seed, filt)
+    return lambda e, t: (e @ fit.weight.T + fit.bias).argmax(1)
+
+
+def robust_fit(variant: str, x, y, q, w, seed: int):
+    """Two noise-robust variants of the filtered head: ``filter2`` judges the labels by the
+    mean of two 5-fold out-of-fold passes (other folds; a steadier estimate), ``boot`` fits
+    the kept rows on bootstrapped soft targets 0.8·label + 0.2·out-of-fold probabilities
+    (Reed et al. 2015)."""
+    import numpy as np
+
+    from distill_core.student.head import choose_c, fit_linear, likely_mistakes
+
+    c, _, oof = choose_c(x, y, q, w, seed)
+    if variant == "filter2":
+        oof = (oof + choose_c(x, y, q, w, seed + 1)[2]) / 2
+    keep = np.flatnonzero(~likely_mistakes(oof, y, 0.5))
+    y_kept = [y[i] for i in keep]
+    c, _, _ = choose_c(x[keep], y_kept, q[keep], w[keep], seed)
+    target = q[keep] if variant == "filter2" else 0.8 * q[keep] + 0.2 * oof[keep]
+    return fit_linear(x[keep], target, w[keep], c)
+
+
+def screen(task, x, y_human, y_teacher, tx, ty, seed: int, variants, cache: Path, emit) -> None:
+    """Quick screening of head-recipe variants on embeddings cached on disk (no model saved or
+    loaded): each variant on the teacher's and on the human labels, with train_head's
+    validation split (10%, seeded) held out unless the variant refits on it."""
+
+    from distill_core.student.args import TrainingArgs
+    from distill_core.student.embed import Embedder
+    from distill_core.student.train import load_base, max_length_for, stratified_split
+
+    names = sorted(set(y_teacher) | set(y_human))
+    model, tok, resolved = load_base(None, names)
+    max_length, _ = max_length_for(TrainingArgs(recipe="head"), model, tok, x, False)
+    emb = Embedder(model.base_model, tok, resolved, max_length, cache_dir=cache)
+    ex, et = emb.encode(x), emb.encode(tx)
+    if any(v.startswith("wp") for v in variants):  # wordpiece ids, as the encoder reads them
+        ids_x, ids_t = (
+            tok(list(t), truncation=True, max_length=max_length, add_special_tokens=False)[
+                "input_ids"
+            ]
+            for t in (x, tx)
+        )
+    for labels, tag in ((y_teacher, "teacher"), (y_human, "human")):
+        index = {n: i for i, n in enumerate(sorted(set(labels)))}
+        inv = sorted(index, key=index.get)
+        y = [index[v] for v in labels]
+        tr, va = stratified_split(y, 0.1, seed)
+        for v in variants:
+            t0 = time.perf_counter()
+            rows = sorted(tr + va) if v == "refit" else tr
+            docs, docs_t = (ids_x, ids_t) if v.startswith("wp") else (x, tx)
+            predict = screen_fit(v, ex, docs, y, rows, seed)
+            pred = [inv[i] for i in predict(et, docs_t)]
+            emit(
+                f"{v}_{tag}",
+                {"f1": macro_f1(ty, pred), "fit_seconds": round(time.perf_counter() - t0, 1)},
+            )
 
 
 def learning_curve(x, y_teacher, tx, ty, shares, seed, work: Path, task, emit, model: str):
@@ -292,6 +420,12 @@ def main() -> None:
         "head's C is chosen on a 10%% validation split vs by 5-fold cross-validation",
     )
     ap.add_argument("--set", default="", help="TrainingArgs overrides for every student: k=v,…")
+    ap.add_argument(
+        "--screen",
+        default="",
+        help=f"head variants to compare on cached embeddings, e.g. {','.join(SCREEN_VARIANTS)}",
+    )
+    ap.add_argument("--cache-dir", default="", help="embedding cache folder for --screen")
     ap.add_argument("--jsonl", default="", help="append one JSON line per result here")
     ap.add_argument("--summarize", default="", help="print the tables of a --jsonl file")
     a = ap.parse_args()
@@ -316,20 +450,7 @@ def main() -> None:
         tx = [t for t, _ in test]
         ty = [lab for _, lab in test]
         for seed in seeds:
-            pool = pool_all[:]
-            random.Random(seed).shuffle(pool)
-            train_rows = pool[: a.n_train]
-            teacher_rows = pool[a.n_train : a.n_train + a.n_teacher]
-            x = [t for t, _ in train_rows]
-            y_human = [lab for _, lab in train_rows]
-            weak = fit_weak(teacher_rows, seed, balanced=True)
-            weak_train, weak_test = weak.predict(x)[0], weak.predict(tx)[0]
-            share = error_share(y_human, weak_train, a.teacher_accuracy)
-            trng = random.Random(seed + 1)
-            y_teacher = mixed_teacher(y_human, weak_train, share, trng)
-            t_test = mixed_teacher(ty, weak_test, share, trng)
-            right = [t == h for t, h in zip(y_teacher, y_human, strict=True)]
-            conf = simulated_confidence(right, a.confidence_auc, seed + 2)
+            x, y_human, y_teacher, t_test, conf = draw(pool_all, tx, ty, seed, a)
             print(
                 f"\n== {task}, seed {seed}: train {len(x)}, test {len(tx)}, classes "
                 f"{len(set(ty))}; teacher accuracy {accuracy(y_human, y_teacher):.1%} on the "
@@ -358,6 +479,10 @@ def main() -> None:
                     "seconds": round(time.perf_counter() - t0, 2),
                 },
             )
+            if a.screen:
+                cache = Path(a.cache_dir or Path(tempfile.gettempdir()) / "distill-quality-emb")
+                screen(task, x, y_human, y_teacher, tx, ty, seed, a.screen.split(","), cache, emit)
+                continue
             with tempfile.TemporaryDirectory() as tmp:
                 work = Path(tmp)
                 for recipe in a.recipes.split(","):

@@ -61,11 +61,16 @@ def fit_linear(
     """(W k × d, b k) minimising the weighted soft cross-entropy plus ||W||²/(2·C·n), by
     scipy's L-BFGS-B on one BLAS thread (a small problem: more threads only fight over busy
     cores; measured 10× slower with the default threads at a load of 10 on 2 cores)."""
+    from scipy import sparse
     from scipy.optimize import minimize
     from scipy.special import log_softmax
     from threadpoolctl import threadpool_limits
 
-    xd = np.asarray(x, dtype=np.float64)
+    xd = (
+        sparse.csr_matrix(x, dtype=np.float64)
+        if sparse.issparse(x)
+        else np.asarray(x, dtype=np.float64)
+    )
     q = np.asarray(targets, dtype=np.float64)
     n, d = xd.shape
     k = q.shape[1]
@@ -80,7 +85,7 @@ def fit_linear(
         logp = log_softmax(xd @ W.T + b, axis=1)
         loss = -float((w * (q * logp).sum(axis=1)).sum()) + 0.5 * penalty * float((W * W).sum())
         g = (np.exp(logp) * mass - q) * w[:, None]
-        grad_w = g.T @ xd + penalty * W
+        grad_w = np.asarray((xd.T @ g).T) + penalty * W
         return loss, np.concatenate([grad_w.ravel(), g.sum(axis=0)])
 
     start = (
@@ -199,8 +204,8 @@ def fit_head(
     keep = ~aside
     if aside.any():  # the kept rows are cleaner: choose C again on them
         y_kept = [label for label, k in zip(y, keep, strict=True) if k]
-        c, cv, _ = choose_c(x[keep], y_kept, targets[keep], weights[keep], seed)
-    weight, bias = fit_linear(x[keep], targets[keep], weights[keep], c)
+        c, cv, _ = choose_c(x[np.flatnonzero(keep)], y_kept, targets[keep], weights[keep], seed)
+    weight, bias = fit_linear(x[np.flatnonzero(keep)], targets[keep], weights[keep], c)
     return HeadFit(weight, bias, c, cv, aside)
 
 

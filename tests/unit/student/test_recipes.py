@@ -116,6 +116,25 @@ def test_weights_change_what_the_head_learns() -> None:
     assert ((x[:20] @ plain_w.T + plain_b).argmax(1) == 1).all()
 
 
+def test_the_head_fits_sparse_features_as_it_fits_the_same_dense_ones() -> None:
+    """fit_linear and fit_head take a scipy sparse matrix (embeddings beside TF-IDF columns,
+    benchmarks/distill_quality.py --screen hybrid1): same objective, same head."""
+    from scipy import sparse
+
+    x, y, _ = _clusters(seed=3)
+    x = np.hstack([x, np.where(np.random.default_rng(3).random((len(y), 6)) < 0.8, 0.0, 1.0)])
+    q, w = np.eye(3)[y], np.ones(len(y))
+    dense_w, dense_b = fit_linear(x, q, w, 10.0)
+    sparse_w, sparse_b = fit_linear(sparse.csr_matrix(x), q, w, 10.0)
+    np.testing.assert_allclose(sparse_w, dense_w, atol=1e-4)
+    np.testing.assert_allclose(sparse_b, dense_b, atol=1e-4)
+    dense = head_mod.fit_head(x, y.tolist(), q, w, seed=1, noise_filter=0.5)
+    thin = head_mod.fit_head(sparse.csr_matrix(x), y.tolist(), q, w, seed=1, noise_filter=0.5)
+    assert dense.set_aside.any() and (thin.set_aside == dense.set_aside).all()
+    assert thin.c == dense.c
+    np.testing.assert_allclose(thin.weight, dense.weight, atol=1e-4)
+
+
 def test_soft_cross_entropy_uses_targets_and_weights() -> None:
     import torch
 
