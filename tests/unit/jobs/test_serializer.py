@@ -91,8 +91,8 @@ def redis_settings(tmp_path: Path) -> Settings:
 def push_raw(huey, data: bytes) -> None:
     """Put bytes into the queue storage itself, past the serializer: what an intruder can do."""
     storage = huey.storage
-    if hasattr(storage, "queue_key"):  # Redis: the list the consumer pops from
-        storage.conn.lpush(storage.queue_key, data)
+    if hasattr(storage, "queue_key"):  # Redis: the sorted set the consumer pops from
+        storage.enqueue(data, 0)
     else:  # SQLite: the task table of the queue file
         with sqlite3.connect(storage.filename) as db:
             db.execute(
