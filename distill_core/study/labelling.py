@@ -24,6 +24,7 @@ from distill_core.llm.runner import DEFAULT_CONCURRENCY, Progress, run_items_syn
 from distill_core.store import Store
 from distill_core.store.answers import StoreAnswerCache
 from distill_core.store.bulk import insert_many
+from distill_core.store.db import analyze
 from distill_core.store.limits import fit
 from distill_core.store.models import Corpus, Document, LabelRun, LabelRunItem, User
 from distill_core.study import memo, projects
@@ -216,6 +217,7 @@ def summarise_run(
             counts[row["status"]] += 1
             rows.append({"run_id": run_id, "doc_id": doc_id, "text_hash": h, **row})
         insert_many(s, LabelRunItem.__table__, [fit(LabelRunItem.__table__, r) for r in rows])
+        analyze(s)
     return counts
 
 

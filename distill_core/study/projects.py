@@ -17,6 +17,7 @@ from sqlalchemy.orm import Session
 from distill_core.codebook import Codebook
 from distill_core.corpus import PreparedCorpus, Table
 from distill_core.store import limits
+from distill_core.store.db import analyze
 from distill_core.store.models import (
     ROLES,
     Activity,
@@ -262,6 +263,7 @@ def save_corpus(
     if plan is not None:
         facts |= {"moved": len(plan.moved), "deleted_codes": plan.orphaned_codes}
     activity.record(session, user, project_id, "uploaded a corpus", **facts)
+    analyze(session)
     return corpus
 
 

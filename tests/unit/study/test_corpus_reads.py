@@ -5,12 +5,13 @@ per state of the project, and the cost estimate of a label run's texts (SQLite a
 from __future__ import annotations
 
 import pytest
+from sqlalchemy import text
 
 from distill_core.codebook import Codebook
 from distill_core.corpus import prepare_corpus, read_table
 from distill_core.llm.cost import Price, estimate
 from distill_core.store import Store
-from distill_core.study import labelling, memo, projects, runs
+from distill_core.study import labelling, memo, projects, runs, validation
 from distill_core.study.access import AccessDenied
 from tests.fakes import demo_with_run, local_user
 
@@ -136,3 +137,26 @@ def test_a_stranger_reads_nothing_of_the_corpus(store: Store) -> None:
         ):
             with pytest.raises(AccessDenied):
                 read()
+
+
+def test_sqlite_knows_the_tables_sizes_after_a_corpus_is_saved(store: Store) -> None:
+    """Without statistics SQLite read every document of the corpus to find a sample's."""
+    if store.dialect != "sqlite":
+        pytest.skip("PostgreSQL's autovacuum keeps its own statistics")
+    pid = _corpus(store, n=400)
+    with store.session() as s:
+        stats = dict(s.execute(text("SELECT tbl, stat FROM sqlite_stat1")).tuples().all())
+        assert stats["documents"].startswith("400 ")
+        user = local_user(s)
+        sample = validation.draw_sample(s, user, pid, n=20, seed=1)
+        plan = " ".join(
+            row[-1]
+            for row in s.execute(
+                text(
+                    "EXPLAIN QUERY PLAN SELECT d.text FROM sample_items si JOIN documents d "
+                    "ON d.doc_id = si.doc_id AND d.corpus_id = :c WHERE si.sample_id = :s"
+                ),
+                {"c": sample.corpus_id, "s": sample.id},
+            )
+        )
+        assert "SCAN d" not in plan and "(corpus_id=? AND doc_id=?)" in plan, plan
