@@ -43,7 +43,10 @@ from distill_core.study.comparison import (
     fair_comparison,
     fold_phase,
     fold_rows,
+    human_args,
+    llm_training,
     seed_phase,
+    student_texts,
 )
 from distill_core.study.students import (
     DEFAULT_BASE,
@@ -183,18 +186,10 @@ def job_trainings(
     """Every training a train job runs, in its order and under its progress phases: the
     student on LLM labels (each seed, each predicting the held-out texts), then with
     ``human_folds`` ≥ 2 and held-out texts the students on human codes, one per fold, each
-    predicting its fold (as ``fair_comparison`` trains them)."""
+    predicting its fold, with the job's settings less the floors (as ``fair_comparison``
+    trains them: ``comparison.human_args``)."""
     out = [
-        Training(
-            seed_phase(i, args.seeds),
-            ts.texts,
-            ts.labels,
-            setting,
-            label_names=ts.label_names,
-            confidences=ts.confidences,
-            consistencies=ts.consistencies,
-            predicts=eval_texts,
-        )
+        llm_training(ts, setting, seed_phase(i, args.seeds), eval_texts)
         for i, setting in enumerate(args.seed_settings(), start=1)
     ]
     if human_folds >= 2 and eval_texts:
@@ -205,7 +200,7 @@ def job_trainings(
                     fold_phase(f, len(folds)),
                     [eval_texts[i] for i in rows],
                     [eval_truth[i] for i in rows],
-                    args,
+                    human_args(args),
                     label_names=ts.label_names,
                     predicts=[eval_texts[i] for i in predicted],
                 )
@@ -233,18 +228,21 @@ BASELINE_SAMPLE = 300
 BASELINE_GROWTH = 1.4
 
 
-def _time_baseline(ts: TrainingSet, seed: int) -> PhaseEstimate:
+def _time_baseline(ts: TrainingSet, args: TrainingArgs) -> PhaseEstimate:
+    """The TF-IDF baseline's fit, timed on its first texts and scaled to all of them (the
+    texts the student fits on: ``comparison.student_texts``)."""
     import sklearn.feature_extraction.text  # noqa: F401  (imports are not the fit's time)
     import sklearn.linear_model  # noqa: F401
     import sklearn.pipeline  # noqa: F401
 
     from distill_core.student.baseline import fit_baseline
 
-    n = min(len(ts.texts), BASELINE_SAMPLE)
+    rows = student_texts(ts, args).rows
+    n = min(len(rows), BASELINE_SAMPLE)
     t0 = time.perf_counter()
     with contextlib.suppress(ValueError):  # one class among the first texts: still timed
-        fit_baseline(ts.texts[:n], ts.labels[:n], seed=seed)
-    seconds = (time.perf_counter() - t0) * (len(ts.texts) / max(1, n)) ** BASELINE_GROWTH
+        fit_baseline([ts.texts[i] for i in rows[:n]], [ts.labels[i] for i in rows[:n]], args.seed)
+    seconds = (time.perf_counter() - t0) * (len(rows) / max(1, n)) ** BASELINE_GROWTH
     return PhaseEstimate(ROWS["tfidf_llm"], 0, seconds)
 
 
@@ -273,7 +271,7 @@ def estimate_train_job(
     try:
         return estimate(  # of full fine-tuning, whatever the recipe (recipes.estimate_sentence)
             job_trainings(ts, as_full(args), texts, truth, human_folds),
-            extra=[_time_baseline(ts, args.seed)],
+            extra=[_time_baseline(ts, args)],
             where=where,
         )
     except TrainingError as exc:
@@ -400,7 +398,7 @@ def _recipe(store, job_id, ts, args, eval_texts, eval_truth, human_folds):
     planned = job_trainings(ts, as_full(args), eval_texts, eval_truth, human_folds)
     return resolve(
         args,
-        lambda full: estimate(planned, extra=[_time_baseline(ts, args.seed)]),
+        lambda full: estimate(planned, extra=[_time_baseline(ts, args)]),
         n_texts=len(set(ts.texts) | set(eval_texts)),
         trainings=1 + folds,
         steps=sum(t.steps() for t in planned),

@@ -640,6 +640,8 @@ def _student(b: _Builder, model, meta: ModelMeta | None, comparison: Comparison 
     blocks.append(("p", text))
     if meta.mistakes_sentence():
         blocks.append(("p", meta.mistakes_sentence()))
+    if meta.head_fit_sentence():  # the head recipe's C, where a fine-tuned one has epochs
+        blocks.append(("p", meta.head_fit_sentence()))
     if meta.recipe_choice is not None:
         blocks.append(("p", meta.recipe_choice.sentence()))
     setting = "Settings: " + ", ".join(_training_settings(args, meta)) + "."

@@ -27,6 +27,10 @@ class HeldOutRow:
     macro_f1_ci: list[float | None]
     accuracy: float | None
     accuracy_ci: list[float | None]
+    #: The texts its model fitted on (None: not trained, as the LLM; or not recorded) and what
+    #: they were, in a sentence (the comparison row's note; empty when it has none).
+    n_train: int | None = None
+    note: str = ""
 
 
 @dataclass
@@ -38,8 +42,11 @@ class HeldOut:
 
     @classmethod
     def from_dict(cls, data: Mapping[str, Any]) -> HeldOut:
-        rows = [
-            HeldOutRow(**{f.name: r.get(f.name) for f in fields(HeldOutRow)})
+        rows = [  # rows stored before n_train and note were kept read without them
+            HeldOutRow(
+                **{f.name: r.get(f.name) for f in fields(HeldOutRow) if f.name != "note"},
+                note=str(r.get("note") or ""),
+            )
             for r in data.get("rows", [])
         ]
         return cls(n=int(data.get("n") or 0), rows=rows)
@@ -244,6 +251,32 @@ class ModelMeta:
             f"cross-validated probability put below {share:g} of that label's mean."
         )
 
+    def head_fit_sentence(self) -> str | None:
+        """How the head recipe's classifier was regularised, in place of an epoch curve (the
+        recipe has no epochs): the C its cross-validation chose with every C's score (None
+        for a fine-tuned student or a head whose description is not recorded)."""
+        head = self.other.get("head")
+        if self.recipe != "head" or not isinstance(head, Mapping) or head.get("c") is None:
+            return None
+        c, table = float(head["c"]), list(head.get("cv") or [])
+        aside = int(self.filters.get("set_aside_likely_mistakes") or 0)
+        n = f"{self.n_train - aside:,} training texts" + (
+            " kept after the likely mistakes were set aside" if aside else ""
+        )
+        if not table:
+            return (
+                f"The classifier head was fitted once, with L2 strength C = {c:g} (too few "
+                f"training texts per label to cross-validate the choice of C: {n})."
+            )
+        best = next((r for r in table if float(r["c"]) == c), None)
+        tried = ", ".join(f"C = {float(r['c']):g}: {float(r['macro_f1']):.3f}" for r in table)
+        score = f" (cross-validated macro-F1 {float(best['macro_f1']):.3f})" if best else ""
+        return (
+            f"The classifier head was fitted once, its L2 strength chosen by stratified "
+            f"cross-validation on the {n}: C = {c:g}{score}, against the LLM's labels. Every C "
+            f"tried: {tried}."
+        )
+
     def to_dict(self) -> dict[str, Any]:
         out = {
             f.name: getattr(self, f.name)
@@ -315,11 +348,7 @@ language model (knowledge distillation, Pangakis & Wolken 2024), trained with Di
 - Device: {meta.get("device")} ({meta.get("precision")}{_threads(meta)}), {meta.get("train_seconds")} s;
   created {meta.get("created_at")}.
 
-| epoch | training loss | validation macro-F1 |
-|---|---|---|
-{rows}
-
-Best epoch: {meta.get("best_epoch")}; validation macro-F1
+{_fit_section(model, rows)}validation macro-F1
 {"n/a" if f1 is None else f"{f1:.3f}"} — measured against the **LLM's labels**, not against human
 codes: it says how well the student imitates its teacher. Report agreement with held-out human
 codes (Distill's evaluate step) as the quality of the classifier.
@@ -339,6 +368,18 @@ decisions about individuals.
 
 Full settings and versions: `distill.json`.
 """
+
+
+def _fit_section(model: ModelMeta, rows: str) -> str:
+    """The model card's account of the fit: the epoch table and the best epoch of a fine-tuned
+    student; the head recipe's choice of C instead (it has no epochs: one fit)."""
+    head = model.head_fit_sentence()
+    if head is not None:
+        return f"{head}\n\nThe head's "
+    return (
+        "| epoch | training loss | validation macro-F1 |\n|---|---|---|\n"
+        f"{rows}\n\nBest epoch: {model.best_epoch}; "
+    )
 
 
 def _recipe_section(model: ModelMeta) -> str:
@@ -389,15 +430,21 @@ def _heldout_section(heldout: dict | None) -> str:
         f"Scored on {heldout['n']} human-coded texts that no model was trained on "
         "(95% bootstrap intervals).",
         "",
-        "| classifier | macro-F1 | 95% CI | accuracy |",
-        "|---|---|---|---|",
+        "| classifier | trained on | macro-F1 | 95% CI | accuracy |",
+        "|---|---|---|---|---|",
     ]
+    notes = []
     for r in heldout["rows"]:
         low, high = r["macro_f1_ci"]
+        n = r.get("n_train")
+        trained = f"{n:,} texts" if n else "–"
         lines.append(
-            f"| {r['name']} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | {r['accuracy']:.3f} |"
+            f"| {r['name']} | {trained} | {r['macro_f1']:.3f} | {low:.3f}–{high:.3f} | "
+            f"{r['accuracy']:.3f} |"
         )
-    return "\n".join(lines) + "\n\n"
+        if r.get("note"):
+            notes.append(f"- {r['name']}: {r['note']}")
+    return "\n".join(lines + ([""] + notes if notes else [])) + "\n\n"
 
 
 def _seeds_section(seeds: SeedRuns | None) -> str:

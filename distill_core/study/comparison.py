@@ -13,7 +13,7 @@ import math
 import random
 import tempfile
 from collections.abc import Callable, Mapping, Sequence
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field, fields, replace
 from pathlib import Path
 from typing import Any
 
@@ -29,8 +29,11 @@ from distill_core.values import content_key, json_safe
 
 #: Fewest human-coded held-out test texts for the comparison.
 MIN_EVAL = 10
-#: The stored form's version.
-COMPARISON_VERSION = 1
+#: The stored form's version. 2: the TF-IDF baseline on LLM labels is fitted on the student's
+#: own training texts (after its floors and validation split; in version 1 on every text of the
+#: training set) and the students on human codes are trained without the confidence and
+#: consistency floors (in version 1 a training with a floor lost their row).
+COMPARISON_VERSION = 2
 
 #: The rows of the fair comparison, in the order they are shown.
 ROWS = {
@@ -189,6 +192,8 @@ class Comparison:
                     macro_f1_ci=list(r.metrics.ci["macro_f1"]),
                     accuracy=r.metrics.accuracy,
                     accuracy_ci=list(r.metrics.ci["accuracy"]),
+                    n_train=r.n_train,
+                    note=r.note,
                 )
                 for r in self.rows
                 if r.metrics is not None
@@ -298,8 +303,11 @@ def fair_comparison(
 
     Rows: the LLM's own labels; the student trained on LLM labels; students trained on human
     codes (k-fold cross-validation within the evaluation texts: each text is predicted by a
-    student trained on the other folds only); TF-IDF + logistic regression on the same LLM
-    labels. Every row is scored on the same texts: when the label run did not label every
+    student trained on the other folds only, with the job's settings less the confidence and
+    consistency floors, which human codes cannot meet: ``human_args``); TF-IDF + logistic
+    regression fitted on exactly the texts the student on LLM labels fitted on
+    (``student_texts``: after its floors and validation split). Each row's ``n_train`` is the
+    texts its model fitted on. Every row is scored on the same texts: when the label run did not label every
     evaluation text, all rows are scored on the ones it labelled (and the comparison says so).
     Each row has all metrics of ``agreement.compare`` with 95% intervals and per-class F1
     intervals. Everything is read as the user ``user_id`` (whose training job this is).
@@ -355,8 +363,13 @@ def fair_comparison(
     if human_folds >= 2:
         rows.append(_human_row(eval_texts, truth, ts, args, human_folds, tracker))
 
-    baseline = fit_baseline(ts.texts, ts.labels, seed=args.seed).predict(eval_texts)[0]
-    rows.append(_row("tfidf_llm", truth, baseline, ts.label_names, len(ts.texts), ""))
+    fitted = student_texts(ts, args)  # the very texts the student on LLM labels fitted on
+    baseline = fit_baseline(
+        [ts.texts[i] for i in fitted.rows], [ts.labels[i] for i in fitted.rows], seed=args.seed
+    ).predict(eval_texts)[0]
+    rows.append(
+        _row("tfidf_llm", truth, baseline, ts.label_names, len(fitted.rows), fitted.sentence())
+    )
     rows.sort(key=lambda r: list(ROWS).index(r.key))
     with store.session() as s:  # the LLM's held-out score is now seen: later edits overfit
         validation.mark_test_seen(
@@ -414,6 +427,96 @@ def seed_phase(i: int, n: int) -> str:
     return ROWS["student_llm"] + (f", seed {i} of {n}" if n > 1 else "")
 
 
+@dataclass(frozen=True)
+class StudentTexts:
+    """The texts the student on LLM labels fits on, as ``train()`` picks them: the training
+    set's rows (``rows``, indices into ``TrainingSet.texts``) left by the confidence and
+    consistency floors, less the ``n_val`` held back for its validation."""
+
+    rows: list[int]
+    n_val: int
+    n_available: int
+    filters: dict[str, Any]
+
+    def sentence(self) -> str:
+        """What the TF-IDF baseline on LLM labels was fitted on, with its n."""
+        f = self.filters
+        less = [
+            f"{f.get(dropped) or 0:,} below the {name} floor {f[floor]:g}"
+            for floor, dropped, name in (
+                ("min_confidence", "dropped_low_confidence", "confidence"),
+                ("min_consistency", "dropped_low_consistency", "consistency"),
+            )
+            if f.get(floor) is not None
+        ]
+        less.append(f"{self.n_val:,} held back for the student's validation")
+        return (
+            f"Fitted on the same {len(self.rows):,} texts as the student on LLM labels: the "
+            f"{self.n_available:,} LLM-labelled training texts less {_and(less)}."
+        )
+
+
+def _and(parts: Sequence[str]) -> str:
+    return parts[0] if len(parts) == 1 else ", ".join(parts[:-1]) + " and " + parts[-1]
+
+
+def llm_training(ts: TrainingSet, args: TrainingArgs, phase: str = "", predicts=()):
+    """The student on LLM labels as a ``timing.Training``: the training set's texts, labels,
+    confidences and consistencies under ``args``."""
+    from distill_core.student.timing import Training
+
+    return Training(
+        phase or seed_phase(1, 1),
+        ts.texts,
+        ts.labels,
+        args,
+        label_names=ts.label_names,
+        confidences=ts.confidences,
+        consistencies=ts.consistencies,
+        predicts=predicts,
+    )
+
+
+def student_texts(ts: TrainingSet, args: TrainingArgs) -> StudentTexts:
+    """The rows of ``ts`` the student on LLM labels trained with ``args`` fits on (every seed
+    of a seed spread fits on the same ones): ``train()``'s own filters and validation split,
+    as the job plans them (``timing.Training``). Raises TrainingError where ``train()`` would
+    refuse the training."""
+    training = llm_training(ts, args)
+    prep = training._prepared()
+    train_idx, val_idx = training._split(prep)
+    return StudentTexts(
+        rows=[prep.rows[i] for i in train_idx],
+        n_val=len(val_idx),
+        n_available=len(ts.texts),
+        filters=dict(prep.filters),
+    )
+
+
+def human_args(args: TrainingArgs) -> TrainingArgs:
+    """The settings of the students on human codes: the job's own, without the confidence and
+    consistency floors, which judge the LLM's labels (human codes carry neither)."""
+    return replace(args, min_confidence=None, min_consistency=None)
+
+
+def _floors_note(args: TrainingArgs) -> str:
+    """What the students on human codes leave out of the job's settings (empty without floors)."""
+    floors = [
+        f"{name} floor {value:g}"
+        for name, value in (
+            ("confidence", args.min_confidence),
+            ("consistency", args.min_consistency),
+        )
+        if value is not None
+    ]
+    if not floors:
+        return ""
+    return (
+        f" The {_and(floors)} picked the LLM labels only: human codes carry no confidence or "
+        "consistency, so these students were trained on every text of their folds."
+    )
+
+
 def _row(
     key: str,
     truth: Sequence[str],
@@ -435,26 +538,26 @@ def _row(
 
 
 def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
-    """Out-of-fold predictions of students trained on human codes only (same recipe), each on
-    the evaluation texts of the other folds: no other text, held out or not, is trained on."""
+    """Out-of-fold predictions of students trained on human codes only (same recipe and
+    settings, without the floors: ``human_args``), each on the evaluation texts of the other
+    folds: no other text, held out or not, is trained on."""
     from distill_core.student.predict import Predictor
     from distill_core.student.train import train
 
     fold_of = assign_folds(eval_texts, folds, args.seed)
     k = max(fold_of.values()) + 1
     pred: list[str | None] = [None] * len(eval_texts)
-    sizes = []
+    fitted, validated = [], []
     for f, (rows, idx) in enumerate(fold_rows(fold_of)):
         x = [eval_texts[i] for i in rows]
         y = [truth[i] for i in rows]
-        sizes.append(len(x))
         with tempfile.TemporaryDirectory(prefix="distill-cv-") as tmp:
             try:
-                train(
+                result = train(
                     x,
                     y,
                     Path(tmp) / "model",
-                    args,
+                    human_args(args),
                     label_names=ts.label_names,
                     on_progress=tracker.phase(fold_phase(f, k)) if tracker else None,
                     should_stop=tracker.cancelled if tracker else None,
@@ -463,14 +566,19 @@ def _human_row(eval_texts, truth, ts, args, folds, tracker) -> ComparisonRow:
                 return ComparisonRow(
                     key="student_human", name=ROWS["student_human"], note=f"Not trained: {exc}"
                 )
+            fitted.append(result.n_train)
+            validated.append(result.n_val)
             got = Predictor(Path(tmp) / "model").predict([eval_texts[i] for i in idx]).labels
             for i, label in zip(idx, got, strict=True):
                 pred[i] = label
+    n_fit, n_val = round(sum(fitted) / k), round(sum(validated) / k)
     note = (
-        f"{k} students, each trained on about {round(sum(sizes) / k)} of these human-coded "
-        "texts (all folds but the one it predicts)."
+        f"{k} students, each fitted on about {n_fit} of these human-coded texts"
+        + (f" and validated on about {n_val} more" if n_val else "")
+        + " (all folds but the one it predicts)."
+        + _floors_note(args)
     )
-    row = _row("student_human", truth, pred, ts.label_names, round(sum(sizes) / k), note)
+    row = _row("student_human", truth, pred, ts.label_names, n_fit, note)
     row.name = f"{ROWS['student_human']} ({k}-fold cross-validation)"
     row.folds = [fold_of[i] for i in range(len(eval_texts))]
     return row

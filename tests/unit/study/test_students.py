@@ -320,6 +320,7 @@ def comparison_row(key, truth, pred):
 
 def check_training_claims(store: Store, pid: int, run_id: int, comparison: dict) -> None:
     """Every sentence of ``TRAINING_CLAIMS`` (page and appendix), checked on the stored data."""
+    from distill_core.student.timing import Training
     from distill_core.study.comparison import TRAINING_CLAIMS, Comparison
     from distill_core.values import content_key
 
@@ -337,7 +338,9 @@ def check_training_claims(store: Store, pid: int, run_id: int, comparison: dict)
     checked = set()
     # The students on LLM labels and TF-IDF train on the training set: no held-out text or copy.
     assert not trained_keys & held and not trained_keys & set(eval_keys)
-    assert stored.row("tfidf_llm").n_train == len(trained_ids)
+    # TF-IDF on LLM labels fits on the student's own texts (after its validation split)
+    assert stored.row("tfidf_llm").n_train == stored.row("student_llm").n_train
+    assert stored.row("student_llm").n_train < len(trained_ids)
     checked.add("llm_students")
     # The students on human codes: one fold per text, copies together, trained on the rest.
     human = stored.row("student_human")
@@ -347,8 +350,17 @@ def check_training_claims(store: Store, pid: int, run_id: int, comparison: dict)
         fold_of_key.setdefault(key, set()).add(fold)
     assert all(len(folds) == 1 for folds in fold_of_key.values())
     k = len(set(human.folds))
-    sizes = [sum(f != fold for f in human.folds) for fold in range(k)]
-    assert human.n_train == round(sum(sizes) / k) < len(eval_ids)
+    fitted = [  # each fold's student fits on the other folds less its validation texts
+        Training(
+            "fold",
+            [key for key, f in zip(eval_keys, human.folds, strict=True) if f != fold],
+            [y for y, f in zip(stored.eval.truth, human.folds, strict=True) if f != fold],
+            TINY,
+        ).plan()
+        for fold in range(k)
+    ]
+    assert human.n_train == round(sum(p.n_train for p in fitted) / k) < len(eval_ids)
+    assert f"validated on about {round(sum(p.n_val for p in fitted) / k)} more" in human.note
     checked.add("human_students")
     # Hence no row is scored on a text its model was trained on.
     checked.add("scored_untrained")
