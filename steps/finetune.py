@@ -35,10 +35,14 @@ c1, c2, c3, c4 = st.columns(4)
 c1.metric("Labelled by the LLM", f"{ts.n_llm:,}")
 c2.metric(
     "Held out for testing",
-    f"−{ts.excluded_test:,}",
+    ui.training.less(ts.excluded_test),
     help="Texts in the held-out test part of the validation sample: never trained on.",
 )
-c3.metric("Invalid answers", f"−{ts.invalid:,}", help="Answers outside the codebook, errors.")
+c3.metric(
+    "Invalid answers",
+    ui.training.less(ts.invalid),
+    help="Answers outside the codebook, errors.",
+)
 c4.metric(
     "Used for training",
     f"{kept:,}",
@@ -69,6 +73,8 @@ model = ui.model_picker(ctx, "ft_model", header="Models")
 if model is None:
     st.stop()
 meta = ui.model_summary(model)
+if meta.head_fit_sentence():  # the head recipe has no epochs: its choice of C instead
+    st.caption(meta.head_fit_sentence())
 st.markdown("**How it compares**")
 ui.show_comparison(Comparison.from_dict(model.comparison), meta.labels)
 with st.expander("Settings and metadata"):

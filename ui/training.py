@@ -17,6 +17,12 @@ from ui.forms import Training
 from ui.jobs import start_job
 
 
+def less(n: int) -> str:
+    """A count taken away from the texts to train on, as the Fine-tune page shows it: "−60",
+    and "0" when nothing is taken away (not "−0")."""
+    return f"−{n:,}" if n else "0"
+
+
 def _key(ctx: Context, run_id: int, settings: Training) -> str:
     return json.dumps(
         [ctx.project_id, run_id, settings.args.to_dict(), settings.human_folds], sort_keys=True
