@@ -30,47 +30,63 @@ if not ctx.can(Capability.EDIT):  # a coder: their own codes of the sample, noth
     st.stop()
 label_runs = ctx.act(runs.project_runs, ctx.project_id, with_results=True)
 
+
+# Only the chosen tab is computed (and kept in the address, so a reload stays on it): at
+# 100,000 texts the agreement figures and confusion matrices of the other tabs cost a second.
 code_tab, agree_tab, assign_tab, adjudicate_tab, sample_tab, import_tab = st.tabs(
-    ["Code", "Agreement", "Assign", "Adjudicate", "Sample", "Import codes"]
+    ["Code", "Agreement", "Assign", "Adjudicate", "Sample", "Import codes"],
+    key="tab",
+    on_change="rerun",
+    bind="query-params",
 )
 
-with sample_tab:
-    if sample is not None:
-        ui.show_sample(sample, ctx.act(validation.part_counts, ctx.project_id, sample))
-        ui.sample_downloads(ctx)
-    st.markdown(
-        "**Draw a new sample.** The papers suggest 250–1,250 texts; rare categories need more (or "
-        "a sample stratified by the LLM's labels, so that they appear). Codes already made are kept."
-    )
-    request = ui.forms.sample_form(label_runs, ctx.act(projects.version_numbers, ctx.project_id))
-    if request is not None:
-        try:
-            ctx.act(validation.draw_sample, ctx.project_id, **request.kwargs())
-        except validation.ValidationError as exc:
-            st.error(str(exc))
-        else:
-            st.rerun()
+if sample_tab.open:
+    with sample_tab:
+        if sample is not None:
+            ui.show_sample(sample, ctx.act(validation.part_counts, ctx.project_id, sample))
+            ui.sample_downloads(ctx)
+        st.markdown(
+            "**Draw a new sample.** The papers suggest 250–1,250 texts; rare categories need "
+            "more (or a sample stratified by the LLM's labels, so that they appear). Codes "
+            "already made are kept."
+        )
+        request = ui.forms.sample_form(
+            label_runs, ctx.act(projects.version_numbers, ctx.project_id)
+        )
+        if request is not None:
+            try:
+                ctx.act(validation.draw_sample, ctx.project_id, **request.kwargs())
+            except validation.ValidationError as exc:
+                st.error(str(exc))
+            else:
+                st.rerun()
+    st.stop()
 
 if sample is None:
-    with code_tab:
+    opened = next(
+        t for t in (code_tab, agree_tab, assign_tab, adjudicate_tab, import_tab) if t.open
+    )
+    with opened:
         st.info("Draw a sample first (Sample tab).")
     st.stop()
 
 docs = ctx.act(validation.sample_docs, ctx.project_id, sample)
 codes = ctx.act(validation.codes_frame, ctx.project_id)
 
-with code_tab:
-    ui.coding.show(ctx, sample, docs, codes, codebook)
-
-with agree_tab:
-    ui.agreement.show(ctx, sample, docs, codes, label_runs)
-
-with assign_tab:
-    ui.assignments.show(ctx, sample, docs, codes, codebook)
-
-with adjudicate_tab:
-    if ctx.can(Capability.ADJUDICATE):
+if code_tab.open:
+    with code_tab:
+        ui.coding.show(ctx, sample, docs, codes, codebook)
+elif agree_tab.open:
+    with agree_tab:
+        ui.agreement.show(ctx, sample, docs, codes, label_runs)
+elif assign_tab.open:
+    with assign_tab:
+        ui.assignments.show(ctx, sample, docs, codes, codebook)
+elif adjudicate_tab.open and ctx.can(Capability.ADJUDICATE):
+    with adjudicate_tab:
         ui.adjudication.show(ctx, sample, codebook, label_runs)
+if not import_tab.open:
+    st.stop()
 
 with import_tab:
     st.markdown(

@@ -62,6 +62,15 @@ def open_page(script: str | None = None, *, timeout: float = 60) -> AppTest:
     return at
 
 
+def open_tab(at: AppTest, name: str) -> AppTest:
+    """Choose the tab ``name`` of a page whose tabs are computed only when chosen (Validate's,
+    ``st.tabs(on_change="rerun")``), as a click on it does, and run the page."""
+    at.session_state["tab"] = name
+    at.run()
+    assert not at.exception, [e.value for e in at.exception]
+    return at
+
+
 def new_project_page(name: str, script: str) -> AppTest:
     """Create the project ``name`` on the Projects page, then switch to ``script``."""
     at = open_page()

@@ -9,7 +9,7 @@ import json
 from distill_core.config import Settings
 from distill_core.reports.charts import CONFUSION_SUBTITLE
 from distill_core.store import Store
-from tests.app.conftest import open_page
+from tests.app.conftest import open_page, open_tab
 from tests.many_labels import LABELS_27, build_project
 
 
@@ -54,7 +54,7 @@ def test_results_at_27_categories_show_one_confusion_matrix_at_a_time(home) -> N
 
 
 def test_validate_at_27_categories_shows_the_agreement_charts(home) -> None:
-    at = _open_27("steps/validate.py")
+    at = open_tab(_open_27("steps/validate.py"), "Agreement")
     titles = _titles(at)
     assert any(t.startswith("F1 per class, LLM run") for t in titles), titles
     assert any(t.startswith("Confusion, LLM run") for t in titles), titles

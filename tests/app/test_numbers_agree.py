@@ -10,7 +10,7 @@ from distill_core.config import Settings
 from distill_core.reports import export
 from distill_core.store import Store
 from distill_core.study import projects
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.app.test_validate import label_demo_sample
 from tests.fakes import add_ready_model, demo_with_run, local_user
 
@@ -22,7 +22,7 @@ def test_after_the_reveal_the_warning_and_its_button_are_gone(home) -> None:
     at = open_page()
     label_demo_sample()
     at.switch_page("steps/validate.py")
-    at.run()
+    open_tab(at, "Agreement")
     assert LOOK_ONCE in texts(at)
     next(b for b in at.button if b.label == REVEAL).click()
     at.run()

@@ -12,12 +12,12 @@ from distill_core.config import Settings
 from distill_core.reports import export
 from distill_core.store import Store
 from distill_core.study import projects, validation
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.fakes import local_user
 
 
 def test_the_sample_tab_offers_the_sample_files(home) -> None:
-    at = open_page("steps/validate.py")
+    at = open_tab(open_page("steps/validate.py"), "Sample")
     assert not at.exception, [e.value for e in at.exception]
     labels = [b.label for b in at.get("download_button")]
     assert labels == ["Sample and codebook (Excel)", "Sample (CSV)", "Codebook (CSV)"]
@@ -25,7 +25,7 @@ def test_the_sample_tab_offers_the_sample_files(home) -> None:
 
 
 def test_a_filled_sample_workbook_imports_back_through_the_page(home) -> None:
-    at = open_page("steps/validate.py")
+    at = open_tab(open_page("steps/validate.py"), "Import codes")
     store = Store(Settings.from_env().database_url)
     with store.session() as s:  # what the Excel button builds (ui.export_file calls this)
         user = local_user(s)

@@ -8,7 +8,7 @@ from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import adjudication, assignments, projects, validation
 from distill_core.study.assignments import Design
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.fakes import local_user
 
 
@@ -20,7 +20,7 @@ def _demo(store: Store):
 
 
 def test_the_assign_tab_shows_the_plan_and_stores_it(home) -> None:
-    at = open_page("steps/validate.py")
+    at = open_tab(open_page("steps/validate.py"), "Assign")
     at.text_input(key="assign_coders_typed").input("ann, ben, cem")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
@@ -82,7 +82,7 @@ def test_a_named_coder_codes_their_queue_with_a_note(home) -> None:
 
 
 def test_the_adjudicate_tab_settles_a_tie(home) -> None:
-    at = open_page("steps/validate.py")
+    at = open_tab(open_page("steps/validate.py"), "Adjudicate")
     shown = texts(at)
     assert "5 texts** on which coders disagree (5 ties, 0 adjudicated)" in shown
     assert "Humans vs humans" in shown

@@ -7,7 +7,7 @@ from distill_core.codebook import Codebook
 from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import projects, validation
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.fakes import label_sample, local_user
 
 
@@ -54,7 +54,8 @@ def test_agreement_tab_shows_figures_for_the_demo_experts(home) -> None:
     at.switch_page("steps/validate.py")
     at.run()
     assert not at.exception, [e.value for e in at.exception]
-    shown = texts(at)
+    assert "Scored on" not in texts(at)  # the Code tab: the figures are not computed
+    shown = texts(open_tab(at, "Agreement"))
     assert "Development part" in shown and "Scored on" in shown
     assert any(m.label == "Macro F1" for m in at.metric)
     assert "Agreement among human coders" in shown
@@ -76,7 +77,7 @@ def test_agreement_tab_shows_figures_for_the_demo_experts(home) -> None:
 
 
 def test_import_shows_a_report_before_anything_is_stored(home) -> None:
-    at = open_page("steps/validate.py")
+    at = open_tab(open_page("steps/validate.py"), "Import codes")
     csv = b"id,code\ndemo-0001,economy\ndemo-0002,Health\nnot-an-id,health\ndemo-0003,healthcare\n"
     at.file_uploader(key="codes_upload").set_value(("codes.csv", csv, "text/csv"))
     at.run()

@@ -3,11 +3,10 @@ design-weighted corpus estimate, each labelled; a random sample shows the sample
 
 from __future__ import annotations
 
-
 from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import validation
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.fakes import demo_with_run, local_user
 from ui.agreement import CORPUS, SAMPLE
 
@@ -29,8 +28,7 @@ def _sample_and_code(method: str) -> None:
 
 
 def _held_out_page():
-    at = open_page("steps/validate.py")
-    assert not at.exception, [e.value for e in at.exception]
+    at = open_tab(open_page("steps/validate.py"), "Agreement")
     reveal = next(b for b in at.button if b.label == "Show the held-out test score")
     reveal.click()
     at.run()

@@ -108,6 +108,15 @@ def idle(page: Page, timeout: float = 60) -> None:
     page.evaluate("() => { window.__distillSeen = window.__distillRuns; }")
 
 
+def choose_tab(page: Page, name: str) -> None:
+    """Click the tab ``name`` of a page whose tabs are computed only when chosen (Validate's,
+    ``st.tabs(on_change="rerun")``) and wait for the run it starts (``idle``)."""
+    tab = page.get_by_role("tab", name=name, exact=True)
+    tab.click()
+    idle(page)
+    expect(tab).to_have_attribute("aria-selected", "true")
+
+
 def pytest_collection_modifyitems(config, items):
     """No Chromium: skip the browser tests, or fail loudly where DISTILL_REQUIRE_BROWSER=1 (CI)."""
     browser_tests = [item for item in items if item.get_closest_marker("e2e")]

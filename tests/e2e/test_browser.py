@@ -8,7 +8,7 @@ import re
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, fresh_app, idle
+from tests.e2e.conftest import ARTIFACTS, choose_tab, fresh_app, idle
 from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
@@ -195,7 +195,7 @@ def test_code_ten_demo_texts_blind_with_the_keyboard(page: Page, app) -> None:
         idle(page)
     # After submitting, the previous text shows the coder's code and the LLM's label.
     expect(page.get_by_text(re.compile("Previous text .* you coded"))).to_be_visible()
-    page.get_by_role("tab", name="Agreement").click()
+    choose_tab(page, "Agreement")
     expect(page.get_by_role("heading", name="Development part")).to_be_visible()
     macro = page.locator('[data-testid="stMetric"]').filter(has_text="Macro F1").first
     expect(macro).to_be_visible()

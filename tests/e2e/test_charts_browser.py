@@ -9,7 +9,7 @@ from __future__ import annotations
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import ARTIFACTS, App, app_env, idle
+from tests.e2e.conftest import ARTIFACTS, App, app_env, choose_tab, idle
 from tests.e2e.test_browser import no_exception, open_page
 from tests.many_labels import LABELS_8, LABELS_27, build_project
 
@@ -175,11 +175,11 @@ def test_the_agreement_and_results_charts_read_at_8_and_27_categories(browser, c
     page = context.new_page()
     try:
         open_page(page, app, "validate")
-        page.get_by_role("tab", name="Agreement").click()
+        choose_tab(page, "Agreement")
         expect(page.get_by_role("heading", name="Development part")).to_be_visible()
         _check_shown(page, labels, ("F1 per class, LLM run", "Confusion, LLM run"))
         assert _shoot(page, f"{k}-validate") >= 2
-        page.get_by_role("tab", name="Adjudicate").click()  # the two coders' confusions
+        choose_tab(page, "Adjudicate")  # the two coders' confusions
         expect(page.get_by_text("Humans vs humans")).to_be_visible()
         _check_shown(page, labels, ("Pairs of coders' codes", "Gold vs LLM run"))
         assert _shoot(page, f"{k}-adjudicate") >= 2

@@ -15,7 +15,7 @@ import pandas as pd
 import pytest
 from playwright.sync_api import Page, expect
 
-from tests.e2e.conftest import REPO, fresh_app, idle
+from tests.e2e.conftest import REPO, choose_tab, fresh_app, idle
 from tests.e2e.test_browser import (
     no_exception,
     open_page,
@@ -172,7 +172,7 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     shot(page, "04-blind-coding", top=page.get_by_text(f"{N_CODED} of 60 coded"))
 
     # 5. Agreement: the LLM against the human codes on the development part.
-    page.get_by_role("tab", name="Agreement").click()
+    choose_tab(page, "Agreement")
     expect(heading(page, "Development part")).to_be_visible()
     scored = page.get_by_text(re.compile(r"Scored on \d+ texts")).first
     n_dev = int(re.search(r"Scored on (\d+)", scored.inner_text()).group(1))

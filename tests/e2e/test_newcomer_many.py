@@ -18,7 +18,7 @@ from openpyxl import load_workbook
 from playwright.sync_api import Page, expect
 
 from tests.conftest import SHARED_DATA
-from tests.e2e.conftest import ARTIFACTS, fresh_app, idle, shown_doc_id
+from tests.e2e.conftest import ARTIFACTS, choose_tab, fresh_app, idle, shown_doc_id
 from tests.e2e.test_browser import (
     new_project,
     no_exception,
@@ -134,12 +134,12 @@ def _path(page, app, teacher, bills, topics, truth, tmp_path) -> None:
 
     # 4. A sample of 100, half held out; six texts coded with the keyboard.
     open_page(page, app, "validate")
-    page.get_by_role("tab", name="Sample", exact=True).click()
+    choose_tab(page, "Sample")
     page.get_by_role("spinbutton", name="Sample size").fill(str(N_SAMPLE))
     page.get_by_role("button", name="Draw the sample").click()
     idle(page)
     expect(page.get_by_text(f"Current sample: {N_SAMPLE} texts")).to_be_visible()
-    page.get_by_role("tab", name="Code", exact=True).click()
+    choose_tab(page, "Code")
     page.get_by_role("textbox", name="Your name as a coder").fill(CODER)
     page.keyboard.press("Enter")
     idle(page)
@@ -160,7 +160,7 @@ def _path(page, app, teacher, bills, topics, truth, tmp_path) -> None:
     no_exception(page)
 
     # 5. The outside expert codes the downloaded workbook; it imports back with its report.
-    page.get_by_role("tab", name="Sample", exact=True).click()
+    choose_tab(page, "Sample")
     with page.expect_download() as download:
         page.get_by_role("button", name="Sample and codebook (Excel)").click()
     assert download.value.suggested_filename == "distill-bill-topics-sample.xlsx"
@@ -175,7 +175,7 @@ def _path(page, app, teacher, bills, topics, truth, tmp_path) -> None:
     sheet.cell(row=2, column=3, value="politics")  # a label the codebook lacks
     filled = tmp_path / "coded.xlsx"
     book.save(filled)
-    page.get_by_role("tab", name="Import codes").click()
+    choose_tab(page, "Import codes")
     _upload(page, "Codes file", filled)
     idle(page)
     page.get_by_role("textbox", name="Coder name for these codes").fill(EXPERT)
@@ -188,7 +188,7 @@ def _path(page, app, teacher, bills, topics, truth, tmp_path) -> None:
     no_exception(page)
 
     # 6. Agreement: the figures and charts read at 20 categories.
-    page.get_by_role("tab", name="Agreement").click()
+    choose_tab(page, "Agreement")
     expect(heading(page, "Development part")).to_be_visible()
     for chart in _charts(page):
         _check(chart, topics)

@@ -12,7 +12,7 @@ from playwright.sync_api import Page, expect
 
 from distill_core.store import Store
 from distill_core.study import adjudication, assignments, validation
-from tests.e2e.conftest import app_page, coding_app, idle, shown_doc_id
+from tests.e2e.conftest import app_page, choose_tab, coding_app, idle, shown_doc_id
 from tests.fakes import local_user
 
 pytestmark = pytest.mark.e2e
@@ -57,7 +57,7 @@ def test_a_coder_goes_through_a_queue_and_an_expert_adjudicates(browser, team_ap
             expect(page.get_by_role("heading", name="Validate")).to_be_visible()
 
             # The expert's plan: every text to both coders, shown before it is stored.
-            page.get_by_role("tab", name="Assign").click()
+            choose_tab(page, "Assign")
             page.get_by_role("textbox", name="Coders (names, separated by commas)").fill("ann, ben")
             page.keyboard.press("Enter")
             idle(page)
@@ -70,7 +70,7 @@ def test_a_coder_goes_through_a_queue_and_an_expert_adjudicates(browser, team_ap
             idle(page)
 
             # ann's queue: keys, a note, back and skip.
-            page.get_by_role("tab", name="Code", exact=True).click()
+            choose_tab(page, "Code")
             _code_as(page, "ann")
             with store.session() as s:
                 sample = validation.current_sample(s, local_user(s), pid)
@@ -110,14 +110,14 @@ def test_a_coder_goes_through_a_queue_and_an_expert_adjudicates(browser, team_ap
                 idle(page)
 
             # The team's progress: every text has both its codes.
-            page.get_by_role("tab", name="Assign").click()
+            choose_tab(page, "Assign")
             complete = page.locator('[data-testid="stMetric"]').filter(
                 has_text="Texts with all their codes"
             )
             expect(complete).to_contain_text("6 of 6")
 
             # The expert settles the disagreement, with a reason.
-            page.get_by_role("tab", name="Adjudicate").click()
+            choose_tab(page, "Adjudicate")
             disputes = page.get_by_text(
                 re.compile(r"1 text on which coders disagree \(1 tie, 0 adj")
             )
