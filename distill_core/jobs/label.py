@@ -261,6 +261,7 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
         budget_usd=None if budget is None else max(0.0, budget - before.cost_usd),
         should_cancel=should_stop,
         on_progress=on_progress,
+        retry_errors=not before.turns,  # a later turn does not ask this job's errors again
     )
     _remember_capabilities(store, job_id, params, teacher)
     p = outcome.progress

@@ -54,8 +54,11 @@ class AnswerCache(ABC):
     """Where answers are kept (the store implements it: ``store.answers.StoreAnswerCache``)."""
 
     @abstractmethod
-    def answered(self, key: str, hashes: Sequence[str]) -> set[tuple[str, int]]:
-        """(text hash, repeat) pairs with a final answer (``FINAL``) for ``key``."""
+    def answered(
+        self, key: str, hashes: Sequence[str], statuses: Sequence[str] = FINAL
+    ) -> set[tuple[str, int]]:
+        """(text hash, repeat) pairs with an answer of ``statuses`` (the final ones, ``FINAL``,
+        unless asked) for ``key``."""
 
     @abstractmethod
     def lookup(self, key: str, hashes: Sequence[str]) -> dict[str, dict[int, Answer]]:

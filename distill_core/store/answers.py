@@ -30,7 +30,9 @@ class StoreAnswerCache(AnswerCache):
     def __init__(self, store: Store) -> None:
         self.store = store
 
-    def answered(self, key: str, hashes: Sequence[str]) -> set[tuple[str, int]]:
+    def answered(
+        self, key: str, hashes: Sequence[str], statuses: Sequence[str] = FINAL
+    ) -> set[tuple[str, int]]:
         found: set[tuple[str, int]] = set()
         hashes = list(hashes)
         with self.store.session() as s:
@@ -38,7 +40,7 @@ class StoreAnswerCache(AnswerCache):
                 stmt = select(LLMResponse.text_hash, LLMResponse.repeat_index).where(
                     LLMResponse.run_key == key,
                     LLMResponse.text_hash.in_(hashes[start : start + CHUNK]),
-                    LLMResponse.status.in_(FINAL),
+                    LLMResponse.status.in_(list(statuses)),
                 )
                 found.update(s.execute(stmt).tuples())
         return found

@@ -18,7 +18,7 @@ from sqlalchemy.orm import Session
 from distill_core import sampling
 from distill_core.codebook import Codebook
 from distill_core.llm.base import Answer, Teacher, aggregate
-from distill_core.llm.cache import CacheWriter, answer_row, run_key, text_hash
+from distill_core.llm.cache import FINAL, CacheWriter, answer_row, run_key, text_hash
 from distill_core.llm.cost import Estimate, Price, estimate
 from distill_core.llm.runner import DEFAULT_CONCURRENCY, Progress, run_items_sync
 from distill_core.store import Store
@@ -100,8 +100,11 @@ def label_texts(
     budget_usd: float | None = None,
     should_cancel: Callable[[], bool] | None = None,
     on_progress: Callable[[Progress], None] | None = None,
+    retry_errors: bool = True,
 ) -> LabelOutcome:
-    """Label ``items`` (document id, text) for the run ``run_id``; resume where answers exist.
+    """Label ``items`` (document id, text) for the run ``run_id``; resume where answers exist
+    (a text whose stored answer is an error is asked again, unless not ``retry_errors``: a
+    job's later turn, whose first turn asked it again already).
 
     ``cost_of(prompt_tokens, completion_tokens)`` prices new answers; the run stops cleanly
     (no new requests, answers in flight are stored) when their cost reaches ``budget_usd`` or
@@ -118,7 +121,7 @@ def label_texts(
             distinct[h] = t
 
     cache = StoreAnswerCache(store)
-    cached = cache.answered(key, list(distinct))
+    cached = cache.answered(key, list(distinct), FINAL if retry_errors else (*FINAL, "error"))
     progress = Progress(total=len(distinct) * repeats, cached=len(cached), done=len(cached))
     pending = [
         (h, t) for h, t in distinct.items() if any((h, r) not in cached for r in range(repeats))

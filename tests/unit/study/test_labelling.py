@@ -168,3 +168,21 @@ def test_the_key_is_never_stored_and_the_audit_log_is_complete(store, server) ->
     assert all(r["request"]["messages"] and r["model"] == "test-model" for r in records)
     assert KEY not in buf.getvalue()
     assert not any(KEY in row for row in dump)
+
+
+def test_an_errored_text_is_asked_again_unless_a_later_turn_of_the_same_job(store, server):
+    """A text whose every request fails ends in error; the next labelling asks it again, a
+    job's later turn (``retry_errors=False``) does not, so a sliced job asks it once."""
+    server.config.fail_500_marker = "weather"
+    t = teacher(server)
+    run_id = new_run(store, t)
+    first = labelling.label_texts(store, run_id, t, ITEMS)
+    assert results(store, run_id)["e"].status == "error"
+    asked = server.stats()["requests"]
+    assert asked >= 4 and first.counts["error"] == 2  # the weather text and the empty one
+    later = labelling.label_texts(store, run_id, t, ITEMS, retry_errors=False)
+    assert server.stats()["requests"] == asked  # nothing asked again
+    assert later.progress.done == later.progress.total
+    assert results(store, run_id)["e"].status == "error"
+    labelling.label_texts(store, run_id, t, ITEMS)  # a new labelling asks it again
+    assert server.stats()["requests"] > asked
