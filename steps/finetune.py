@@ -73,8 +73,6 @@ model = ui.model_picker(ctx, "ft_model", header="Models")
 if model is None:
     st.stop()
 meta = ui.model_summary(model)
-if meta.head_fit_sentence():  # the head recipe has no epochs: its choice of C instead
-    st.caption(meta.head_fit_sentence())
 st.markdown("**How it compares**")
 ui.show_comparison(Comparison.from_dict(model.comparison), meta.labels)
 with st.expander("Settings and metadata"):

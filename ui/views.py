@@ -293,7 +293,8 @@ def model_zip_label(meta: ModelMeta) -> str:
 
 
 def model_summary(model) -> ModelMeta:
-    """A ready model's training in four figures and its training curve; returns its metadata."""
+    """A ready model's training in four figures and its training curve (the head recipe: the
+    regularisation its cross-validation chose); returns its metadata."""
     meta = ModelMeta.from_dict(model.meta)
     c1, c2, c3, c4 = st.columns(4)
     c1.metric("Training texts", f"{meta.n_train:,}", help=f"+ {meta.n_val:,} validation")
@@ -314,7 +315,9 @@ def model_summary(model) -> ModelMeta:
         )
     if meta.below_tfidf:
         st.warning(meta.below_tfidf_sentence())
-    if meta.history:
+    if meta.head_fit_sentence():  # the head recipe has no epochs to chart: its choice of C
+        st.caption(meta.head_fit_sentence())
+    elif meta.history and meta.recipe != "head":
         chart(
             training_curves(
                 {"Student on LLM labels": meta.history},

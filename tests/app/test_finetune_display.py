@@ -53,3 +53,24 @@ def test_a_head_model_says_which_c_its_cross_validation_chose(home) -> None:
         "aside: C = 10 (cross-validated macro-F1 0.712), against the LLM's labels. Every C "
         "tried: C = 1: 0.610, C = 3: 0.660, C = 10: 0.712, C = 30: 0.700, C = 100: 0.690."
     ) in texts(at)
+
+
+def test_a_head_model_has_no_one_point_epoch_chart_and_a_fine_tuned_one_keeps_it(home) -> None:
+    open_page()
+    store = Store(Settings.from_env().database_url)
+    pid, run_id = demo_with_run(store)
+    add_ready_model(store, pid, run_id)  # a fine-tuned model with two epochs
+    at = open_page("steps/finetune.py")
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert any("Training curve, model 1" in t for t in titles)
+    with store.session() as s:
+        model = s.query(StudentModel).one()
+        model.meta = model.meta | {"recipe": "head", "head": {"c": 10.0, "cv": CV}}
+    at = open_page("steps/finetune.py")
+    assert not at.exception, [e.value for e in at.exception]
+    titles = [c.proto.spec for c in at.get("plotly_chart")]
+    assert titles and not any("Training curve" in t for t in titles)
+    assert "cross-validation" in texts(at) or "C = 10" in texts(at)
+    results = open_page("steps/results.py")  # the Results page shows the model's summary too
+    assert not results.exception, [e.value for e in results.exception]
+    assert "C = 10" in texts(results)
