@@ -37,6 +37,7 @@ from distill_core.store import (  # noqa: E402
     StudentModel,
     bulk,
 )
+from distill_core.store.db import analyze  # noqa: E402
 from distill_core.study import projects  # noqa: E402
 
 LABELS = ["economy", "health", "education", "environment", "crime", "other"]
@@ -136,6 +137,7 @@ def build_labelled(store: Store, texts: Sequence[Text], name: str) -> tuple[int,
                 for i, t in enumerate(texts)
             ],
         )
+        analyze(s)  # as labelling.write_results does after a run's results
         return pid, run.id
 
 

@@ -20,6 +20,7 @@ from distill_core.store import (
     StudentModel,
     bulk,
 )
+from distill_core.store.db import analyze
 from distill_core.store.models import User
 from distill_core.study import activity, projects
 from distill_core.study.access import Capability, check, entry
@@ -196,6 +197,8 @@ def run_predict_job(store: Store, job_id: int, secret: str | None = None) -> Job
         device=predictor.device,
         finished_at=utcnow(),
     )
+    with store.session() as s:  # the planner's statistics for the pass's rows (SQLite)
+        analyze(s)
     return JobOutcome(
         {"prediction_run_id": run_id},
         message=f"Labelled {fmt_done(finished, 'texts', seconds)} with the student.",
