@@ -128,6 +128,10 @@ def start_label_job(
 
 #: A label job's params: what its earlier turns asked and paid (:class:`Turns`).
 TURNS = "label_turns"
+#: The job's params key of how many answers earlier runs had given when it first started: a
+#: job going on after its worker died finds its own answers stored too, which are not earlier
+#: runs' ("33,294 from earlier runs" was said of the job's own answers after a restart).
+EARLIER = "label_earlier_answers"
 
 
 #: The counters of a turn's ``runner.Progress`` that add up over a job's turns.
@@ -220,12 +224,16 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
     started = time.monotonic()
     before = Turns.of(params.get(TURNS))
     turn, turn_over, ready, stopped = records.current_turn(), [False], [0.0], [0.0]
+    earlier = [params.get(EARLIER)]
     if turn is not None:
         turn.cover(before.fixed_s)
 
     def on_progress(p: runner.Progress) -> None:
         if not ready[0]:  # the first report comes before the first request
             ready[0] = time.monotonic()
+            if earlier[0] is None:  # the job's first start: what earlier runs had answered
+                earlier[0] = before.cached_of(p)
+                records.merge_params(store, job_id, **{EARLIER: earlier[0]})
             if turn is not None:
                 turn.cover(2 * (ready[0] - began))  # its end costs about what its start did
         # The bar counts what the message counts (answers), with the time left at the rate of
@@ -240,7 +248,7 @@ def run_label_job(store: Store, job_id: int, secret: str | None) -> JobOutcome:
             done=p.done,
             total=p.total,
             **before.figures(p, JOB_FIGURES),
-            message=f"{p.done:,} of {p.total:,} answers ({before.cached_of(p):,} from earlier "
+            message=f"{p.done:,} of {p.total:,} answers ({earlier[0]:,} from earlier "
             "runs)" + (f"; {note}." if (note := p.concurrency_note()) else "."),
         )
 

@@ -11,6 +11,7 @@ from distill_core.jobs import kinds, records
 from distill_core.jobs import label as label_job
 from distill_core.llm import Endpoint
 from distill_core.llm.openai_teacher import DEFAULT_GIVE_UP_S, RetryPolicy
+from distill_core.store import Job
 from tests.llm_server import LoopbackLLM, ServerConfig
 from tests.unit.jobs.test_queue import demo_job, job_of
 
@@ -98,7 +99,11 @@ def test_a_saved_endpoint_remembers_what_a_run_settled_and_the_next_run_asks_in_
         with store.session() as s:
             pid = demo.ensure_demo_project(s, projects.ensure_user(s)).id
             saved = endpoints.save_endpoint(
-                s, local_user(s), pid, name="llama", endpoint=Endpoint(base_url=srv.base_url, model="m")
+                s,
+                local_user(s),
+                pid,
+                name="llama",
+                endpoint=Endpoint(base_url=srv.base_url, model="m"),
             )
         first, _ = demo_job(store, None, n=10, endpoint_id=saved.id)
         kinds.execute(store, first)
@@ -114,3 +119,35 @@ def test_a_saved_endpoint_remembers_what_a_run_settled_and_the_next_run_asks_in_
     assert known is not None and known.structured == "json_object_schema"
     assert teachers[-1].capabilities.structured == "json_object_schema"
     assert forms_second and set(forms_second) == {"json_object_schema"}  # asked as settled
+
+
+def test_answers_from_earlier_runs_are_counted_once_when_the_job_first_starts(
+    store, teachers, monkeypatch
+) -> None:
+    """A job going on after its worker died finds its own answers stored too: its message
+    still counts only what earlier runs had answered when it first started."""
+    messages: list[str] = []
+    update = records.update_job
+
+    def spy(store_, job_id, **fields):
+        if fields.get("message"):
+            messages.append(fields["message"])
+        return update(store_, job_id, **fields)
+
+    with LoopbackLLM(ServerConfig()) as srv:
+        endpoint = Endpoint(base_url=srv.base_url, model="m")
+        first, _ = demo_job(store, endpoint, n=10)
+        kinds.execute(store, first)
+        assert job_of(store, first).status == "done"
+        monkeypatch.setattr(records, "update_job", spy)
+        second, _ = demo_job(store, endpoint, n=20)
+        kinds.execute(store, second)
+        assert job_of(store, second).params[label_job.EARLIER] == 10
+        assert messages and all("(10 from earlier runs)" in m for m in messages), messages
+        with store.session() as s:  # as resume_interrupted queues a job whose worker died
+            s.get(Job, second).status = "queued"
+        messages.clear()
+        kinds.execute(store, second)
+    job = job_of(store, second)
+    assert job.status == "done" and job.params[label_job.EARLIER] == 10
+    assert messages and all("(10 from earlier runs)" in m for m in messages), messages
