@@ -87,7 +87,7 @@ class Progress:
         note = f"{self.in_flight:,} in flight"
         if self.concurrency >= self.max_concurrency:
             return note
-        if self.backed_off_from:
+        if self.backed_off_from > self.concurrency:  # not once it has grown back past it
             return f"{note} (backed off from {self.backed_off_from:,}: {self.backoff_reason})"
         return f"{note} (ramping up to {self.max_concurrency:,})"
 

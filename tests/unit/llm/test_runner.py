@@ -296,6 +296,8 @@ def test_progress_says_how_many_are_in_flight_and_why_fewer():
     p = Progress(in_flight=3, concurrency=3, max_concurrency=16, backed_off_from=6)
     p.backoff_reason = "answers slowed down"
     assert p.concurrency_note() == "3 in flight (backed off from 6: answers slowed down)"
+    p.concurrency = p.in_flight = 9  # grown back past the limit it backed off from
+    assert p.concurrency_note() == "9 in flight (ramping up to 16)"
     assert Progress(in_flight=2, concurrency=2, max_concurrency=16).concurrency_note() == (
         "2 in flight (ramping up to 16)"
     )
