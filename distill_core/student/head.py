@@ -60,7 +60,9 @@ def fit_linear(
 ) -> tuple[np.ndarray, np.ndarray]:
     """(W k × d, b k) minimising the weighted soft cross-entropy plus ||W||²/(2·C·n), by
     scipy's L-BFGS-B on one BLAS thread (a small problem: more threads only fight over busy
-    cores; measured 10× slower with the default threads at a load of 10 on 2 cores)."""
+    cores; measured 10× slower with the default threads at a load of 10 on 2 cores). ``x`` is
+    dense or a scipy sparse matrix (embeddings beside TF-IDF columns: distill_quality.py's
+    screen)."""
     from scipy import sparse
     from scipy.optimize import minimize
     from scipy.special import log_softmax
