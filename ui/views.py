@@ -3,6 +3,11 @@ comparison, a model's summary and training curve, and charts that save as PNG or
 
 from __future__ import annotations
 
+import hashlib
+import json
+from dataclasses import dataclass
+from typing import Any
+
 import pandas as pd
 import streamlit as st
 
@@ -214,6 +219,52 @@ def _seed_column(comparison: Comparison, key: str) -> dict[str, str]:
     return {"macro-F1 across seeds": f"{spread.text()}, {seeds.n_seeds} seeds" if spread else "–"}
 
 
+@dataclass(frozen=True)
+class _ComparisonFigures:
+    """What :func:`show_comparison` draws of one stored comparison, built once."""
+
+    differences: pd.DataFrame | None
+    bars: Any
+    class_f1: Any
+    confusions: dict[str, Any]
+
+
+@st.cache_resource(max_entries=32, show_spinner=False)
+def _comparison_figures(
+    fingerprint: str, _comparison: Comparison, labels: tuple[str, ...]
+) -> _ComparisonFigures:
+    """The comparison's paired differences and charts, kept per stored comparison (its
+    ``fingerprint``) and labels: a comparison never changes once stored, and building its
+    figures and bootstrap differences was half of a Fine-tune or Results rerun at 27 categories
+    (treat what is returned as read-only)."""
+    comparison, n = _comparison, _comparison.eval.n
+    differences = comparison.differences(list(labels))
+    rows = comparison.rows
+    return _ComparisonFigures(
+        differences=pd.DataFrame(
+            [
+                {
+                    "difference": f"{d.a} − {d.b}",
+                    "macro-F1": fmt_ci(d.macro_f1.difference, d.macro_f1.ci),
+                    "accuracy": fmt_ci(d.accuracy.difference, d.accuracy.ci),
+                    "McNemar p (accuracy)": fmt(d.accuracy.p_value),
+                    "n": d.macro_f1.n,
+                }
+                for d in differences
+            ]
+        )
+        if differences
+        else None,
+        bars=comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n),
+        class_f1=class_f1_grouped(rows, list(labels), title="F1 per class, every model", n=n),
+        confusions={
+            r.key: confusion_heatmap(r.metrics.labels, r.metrics.confusion, title=r.name)
+            for r in rows
+            if r.metrics is not None
+        },
+    )
+
+
 def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     """The paper's table for this project: every model on the same held-out human codes."""
     if comparison.eval is None:
@@ -232,33 +283,20 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     st.dataframe(comparison_table(comparison), hide_index=True, width="stretch")
     if comparison.seeds is not None and comparison.seeds.n_seeds > 1:
         st.caption(f"Student on LLM labels — {comparison.seeds.sentence()}")
-    differences = comparison.differences(labels)
-    if differences:
-        st.dataframe(
-            pd.DataFrame(
-                [
-                    {
-                        "difference": f"{d.a} − {d.b}",
-                        "macro-F1": fmt_ci(d.macro_f1.difference, d.macro_f1.ci),
-                        "accuracy": fmt_ci(d.accuracy.difference, d.accuracy.ci),
-                        "McNemar p (accuracy)": fmt(d.accuracy.p_value),
-                        "n": d.macro_f1.n,
-                    }
-                    for d in differences
-                ]
-            ),
-            hide_index=True,
-            width="stretch",
-        )
+    stored = json.dumps(comparison.to_dict(), sort_keys=True, default=str)
+    figures = _comparison_figures(
+        hashlib.sha256(stored.encode()).hexdigest(), comparison, tuple(labels)
+    )
+    if figures.differences is not None:
+        st.dataframe(figures.differences, hide_index=True, width="stretch")
         st.caption(
             "Paired differences on the same texts: 95% paired bootstrap intervals; McNemar's "
             "exact test on the texts exactly one of the two got right. An interval that holds 0 "
             "means the data cannot tell the two apart."
         )
-    rows = comparison.rows
-    chart(comparison_bars(rows, title="Macro-F1 on held-out human codes", n=n), "comparison-f1")
-    chart(class_f1_grouped(rows, labels, title="F1 per class, every model", n=n), "class-f1")
-    scored = [r for r in rows if r.metrics is not None]
+    chart(figures.bars, "comparison-f1")
+    chart(figures.class_f1, "class-f1")
+    scored = [r for r in comparison.rows if r.metrics is not None]
     if scored and many_categories(scored[0].metrics.labels):  # one matrix at a time, full width
         names = {r.key: r.name for r in scored}
         key = st.radio(
@@ -272,8 +310,7 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     for pair in range(0, len(scored), 2):
         cols = st.columns(2) if len(scored) > 1 else [st]
         for col, r in zip(cols, scored[pair : pair + 2], strict=False):
-            figure = confusion_heatmap(r.metrics.labels, r.metrics.confusion, title=r.name)
-            chart(figure, f"confusion-{r.key}", col)
+            chart(figures.confusions[r.key], f"confusion-{r.key}", col)
 
 
 def model_label(model) -> str:
