@@ -19,8 +19,12 @@ latest = versions[0] if versions else None
 overfit_warning = ctx.act(validation.test_seen_warning, project_id)
 draft = ui.codebook.Draft(project_id, latest, ctx.project_name)
 
+# The Edit tab is computed on every run (its fields keep what is typed); the others only when
+# chosen, as their drawing in the browser made every reload slower.
 edit_tab, history_tab, preview_tab, file_tab = st.tabs(
-    ["Edit", f"History ({len(versions)})", "Prompt preview", "Import / export"]
+    ["Edit", f"History ({len(versions)})", "Prompt preview", "Import / export"],
+    key="cb_tab",
+    on_change="rerun",
 )
 
 with edit_tab:
@@ -58,31 +62,34 @@ with edit_tab:
             st.toast(f"No changes since version {saved.version.version}.", icon=":material/info:")
         st.rerun()
 
-with history_tab:
-    chosen = ui.codebook.history(versions)
-    if chosen is not None:
-        draft.load(chosen.content)
-        st.rerun()
+if history_tab.open:
+    with history_tab:
+        chosen = ui.codebook.history(versions)
+        if chosen is not None:
+            draft.load(chosen.content)
+            st.rerun()
 
-with preview_tab:
-    corpus = ui.project_corpus(ctx)
-    if corpus is None:
-        st.info("Upload a corpus on the Data page to preview the prompt for one of its texts.")
-        ui.go_to("Data")
-    elif problems:
-        st.warning("Fix the codebook's problems (Edit tab) to see the prompt.")
-    else:
-        ui.codebook.prompt_preview(current, ctx.act(projects.first_texts, ctx.project_id, 1000))
+if preview_tab.open:
+    with preview_tab:
+        corpus = ui.project_corpus(ctx)
+        if corpus is None:
+            st.info("Upload a corpus on the Data page to preview the prompt for one of its texts.")
+            ui.go_to("Data")
+        elif problems:
+            st.warning("Fix the codebook's problems (Edit tab) to see the prompt.")
+        else:
+            ui.codebook.prompt_preview(current, ctx.act(projects.first_texts, ctx.project_id, 1000))
 
-with file_tab:
-    st.download_button(
-        "Download the codebook shown in the editor (JSON)",
-        data=current.to_json(),
-        file_name=f"codebook-{project_id}.json",
-        mime="application/json",
-        disabled=bool(problems),
-    )
-    loaded = ui.codebook.import_panel(draft, current)
-    if loaded is not None:
-        draft.load(loaded)
-        st.rerun()
+if file_tab.open:
+    with file_tab:
+        st.download_button(
+            "Download the codebook shown in the editor (JSON)",
+            data=current.to_json(),
+            file_name=f"codebook-{project_id}.json",
+            mime="application/json",
+            disabled=bool(problems),
+        )
+        loaded = ui.codebook.import_panel(draft, current)
+        if loaded is not None:
+            draft.load(loaded)
+            st.rerun()

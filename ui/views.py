@@ -297,20 +297,31 @@ def show_comparison(comparison: Comparison, labels: list[str]) -> None:
     chart(figures.bars, "comparison-f1")
     chart(figures.class_f1, "class-f1")
     scored = [r for r in comparison.rows if r.metrics is not None]
-    if scored and many_categories(scored[0].metrics.labels):  # one matrix at a time, full width
-        names = {r.key: r.name for r in scored}
-        key = st.radio(
-            "Confusion matrix of",
-            list(names),
-            format_func=names.get,
-            horizontal=True,
-            key="confusion_model",
-        )
-        scored = [r for r in scored if r.key == key]
-    for pair in range(0, len(scored), 2):
-        cols = st.columns(2) if len(scored) > 1 else [st]
-        for col, r in zip(cols, scored[pair : pair + 2], strict=False):
-            chart(figures.confusions[r.key], f"confusion-{r.key}", col)
+    if not scored:
+        return
+    # Drawn only when opened: the matrices were half of the page's drawing in the browser.
+    matrices = st.expander(
+        f"Confusion matrices ({len(scored)} {'model' if len(scored) == 1 else 'models'}, n = {n})",
+        key="confusions_open",
+        on_change="rerun",
+    )
+    if not matrices.open:
+        return
+    with matrices:
+        if many_categories(scored[0].metrics.labels):  # one matrix at a time, full width
+            names = {r.key: r.name for r in scored}
+            key = st.radio(
+                "Confusion matrix of",
+                list(names),
+                format_func=names.get,
+                horizontal=True,
+                key="confusion_model",
+            )
+            scored = [r for r in scored if r.key == key]
+        for pair in range(0, len(scored), 2):
+            cols = st.columns(2) if len(scored) > 1 else [st]
+            for col, r in zip(cols, scored[pair : pair + 2], strict=False):
+                chart(figures.confusions[r.key], f"confusion-{r.key}", col)
 
 
 def model_label(model) -> str:

@@ -62,10 +62,11 @@ def open_page(script: str | None = None, *, timeout: float = 60) -> AppTest:
     return at
 
 
-def open_tab(at: AppTest, name: str) -> AppTest:
-    """Choose the tab ``name`` of a page whose tabs are computed only when chosen (Validate's,
-    ``st.tabs(on_change="rerun")``), as a click on it does, and run the page."""
-    at.session_state["tab"] = name
+def open_tab(at: AppTest, name: str, key: str = "tab") -> AppTest:
+    """Choose the tab ``name`` of a page whose tabs are computed only when chosen (Validate's
+    tabs, keyed "tab"; Codebook's, "cb_tab": ``st.tabs(on_change="rerun")``), as a click on it
+    does, and run the page."""
+    at.session_state[key] = name
     at.run()
     assert not at.exception, [e.value for e in at.exception]
     return at

@@ -34,6 +34,10 @@ def _open_27(script: str):
 
 def test_results_at_27_categories_show_one_confusion_matrix_at_a_time(home) -> None:
     at = _open_27("steps/results.py")
+    assert not [t for t in _titles(at) if CONFUSION_SUBTITLE in t]  # drawn once opened
+    assert not [r for r in at.radio if r.key == "confusion_model"]
+    at.session_state["confusions_open"] = True  # as a click on the expander does
+    at.run()
     choice = at.radio(key="confusion_model")
     assert choice.options == [
         "LLM labels",

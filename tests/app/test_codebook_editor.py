@@ -9,7 +9,7 @@ import io
 import pandas as pd
 
 from distill_core.study import projects
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.app.test_pages import store_of_home
 from tests.fakes import local_user
 
@@ -50,7 +50,7 @@ def test_removing_a_row_leaves_the_others_as_they_were(home) -> None:
 
 
 def test_a_label_list_from_csv_replaces_the_labels_and_saves(home) -> None:
-    at = open_page("steps/codebook.py")
+    at = open_tab(open_page("steps/codebook.py"), "Import / export", "cb_tab")
     csv = "Label,Definition\n" + "".join(f"topic {i},Texts on topic {i}.\n" for i in range(27))
     at.file_uploader(key="cb_import_0").set_value(("topics.csv", csv.encode(), "text/csv"))
     at.run()
@@ -72,7 +72,7 @@ def test_a_label_list_from_csv_replaces_the_labels_and_saves(home) -> None:
 
 
 def test_pasted_labels_and_an_excel_file_without_a_header(home) -> None:
-    at = open_page("steps/codebook.py")
+    at = open_tab(open_page("steps/codebook.py"), "Import / export", "cb_tab")
     at.text_area(key="cb_paste_0").input("health\tHospitals.\neconomy\tTaxes.\nother\t\n")
     at.run()
     assert "3 labels, 1 of them without a definition yet" in at.success[0].value
@@ -89,7 +89,7 @@ def test_pasted_labels_and_an_excel_file_without_a_header(home) -> None:
 
 
 def test_a_bad_label_file_ends_in_one_sentence(home) -> None:
-    at = open_page("steps/codebook.py")
+    at = open_tab(open_page("steps/codebook.py"), "Import / export", "cb_tab")
     at.file_uploader(key="cb_import_0").set_value(("l.csv", b"a,b,c\n1,2,3\n", "text/csv"))
     at.run()
     assert not at.exception

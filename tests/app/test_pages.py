@@ -8,7 +8,7 @@ import pytest
 from distill_core.config import Settings
 from distill_core.store import Store
 from distill_core.study import projects, validation
-from tests.app.conftest import open_page, texts
+from tests.app.conftest import open_page, open_tab, texts
 from tests.fakes import local_user
 from ui import PAGES
 
@@ -214,6 +214,7 @@ def test_codebook_history_shows_a_diff(home) -> None:
     next(b for b in at.button if b.label == "Save as a new version").click()
     at.run()
     assert not at.exception
+    open_tab(at, "History (2)", "cb_tab")
     diff_code = [
         c.value for c in at.code if "Changed instructions." in c.value and c.language == "diff"
     ]
@@ -221,7 +222,7 @@ def test_codebook_history_shows_a_diff(home) -> None:
 
 
 def test_codebook_import_rejects_an_example_with_an_unknown_label(home) -> None:
-    at = open_page("steps/codebook.py")
+    at = open_tab(open_page("steps/codebook.py"), "Import / export", "cb_tab")
     bad = (
         b'{"name": "T", "labels": [{"name": "a"}, {"name": "b"}],'
         b' "examples": [{"text": "x", "label": "c"}]}'

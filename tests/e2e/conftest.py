@@ -109,8 +109,8 @@ def idle(page: Page, timeout: float = 60) -> None:
 
 
 def choose_tab(page: Page, name: str) -> None:
-    """Click the tab ``name`` of a page whose tabs are computed only when chosen (Validate's,
-    ``st.tabs(on_change="rerun")``) and wait for the run it starts (``idle``)."""
+    """Click the tab ``name`` of a page whose tabs are computed only when chosen (Validate's and
+    Codebook's, ``st.tabs(on_change="rerun")``) and wait for the run it starts (``idle``)."""
     tab = page.get_by_role("tab", name=name, exact=True)
     tab.click()
     idle(page)

@@ -128,7 +128,7 @@ def test_the_newcomer_path_from_the_demo_to_the_labelled_csv(
     open_page(page, app, "codebook")
     expect(page.get_by_text("Editing from version 1")).to_be_visible()
     shot(page, "02-codebook")
-    page.get_by_role("tab", name="Prompt preview").click()
+    choose_tab(page, "Prompt preview")
     expect(page.get_by_text(re.compile(r"\d messages, sent exactly like this"))).to_be_visible()
     expect(page.get_by_text(re.compile(r"- immigration: ")).first).to_be_visible()
     no_exception(page)
