@@ -46,9 +46,7 @@ def test_the_page_shows_the_recipe_picked_and_why_and_flags_a_student_below_tfid
         for w in warning
     ), warning
     assert {m.label: m.value for m in at.metric}["Recipe"] == "fast (head)"
-    assert any(
-        "distill_core.student.predict.load" in b.label for b in at.get("download_button")
-    )
+    assert any("distill_core.student.predict.load" in b.label for b in at.get("download_button"))
     # Choosing full fine-tuning leaves the budget aside.
     recipe.set_value("full").run()
     assert at.number_input(key="ft_budget").disabled
