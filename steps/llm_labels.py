@@ -137,7 +137,9 @@ if found.pages > 1:
 counts = ctx.act(runs.label_counts, ctx.project_id, run.id, statuses=["ok"])
 ui.image_format_picker()
 ui.chart(
-    label_distribution(counts, title=f"LLM labels, run {run.id}", order=codebook.label_names),
+    ui.kept_figure(
+        label_distribution, counts, title=f"LLM labels, run {run.id}", order=codebook.label_names
+    ),
     f"llm-labels-run-{run.id}",
 )
 st.download_button(

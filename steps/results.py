@@ -42,7 +42,9 @@ else:
     shares = ctx.act(corpus_shares.corrected_shares, ctx.project_id, latest_pass.id)
     st.caption(f"Labelled by model {latest_pass.model_id} ({latest_pass.n:,} texts).")
     ui.chart(
-        label_distribution(counts, title="Student's labels over the corpus", order=labels),
+        ui.kept_figure(
+            label_distribution, counts, title="Student's labels over the corpus", order=labels
+        ),
         "corpus-labels",
     )
     if shares is None:
@@ -62,7 +64,8 @@ else:
             st.warning(shares.warning)
         table = shares.to_frame()
         ui.chart(
-            shares_chart(
+            ui.kept_figure(
+                shares_chart,
                 table,
                 title="Category shares",
                 n_corpus=shares.n_corpus,
@@ -77,7 +80,8 @@ by_run = ctx.act(report.agreement_by_run, ctx.project_id, part="dev")
 if by_run:
     n_dev = max(p.n for p in by_run)
     ui.chart(
-        per_class_bars(
+        ui.kept_figure(
+            per_class_bars,
             [p.name for p in by_run],
             [p.macro_f1 for p in by_run],
             [p.macro_f1_ci[0] for p in by_run],

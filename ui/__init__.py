@@ -28,6 +28,7 @@ from ui.pickers import label_run_picker, model_picker
 from ui.views import (
     chart,
     image_format_picker,
+    kept_figure,
     model_label,
     model_summary,
     model_zip_label,
@@ -45,6 +46,7 @@ __all__ = [
     "admin",
     "agreement",
     "chart",
+    "kept_figure",
     "choose_project",
     "codebook",
     "coding",

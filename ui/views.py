@@ -5,6 +5,8 @@ from __future__ import annotations
 
 import hashlib
 import json
+import pickle
+from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
@@ -40,6 +42,19 @@ def chart(figure, name: str, container=None) -> None:
             "toImageButtonOptions": {"format": fmt, "filename": f"distill-{name}", "scale": 2},
         },
     )
+
+
+@st.cache_resource(max_entries=64, show_spinner=False)
+def _kept_figure(fingerprint: str, _build: Callable[[], Any]) -> Any:
+    return _build()
+
+
+def kept_figure(build: Callable[..., Any], *args: Any, **kwargs: Any) -> Any:
+    """``build(*args, **kwargs)`` (a chart of ``reports.charts``), built once for the same
+    inputs and reused by every rerun and session (treat it as read-only): building a plotly
+    figure was most of the server's part of a Results rerun at 100,000 texts."""
+    inputs = pickle.dumps((build.__module__, build.__qualname__, args, kwargs))
+    return _kept_figure(hashlib.sha256(inputs).hexdigest(), lambda: build(*args, **kwargs))
 
 
 def _file_name(title: str) -> str:

@@ -315,14 +315,18 @@ def predictions_frame(
 @entry(Capability.READ)
 def prediction_counts(session: Session, user: User, project_id: int, run_id: int) -> dict[str, int]:
     """How many documents of a corpus pass the student put in each category (label → count,
-    counted in the database)."""
+    counted in the database once per state of the project: ``memo``)."""
     belongs(session.get(PredictionRun, run_id), project_id, "corpus pass")
-    rows = session.execute(
-        select(Prediction.label, func.count())
-        .where(Prediction.run_id == run_id)
-        .group_by(Prediction.label)
-    ).tuples()
-    return {label: int(n) for label, n in rows}
+
+    def count() -> dict[str, int]:
+        rows = session.execute(
+            select(Prediction.label, func.count())
+            .where(Prediction.run_id == run_id)
+            .group_by(Prediction.label)
+        ).tuples()
+        return {label: int(n) for label, n in rows}
+
+    return dict(memo.remembered(session, project_id, "prediction_counts", run_id, count))
 
 
 def predicted_labels(session: Session, run_id: int, doc_ids: Sequence[str]) -> dict[str, str]:

@@ -72,3 +72,19 @@ def test_the_llm_labels_chart_lists_every_label_and_saves_as_chosen(home) -> Non
     at.radio(key="chart_format").set_value("svg").run()
     configs = [json.loads(c.proto.config) for c in at.get("plotly_chart")]
     assert [c["toImageButtonOptions"]["format"] for c in configs] == ["svg"]
+
+
+def test_a_kept_figure_is_built_once_for_the_same_inputs() -> None:
+    from distill_core.reports.charts import label_distribution
+    from ui.views import kept_figure
+
+    built = []
+
+    def build(counts, *, title):
+        built.append(title)
+        return label_distribution(counts, title=title)
+
+    first = kept_figure(build, {"a": 3, "b": 1}, title="Labels")
+    assert kept_figure(build, {"a": 3, "b": 1}, title="Labels") is first
+    other = kept_figure(build, {"a": 3, "b": 2}, title="Labels")
+    assert other is not first and built == ["Labels", "Labels"]
