@@ -99,9 +99,15 @@ class Training:
             raise TrainingError("Too few examples are left for training after the split.")
         return train_idx, val_idx
 
+    def split(self):
+        """``train()``'s prepared rows (its filters applied) and its training and validation
+        indices into them; raises TrainingError where ``train()`` would refuse."""
+        prep = self._prepared()
+        return (prep, *self._split(prep))
+
     def plan(self) -> Plan:
         """The training's shape; raises TrainingError where ``train()`` would refuse."""
-        train_idx, val_idx = self._split(self._prepared())
+        _, train_idx, val_idx = self.split()
         return Plan(
             n_train=len(train_idx),
             n_val=len(val_idx),
@@ -250,8 +256,7 @@ def _shape(t: Training, tokenizer: Any, config: Any, on_cuda: bool) -> _Shape:
         length_grouped_batches,
     )
 
-    prep = t._prepared()
-    train_idx, val_idx = t._split(prep)
+    prep, train_idx, val_idx = t.split()
     limit = _model_limit(SimpleNamespace(config=config), tokenizer)
     if t.args.max_length is None:
         full = tokenizer(prep.texts, add_special_tokens=True, truncation=False)["input_ids"]

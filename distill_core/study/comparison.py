@@ -482,9 +482,7 @@ def student_texts(ts: TrainingSet, args: TrainingArgs) -> StudentTexts:
     of a seed spread fits on the same ones): ``train()``'s own filters and validation split,
     as the job plans them (``timing.Training``). Raises TrainingError where ``train()`` would
     refuse the training."""
-    training = llm_training(ts, args)
-    prep = training._prepared()
-    train_idx, val_idx = training._split(prep)
+    prep, train_idx, val_idx = llm_training(ts, args).split()
     return StudentTexts(
         rows=[prep.rows[i] for i in train_idx],
         n_val=len(val_idx),
